@@ -1,0 +1,460 @@
+//! Configuration: a builder with the seed's defaults (PROTOCOL.md §6),
+//! validated when built.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::BoxError;
+
+/// The cookie `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent on top-level navigations and same-site requests. The default.
+    #[default]
+    Lax,
+    /// Sent on same-site requests only.
+    Strict,
+    /// Sent on cross-site requests too; requires `Secure`.
+    None,
+}
+
+impl SameSite {
+    /// The attribute value as it appears in `Set-Cookie`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// A user-supplied function that returns the access-token signing key.
+/// It is called every time a token is signed or verified, so it must be
+/// cheap (as the seed documents for `ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION`).
+pub type SigningKeyFn = Arc<dyn Fn() -> Result<Vec<u8>, BoxError> + Send + Sync>;
+
+/// Where the access-token signing key comes from.
+#[derive(Clone)]
+pub enum SigningKeySource {
+    /// Created on first use, stored in the database, replaced every
+    /// `update_interval` (agreed through the database). The default, 24 h.
+    Dynamic {
+        /// How long a key signs before it is replaced.
+        update_interval: Duration,
+    },
+    /// Created on first use, stored in the database, never rotated
+    /// automatically (the admin command can still rotate it).
+    Static,
+    /// Supplied by the application; overrides the stored key.
+    Function(SigningKeyFn),
+}
+
+impl fmt::Debug for SigningKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SigningKeySource::Dynamic { update_interval } => f
+                .debug_struct("Dynamic")
+                .field("update_interval", update_interval)
+                .finish(),
+            SigningKeySource::Static => f.write_str("Static"),
+            SigningKeySource::Function(_) => f.write_str("Function(<user function>)"),
+        }
+    }
+}
+
+/// Validated configuration. Build it with [`Config::builder`].
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) access_token_validity: Duration,
+    pub(crate) access_token_path: String,
+    pub(crate) signing_key: SigningKeySource,
+    pub(crate) accept_previous_signing_key: bool,
+    pub(crate) blacklisting: bool,
+    pub(crate) anti_csrf: bool,
+    pub(crate) refresh_token_validity: Duration,
+    pub(crate) refresh_path: String,
+    pub(crate) cookie_domain: Option<String>,
+    pub(crate) cookie_secure: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) session_expired_status: u16,
+    pub(crate) revoke_session_on_theft: bool,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("access_token_validity", &self.access_token_validity)
+            .field("access_token_path", &self.access_token_path)
+            .field("signing_key", &self.signing_key)
+            .field(
+                "accept_previous_signing_key",
+                &self.accept_previous_signing_key,
+            )
+            .field("blacklisting", &self.blacklisting)
+            .field("anti_csrf", &self.anti_csrf)
+            .field("refresh_token_validity", &self.refresh_token_validity)
+            .field("refresh_path", &self.refresh_path)
+            .field("cookie_domain", &self.cookie_domain)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("same_site", &self.same_site)
+            .field("session_expired_status", &self.session_expired_status)
+            .field("revoke_session_on_theft", &self.revoke_session_on_theft)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::builder().build().expect("the defaults are valid")
+    }
+}
+
+/// Bounds from the seed's configuration documentation.
+pub const ACCESS_TOKEN_VALIDITY_MIN: Duration = Duration::from_secs(10);
+/// See [`ACCESS_TOKEN_VALIDITY_MIN`].
+pub const ACCESS_TOKEN_VALIDITY_MAX: Duration = Duration::from_secs(86_400_000);
+/// The refresh-token validity must be at least an hour...
+pub const REFRESH_TOKEN_VALIDITY_MIN: Duration = Duration::from_secs(3600);
+/// ...and at most a year (365 × 24 h).
+pub const REFRESH_TOKEN_VALIDITY_MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The signing-key update interval must be at least an hour...
+pub const KEY_UPDATE_INTERVAL_MIN: Duration = Duration::from_secs(3600);
+/// ...and at most 720 hours.
+pub const KEY_UPDATE_INTERVAL_MAX: Duration = Duration::from_secs(720 * 3600);
+
+impl Config {
+    /// A builder holding the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            inner: Config {
+                access_token_validity: Duration::from_secs(3600),
+                access_token_path: "/".into(),
+                signing_key: SigningKeySource::Dynamic {
+                    update_interval: Duration::from_secs(24 * 3600),
+                },
+                accept_previous_signing_key: false,
+                blacklisting: false,
+                anti_csrf: true,
+                refresh_token_validity: Duration::from_secs(2400 * 3600),
+                refresh_path: "refresh/".into(),
+                cookie_domain: None,
+                cookie_secure: true,
+                same_site: SameSite::Lax,
+                session_expired_status: 401,
+                revoke_session_on_theft: true,
+                clock: Arc::new(SystemClock),
+            },
+            allow_short_validity: false,
+        }
+    }
+
+    /// Access-token lifetime.
+    pub fn access_token_validity(&self) -> Duration {
+        self.access_token_validity
+    }
+    /// Path attribute of the access-token and id-refresh-token cookies.
+    pub fn access_token_path(&self) -> &str {
+        &self.access_token_path
+    }
+    /// Path of the refresh API, which is also the refresh cookie's path.
+    /// Always starts with `/`.
+    pub fn refresh_path(&self) -> &str {
+        &self.refresh_path
+    }
+    /// Refresh-token (session) lifetime.
+    pub fn refresh_token_validity(&self) -> Duration {
+        self.refresh_token_validity
+    }
+    /// Whether the anti-CSRF token is issued and checked.
+    pub fn anti_csrf(&self) -> bool {
+        self.anti_csrf
+    }
+    /// Whether `get_session` checks the database for revocation.
+    pub fn blacklisting(&self) -> bool {
+        self.blacklisting
+    }
+    /// The HTTP status integrations answer with when a session must be
+    /// refreshed or is gone (default 401).
+    pub fn session_expired_status(&self) -> u16 {
+        self.session_expired_status
+    }
+    /// The cookie domain, if any (host-only cookies otherwise).
+    pub fn cookie_domain(&self) -> Option<&str> {
+        self.cookie_domain.as_deref()
+    }
+    /// Whether cookies carry `Secure`.
+    pub fn cookie_secure(&self) -> bool {
+        self.cookie_secure
+    }
+    /// The cookies' `SameSite`.
+    pub fn same_site(&self) -> SameSite {
+        self.same_site
+    }
+    /// Whether theft detection also revokes the session.
+    pub fn revoke_session_on_theft(&self) -> bool {
+        self.revoke_session_on_theft
+    }
+    /// The clock in use.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+}
+
+/// A configuration value that cannot work, with what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid Tessera configuration: {0}")]
+pub struct ConfigError(String);
+
+/// Builds a [`Config`]; every setter has a secure default.
+#[must_use]
+pub struct ConfigBuilder {
+    inner: Config,
+    allow_short_validity: bool,
+}
+
+impl ConfigBuilder {
+    /// Access-token lifetime (default 1 h; 10 s ..= 86 400 000 s).
+    pub fn with_access_token_validity(mut self, v: Duration) -> Self {
+        self.inner.access_token_validity = v;
+        self
+    }
+    /// Access-token cookie path (default `/`).
+    pub fn with_access_token_path(mut self, p: impl Into<String>) -> Self {
+        self.inner.access_token_path = p.into();
+        self
+    }
+    /// Signing-key source (default dynamic, rotated every 24 h).
+    pub fn with_signing_key(mut self, s: SigningKeySource) -> Self {
+        self.inner.signing_key = s;
+        self
+    }
+    /// Keep accepting access tokens signed with the previous key until they
+    /// expire (default off: the seed's behaviour, a key change causes
+    /// TryRefreshToken).
+    pub fn with_accept_previous_signing_key(mut self, on: bool) -> Self {
+        self.inner.accept_previous_signing_key = on;
+        self
+    }
+    /// Check every `get_session` against the database (default off).
+    pub fn with_blacklisting(mut self, on: bool) -> Self {
+        self.inner.blacklisting = on;
+        self
+    }
+    /// Issue and check the anti-CSRF token (default on).
+    pub fn with_anti_csrf(mut self, on: bool) -> Self {
+        self.inner.anti_csrf = on;
+        self
+    }
+    /// Refresh-token lifetime (default 2400 h; 1 h ..= 8760 h).
+    pub fn with_refresh_token_validity(mut self, v: Duration) -> Self {
+        self.inner.refresh_token_validity = v;
+        self
+    }
+    /// Path of the refresh API and of the refresh cookie (default `refresh/`,
+    /// the seed's, served as `/refresh/`). A path without a leading `/` gets
+    /// one, because browsers ignore a cookie `Path` that does not start with
+    /// `/`.
+    pub fn with_refresh_path(mut self, p: impl Into<String>) -> Self {
+        self.inner.refresh_path = p.into();
+        self
+    }
+    /// Cookie `Domain` (default none: host-only cookies).
+    pub fn with_cookie_domain(mut self, d: Option<String>) -> Self {
+        self.inner.cookie_domain = d;
+        self
+    }
+    /// Cookie `Secure` (default on). Turn off only for plain-HTTP development.
+    pub fn with_cookie_secure(mut self, on: bool) -> Self {
+        self.inner.cookie_secure = on;
+        self
+    }
+    /// Cookie `SameSite` (default `Lax`; `None` requires `Secure`).
+    pub fn with_same_site(mut self, s: SameSite) -> Self {
+        self.inner.same_site = s;
+        self
+    }
+    /// Status for Unauthorized / TryRefreshToken / theft (default 401; 4xx).
+    pub fn with_session_expired_status(mut self, s: u16) -> Self {
+        self.inner.session_expired_status = s;
+        self
+    }
+    /// Revoke the session when refresh-token reuse is detected (default on).
+    pub fn with_revoke_session_on_theft(mut self, on: bool) -> Self {
+        self.inner.revoke_session_on_theft = on;
+        self
+    }
+    /// The clock (default the system clock).
+    pub fn with_clock(mut self, c: Arc<dyn Clock>) -> Self {
+        self.inner.clock = c;
+        self
+    }
+    /// Lifts the lower bounds on access-token validity (10 s), refresh-token
+    /// validity (1 h) and key interval (1 h), for end-to-end tests that want
+    /// tokens to expire within seconds. Never use it in production.
+    pub fn danger_allow_short_validity_for_tests(mut self) -> Self {
+        self.allow_short_validity = true;
+        self
+    }
+
+    /// Validates and returns the configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let mut c = self.inner;
+        let short = self.allow_short_validity;
+        let secs = |d: Duration| d.as_secs_f64();
+        let atv = c.access_token_validity;
+        if (!short && atv < ACCESS_TOKEN_VALIDITY_MIN)
+            || atv > ACCESS_TOKEN_VALIDITY_MAX
+            || atv.is_zero()
+        {
+            return Err(ConfigError(format!(
+                "access-token validity is {} s; set it between 10 s and 86400000 s",
+                secs(atv)
+            )));
+        }
+        let rtv = c.refresh_token_validity;
+        if (!short && rtv < REFRESH_TOKEN_VALIDITY_MIN)
+            || rtv > REFRESH_TOKEN_VALIDITY_MAX
+            || rtv.is_zero()
+        {
+            return Err(ConfigError(format!(
+                "refresh-token validity is {} h; set it between 1 h and 8760 h (365 days)",
+                secs(rtv) / 3600.0
+            )));
+        }
+        if rtv < atv {
+            return Err(ConfigError(
+                "refresh-token validity is shorter than access-token validity; make it at least as long".into(),
+            ));
+        }
+        if let SigningKeySource::Dynamic { update_interval } = c.signing_key {
+            if (!short && update_interval < KEY_UPDATE_INTERVAL_MIN)
+                || update_interval > KEY_UPDATE_INTERVAL_MAX
+                || update_interval.is_zero()
+            {
+                return Err(ConfigError(format!(
+                    "signing-key update interval is {} h; set it between 1 h and 720 h",
+                    secs(update_interval) / 3600.0
+                )));
+            }
+        }
+        if c.same_site == SameSite::None && !c.cookie_secure {
+            return Err(ConfigError(
+                "SameSite=None requires Secure cookies (browsers reject them otherwise); \
+                 enable cookie_secure or choose SameSite Lax/Strict"
+                    .into(),
+            ));
+        }
+        if !(400..=499).contains(&c.session_expired_status) {
+            return Err(ConfigError(format!(
+                "session-expired status {} is not a 4xx status; use e.g. 401 (the default) or 440",
+                c.session_expired_status
+            )));
+        }
+        c.access_token_path = normalize_path(&c.access_token_path, "access-token path")?;
+        c.refresh_path = normalize_path(&c.refresh_path, "refresh path")?;
+        if let Some(d) = &c.cookie_domain {
+            if d.is_empty()
+                || d.contains("://")
+                || d.contains(':')
+                || d.contains('/')
+                || !is_cookie_attr_safe(d)
+            {
+                return Err(ConfigError(format!(
+                    "cookie domain {d:?} is not a bare domain; give e.g. \"example.com\" without scheme, port or path"
+                )));
+            }
+        }
+        Ok(c)
+    }
+}
+
+fn is_cookie_attr_safe(s: &str) -> bool {
+    s.bytes()
+        .all(|b| (0x21..0x7f).contains(&b) && b != b';' && b != b',')
+}
+
+fn normalize_path(p: &str, what: &str) -> Result<String, ConfigError> {
+    if !is_cookie_attr_safe(p) {
+        return Err(ConfigError(format!(
+            "{what} {p:?} contains characters not allowed in a cookie path (spaces, ';', ',' or control characters)"
+        )));
+    }
+    Ok(if p.starts_with('/') {
+        p.to_owned()
+    } else {
+        format!("/{p}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let c = Config::default();
+        assert_eq!(c.access_token_validity, Duration::from_secs(3600));
+        assert_eq!(c.refresh_token_validity, Duration::from_secs(2400 * 3600));
+        assert_eq!(c.access_token_path, "/");
+        assert_eq!(c.refresh_path, "/refresh/");
+        assert!(c.anti_csrf && c.cookie_secure && !c.blacklisting);
+        assert!(c.cookie_domain.is_none());
+        assert_eq!(c.session_expired_status, 401);
+        assert!(matches!(
+            c.signing_key,
+            SigningKeySource::Dynamic { update_interval } if update_interval == Duration::from_secs(86400)
+        ));
+    }
+
+    #[test]
+    fn invalid_values_are_refused_with_advice() {
+        let e = Config::builder()
+            .with_same_site(SameSite::None)
+            .with_cookie_secure(false)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("SameSite=None requires Secure"));
+        let e = Config::builder()
+            .with_access_token_validity(Duration::from_secs(5))
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("between 10 s"));
+        let e = Config::builder()
+            .with_refresh_token_validity(Duration::from_secs(366 * 24 * 3600))
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("8760 h"));
+        let e = Config::builder()
+            .with_signing_key(SigningKeySource::Dynamic {
+                update_interval: Duration::from_secs(721 * 3600),
+            })
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("720 h"));
+        let e = Config::builder()
+            .with_session_expired_status(200)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("4xx"));
+        let e = Config::builder()
+            .with_cookie_domain(Some("https://x.com".into()))
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("bare domain"));
+        assert!(Config::builder()
+            .with_same_site(SameSite::None)
+            .build()
+            .is_ok());
+    }
+
+    #[test]
+    fn short_validity_needs_the_danger_switch() {
+        let b = || Config::builder().with_access_token_validity(Duration::from_secs(2));
+        assert!(b().build().is_err());
+        assert!(b().danger_allow_short_validity_for_tests().build().is_ok());
+    }
+}

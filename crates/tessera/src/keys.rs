@@ -1,0 +1,266 @@
+//! Access-token signing keys and the refresh-token key (PROTOCOL.md §5).
+//!
+//! The signing keys are cached in an [`ArcSwap`] so that `get_session` reads
+//! them without a lock or a database call. The cache is reloaded through
+//! [`Store::signing_keys`] (which takes the database row lock and rotates
+//! there if the key is due) when:
+//!
+//! * the current key's rotation time has come (dynamic keys): all instances
+//!   read the same `created_at` from the database, so they switch together,
+//!   and the row lock makes exactly one of them write the new key;
+//! * [`KEY_RECHECK_INTERVAL`] has passed since the last load, so a rotation
+//!   forced by an operator reaches every instance within that time;
+//! * a token names a key id this instance does not know (another instance
+//!   rotated first); at most once per [`UNKNOWN_KID_RELOAD_GAP_MS`], so
+//!   forged tokens cannot make us hammer the database.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, SigningKeyFn, SigningKeySource};
+use crate::crypto::random_array;
+use crate::error::{Error, Result};
+use crate::store::{SigningKeys, Store, StoredKey, REFRESH_TOKEN_KEY_NAME};
+use crate::tokens::{RefreshKey, SigningKey};
+
+/// How long a loaded key set is trusted before the database is asked again.
+pub const KEY_RECHECK_INTERVAL: Duration = Duration::from_secs(60);
+const UNKNOWN_KID_RELOAD_GAP_MS: i64 = 1000;
+
+/// The keys an instance verifies with.
+#[derive(Debug)]
+pub(crate) struct KeyRing {
+    pub(crate) current: Arc<SigningKey>,
+    /// The previous key and until when tokens signed with it are accepted.
+    pub(crate) previous: Option<(Arc<SigningKey>, i64)>,
+    /// When to ask the database again.
+    pub(crate) next_check_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reload {
+    /// Only if the cached ring is due for a check.
+    IfDue,
+    /// Unconditionally (a token named a key id we do not hold).
+    Always,
+    /// Unconditionally, and rotate the key.
+    Rotate,
+}
+
+pub(crate) struct KeyManager {
+    store: Arc<dyn Store>,
+    source: SigningKeySource,
+    accept_previous: bool,
+    access_validity_ms: i64,
+    ring: ArcSwap<KeyRing>,
+    reload: tokio::sync::Mutex<()>,
+    last_unknown_kid_reload_ms: AtomicI64,
+    pub(crate) refresh_key: RefreshKey,
+}
+
+impl std::fmt::Debug for KeyManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyManager")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+fn new_key(now_ms: i64) -> Result<StoredKey> {
+    Ok(StoredKey {
+        value: random_array::<32>()?.to_vec(),
+        created_at_ms: now_ms,
+    })
+}
+
+fn bad_key() -> Error {
+    Error::general("a stored key is not a usable key (empty or wrong length)")
+}
+
+impl KeyManager {
+    pub(crate) async fn new(config: &Config, store: Arc<dyn Store>) -> Result<Self> {
+        let now = config.clock.now_ms();
+        let refresh = store
+            .get_or_create_key(REFRESH_TOKEN_KEY_NAME, &new_key(now)?)
+            .await?;
+        let refresh_key = RefreshKey::new(&refresh.value).ok_or_else(bad_key)?;
+        let (ring, _) = Self::fetch(
+            &*store,
+            &config.signing_key,
+            config.accept_previous_signing_key,
+            config.access_token_validity.as_millis() as i64,
+            now,
+            false,
+        )
+        .await?;
+        Ok(KeyManager {
+            store,
+            source: config.signing_key.clone(),
+            accept_previous: config.accept_previous_signing_key,
+            access_validity_ms: config.access_token_validity.as_millis() as i64,
+            ring: ArcSwap::from_pointee(ring),
+            reload: tokio::sync::Mutex::new(()),
+            last_unknown_kid_reload_ms: AtomicI64::new(i64::MIN),
+            refresh_key,
+        })
+    }
+
+    /// Reads (and, if due or forced, rotates) the keys under the database lock.
+    async fn fetch(
+        store: &dyn Store,
+        source: &SigningKeySource,
+        accept_previous: bool,
+        access_validity_ms: i64,
+        now: i64,
+        force_rotate: bool,
+    ) -> Result<(KeyRing, SigningKeys)> {
+        let interval_ms = match source {
+            SigningKeySource::Dynamic { update_interval } => {
+                Some(update_interval.as_millis() as i64)
+            }
+            _ => None,
+        };
+        let candidate = new_key(now)?;
+        let decide = |stored: &SigningKeys| {
+            let due =
+                interval_ms.is_some_and(|i| now >= stored.current.created_at_ms.saturating_add(i));
+            (force_rotate || due).then(|| SigningKeys {
+                current: candidate.clone(),
+                previous: Some(stored.current.clone()),
+            })
+        };
+        let stored = store.signing_keys(&candidate, &decide).await?;
+        let current = Arc::new(
+            SigningKey::new(&stored.current.value, stored.current.created_at_ms)
+                .ok_or_else(bad_key)?,
+        );
+        // Tokens signed with the previous key were all issued before the
+        // current key took over, so they expire within one access-token
+        // validity of that moment.
+        let previous = match (&stored.previous, accept_previous) {
+            (Some(p), true) => {
+                let until = stored
+                    .current
+                    .created_at_ms
+                    .saturating_add(access_validity_ms);
+                (now < until)
+                    .then(|| {
+                        SigningKey::new(&p.value, p.created_at_ms).map(|k| (Arc::new(k), until))
+                    })
+                    .flatten()
+            }
+            _ => None,
+        };
+        let mut next_check = now.saturating_add(KEY_RECHECK_INTERVAL.as_millis() as i64);
+        if let Some(i) = interval_ms {
+            next_check = next_check.min(stored.current.created_at_ms.saturating_add(i).max(now));
+        }
+        if let Some((_, until)) = &previous {
+            next_check = next_check.min(*until);
+        }
+        Ok((
+            KeyRing {
+                current,
+                previous,
+                next_check_ms: next_check,
+            },
+            stored,
+        ))
+    }
+
+    fn user_fn(&self) -> Option<&SigningKeyFn> {
+        match &self.source {
+            SigningKeySource::Function(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The key ring to sign and verify with at `now`, reloading it first if it
+    /// is due. With a user key function, the function's key is the only key.
+    pub(crate) async fn ring(&self, now: i64) -> Result<Arc<KeyRing>> {
+        if let Some(f) = self.user_fn() {
+            return self.ring_from_user_fn(f, now);
+        }
+        let ring = self.ring.load_full();
+        if now < ring.next_check_ms {
+            return Ok(ring);
+        }
+        self.reload(now, Reload::IfDue).await
+    }
+
+    fn ring_from_user_fn(&self, f: &SigningKeyFn, now: i64) -> Result<Arc<KeyRing>> {
+        let raw = f().map_err(|e| Error::General {
+            message: "the user-supplied signing-key function failed".into(),
+            source: Some(e),
+        })?;
+        let ring = self.ring.load_full();
+        if ring.current.same_raw(&raw) {
+            return Ok(ring);
+        }
+        let key = SigningKey::new(&raw, now)
+            .ok_or_else(|| Error::general("the user-supplied signing key is empty"))?;
+        let ring = Arc::new(KeyRing {
+            current: Arc::new(key),
+            previous: None,
+            next_check_ms: i64::MAX,
+        });
+        self.ring.store(ring.clone());
+        Ok(ring)
+    }
+
+    /// Reloads after a token named a key id we do not hold. Returns the new
+    /// ring if a reload happened (rate-limited), `None` otherwise.
+    pub(crate) async fn reload_for_unknown_kid(&self, now: i64) -> Result<Option<Arc<KeyRing>>> {
+        if self.user_fn().is_some() {
+            return Ok(None);
+        }
+        let last = self.last_unknown_kid_reload_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < UNKNOWN_KID_RELOAD_GAP_MS
+            || self
+                .last_unknown_kid_reload_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(None);
+        }
+        self.reload(now, Reload::Always).await.map(Some)
+    }
+
+    /// Rotates the signing key now, whatever its age (admin command). Other
+    /// instances follow within [`KEY_RECHECK_INTERVAL`], or at once when they
+    /// see a token signed with the new key.
+    pub(crate) async fn force_rotate(&self, now: i64) -> Result<()> {
+        if self.user_fn().is_some() {
+            return Err(Error::general(
+                "the signing key comes from a user function; rotate it there",
+            ));
+        }
+        self.reload(now, Reload::Rotate).await.map(|_| ())
+    }
+
+    async fn reload(&self, now: i64, mode: Reload) -> Result<Arc<KeyRing>> {
+        let _guard = self.reload.lock().await;
+        if mode == Reload::IfDue {
+            // Another task may have reloaded while we waited for the lock.
+            let ring = self.ring.load_full();
+            if now < ring.next_check_ms {
+                return Ok(ring);
+            }
+        }
+        let (ring, _) = Self::fetch(
+            &*self.store,
+            &self.source,
+            self.accept_previous,
+            self.access_validity_ms,
+            now,
+            mode == Reload::Rotate,
+        )
+        .await?;
+        let ring = Arc::new(ring);
+        self.ring.store(ring.clone());
+        Ok(ring)
+    }
+}

@@ -1,0 +1,76 @@
+//! # Tessera core
+//!
+//! The framework-free heart of Tessera: the session system of SuperTokens'
+//! "ref-jwt" generation (short-lived JWT access tokens, rotating refresh
+//! tokens with theft detection, an id-refresh token, an anti-CSRF token),
+//! written to the behaviour contract in `PROTOCOL.md`.
+//!
+//! ## Design
+//!
+//! * **[`SessionManager`]** holds the [`Config`], a [`Store`] and the cached
+//!   signing keys. Its methods are the seed's API: `create_new_session`,
+//!   `get_session`, `refresh_session`, the by-handle and by-user calls and
+//!   `set_headers_for_options_api`.
+//! * **Input and output are `http` types** behind two small traits,
+//!   [`RequestSource`] (cookies and headers of the request) and
+//!   [`ResponseSink`] (cookies and headers to set). `http::HeaderMap`
+//!   implements both, so an adapter for any framework is a few lines.
+//! * **`get_session` is a pure computation** in the common case: split the
+//!   cookie, compare the JWT header with the key's, one HMAC-SHA256, parse
+//!   the claims, compare the anti-CSRF token. The database is touched only
+//!   with blacklisting on, or once per refresh to promote the new refresh
+//!   token (a compare-and-set on the row).
+//! * **Stores are small**: one short transaction per method; the protocol's
+//!   decisions stay here. See [`Store`] and the `tessera-sqlx` crate.
+//! * **Keys** come from the OS CSPRNG, live in the database, and rotate by
+//!   agreement through a database row lock. Time comes from a [`Clock`].
+//!
+//! ## Example
+//!
+//! ```no_run
+//! # async fn demo(store: impl tessera::Store) -> tessera::Result<()> {
+//! use http::HeaderMap;
+//! use tessera::{Config, SessionManager};
+//!
+//! let manager = SessionManager::new(Config::default(), store).await?;
+//! let mut response = HeaderMap::new();
+//! let session = manager
+//!     .create_new_session(&mut response, "alice", serde_json::json!({"role": "admin"}), serde_json::json!(null))
+//!     .await?;
+//! assert_eq!(session.user_id(), &tessera::UserId::from("alice"));
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod clock;
+mod config;
+mod crypto;
+mod error;
+mod http_io;
+mod keys;
+mod manager;
+mod session;
+mod store;
+mod tokens;
+mod user_id;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    Config, ConfigBuilder, ConfigError, SameSite, SigningKeyFn, SigningKeySource,
+    ACCESS_TOKEN_VALIDITY_MAX, ACCESS_TOKEN_VALIDITY_MIN, KEY_UPDATE_INTERVAL_MAX,
+    KEY_UPDATE_INTERVAL_MIN, REFRESH_TOKEN_VALIDITY_MAX, REFRESH_TOKEN_VALIDITY_MIN,
+};
+pub use crypto::sha256_hex;
+pub use error::{BoxError, Error, Result};
+pub use http_io::{
+    find_cookie, http_date, CookieSpec, RequestSource, ResponseSink, ACCESS_TOKEN_COOKIE,
+    ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_HEADER, REFRESH_TOKEN_COOKIE,
+};
+pub use keys::KEY_RECHECK_INTERVAL;
+pub use manager::{set_headers_for_options_api, SessionManager};
+pub use session::Session;
+pub use store::{
+    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreError,
+    StoreResult, StoredKey, REFRESH_TOKEN_KEY_NAME,
+};
+pub use user_id::{UserId, MAX_USER_ID_STORAGE_LEN};

@@ -1,0 +1,635 @@
+//! The session operations of PROTOCOL.md §3.
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::crypto::{ct_eq, random_handle, random_token, sha256_hex};
+use crate::error::{Error, Result};
+use crate::http_io::{
+    CookieSpec, RequestSource, ResponseSink, ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER,
+    ID_REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_HEADER, REFRESH_TOKEN_COOKIE,
+};
+use crate::keys::{KeyManager, KeyRing};
+use crate::session::Session;
+use crate::store::{NewSession, SessionSummary, Store};
+use crate::tokens::{
+    decode_claims, header_kid, open_refresh_token, seal_refresh_token, sign_access_token,
+    signature_valid, split_token, ClaimsIn, ClaimsOut, SigningKey, SplitToken,
+};
+use crate::user_id::{UserId, MAX_USER_ID_STORAGE_LEN};
+
+const EXPOSE_HEADERS: &str = "access-control-expose-headers";
+
+/// The entry point: holds the configuration, the store and the cached keys.
+/// Cheap to clone (one `Arc`); share one per process.
+#[derive(Clone)]
+pub struct SessionManager {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) keys: KeyManager,
+}
+
+impl std::fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `H(x)` of the protocol, on hex text: `sha256_hex`.
+fn h(x: &str) -> String {
+    sha256_hex(x.as_bytes())
+}
+
+fn secs_to_ms(d: std::time::Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+impl SessionManager {
+    /// Creates a manager over `store`. Loads (creating on first use) the
+    /// refresh-token key and the signing keys, so it fails early with a
+    /// General error if the database is unreachable.
+    pub async fn new(config: Config, store: impl Store) -> Result<Self> {
+        Self::with_shared_store(config, Arc::new(store)).await
+    }
+
+    /// Like [`SessionManager::new`] for a store that is already shared.
+    pub async fn with_shared_store(config: Config, store: Arc<dyn Store>) -> Result<Self> {
+        let keys = KeyManager::new(&config, store.clone()).await?;
+        Ok(SessionManager {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                keys,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.config.clock.now_ms()
+    }
+
+    // -- create -------------------------------------------------------------
+
+    /// Starts a session for `user_id`: a row in the store, then the three
+    /// cookies, the `id-refresh-token` header and (if enabled) the
+    /// `anti-csrf` header on `response`.
+    pub async fn create_new_session(
+        &self,
+        response: &mut (impl ResponseSink + ?Sized),
+        user_id: impl Into<UserId>,
+        jwt_payload: Value,
+        session_info: Value,
+    ) -> Result<Session> {
+        let user_id = user_id.into();
+        let uid_storage = user_id.to_storage();
+        if uid_storage.len() > MAX_USER_ID_STORAGE_LEN {
+            return Err(Error::general(format!(
+                "user id is too long ({} bytes stored, at most {MAX_USER_ID_STORAGE_LEN})",
+                uid_storage.len()
+            )));
+        }
+        let cfg = &self.inner.config;
+        let now = self.now();
+        let handle = random_handle()?;
+        let refresh = seal_refresh_token(&self.inner.keys.refresh_key, &handle, &user_id, None)?;
+        let payload = RawValue::from_string(jwt_payload.to_string())
+            .map_err(|_| Error::general("JWT payload is not serialisable JSON"))?;
+        let info = session_info.to_string();
+        let expires_at = now.saturating_add(secs_to_ms(cfg.refresh_token_validity));
+        let ring = self.inner.keys.ring(now).await?;
+        let csrf = if cfg.anti_csrf {
+            Some(random_token()?)
+        } else {
+            None
+        };
+        let refresh_hash_1 = h(&refresh);
+        let (access, access_exp) = self.sign(
+            &ring.current,
+            &handle,
+            &user_id,
+            &refresh_hash_1,
+            None,
+            csrf.as_deref(),
+            &payload,
+            now,
+        )?;
+        self.inner
+            .store
+            .insert_session(&NewSession {
+                session_handle: &handle,
+                user_id: &user_id,
+                refresh_token_hash_2: &h(&refresh_hash_1),
+                session_info: &info,
+                jwt_payload: payload.get(),
+                created_at_ms: now,
+                expires_at_ms: expires_at,
+            })
+            .await?;
+        // Only after the row is committed do we hand out tokens.
+        self.write_tokens(
+            response,
+            &access,
+            access_exp,
+            Some((&refresh, expires_at)),
+            csrf.as_deref(),
+        )?;
+        Ok(Session::new(
+            self.clone(),
+            handle,
+            user_id,
+            payload,
+            access_exp,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sign(
+        &self,
+        key: &SigningKey,
+        handle: &str,
+        user_id: &UserId,
+        rt: &str,
+        prt: Option<&str>,
+        csrf: Option<&str>,
+        payload: &RawValue,
+        now: i64,
+    ) -> Result<(String, i64)> {
+        let exp_ms = now.saturating_add(secs_to_ms(self.inner.config.access_token_validity));
+        // JWT times are whole seconds (RFC 7519); round expiry down so the
+        // token never outlives its configured validity.
+        let exp = exp_ms.div_euclid(1000);
+        let token = sign_access_token(
+            key,
+            &ClaimsOut {
+                sh: handle,
+                uid: user_id,
+                rt,
+                prt,
+                csrf,
+                pld: payload,
+                iat: now.div_euclid(1000),
+                exp,
+            },
+        )?;
+        Ok((token, exp * 1000))
+    }
+
+    /// Sets the access-token cookie and, when given, the refresh-token and
+    /// id-refresh-token cookies, the `id-refresh-token` header and the
+    /// `anti-csrf` header.
+    fn write_tokens(
+        &self,
+        response: &mut (impl ResponseSink + ?Sized),
+        access: &str,
+        access_exp_ms: i64,
+        refresh: Option<(&str, i64)>,
+        csrf: Option<&str>,
+    ) -> Result<()> {
+        let cfg = &self.inner.config;
+        response.set_cookie(self.cookie(ACCESS_TOKEN_COOKIE, access.to_owned(), access_exp_ms));
+        if let Some((refresh, refresh_exp)) = refresh {
+            response.set_cookie(self.cookie(REFRESH_TOKEN_COOKIE, refresh.to_owned(), refresh_exp));
+            let id_refresh = random_token()?;
+            response.set_cookie(self.cookie(
+                ID_REFRESH_TOKEN_COOKIE,
+                id_refresh.clone(),
+                refresh_exp,
+            ));
+            response.set_header(
+                ID_REFRESH_TOKEN_HEADER,
+                &format!("{id_refresh};{refresh_exp}"),
+            );
+            response.append_to_list_header(EXPOSE_HEADERS, ID_REFRESH_TOKEN_HEADER);
+        }
+        if let (Some(csrf), true) = (csrf, cfg.anti_csrf) {
+            response.set_header(ANTI_CSRF_HEADER, csrf);
+            response.append_to_list_header(EXPOSE_HEADERS, ANTI_CSRF_HEADER);
+        }
+        Ok(())
+    }
+
+    fn cookie(&self, name: &'static str, value: String, expires_ms: i64) -> CookieSpec {
+        let cfg = &self.inner.config;
+        let (path, http_only, secure) = match name {
+            REFRESH_TOKEN_COOKIE => (&cfg.refresh_path, true, cfg.cookie_secure),
+            ACCESS_TOKEN_COOKIE => (&cfg.access_token_path, true, cfg.cookie_secure),
+            // The front end must read it, and the seed sends it without Secure.
+            _ => (&cfg.access_token_path, false, false),
+        };
+        // SameSite=None is only valid with Secure; the id-refresh cookie is
+        // never Secure (the seed's rule), so it falls back to Lax then.
+        let same_site = if !secure && cfg.same_site == crate::SameSite::None {
+            crate::SameSite::Lax
+        } else {
+            cfg.same_site
+        };
+        CookieSpec {
+            name,
+            value,
+            expires_ms,
+            path: path.clone(),
+            domain: cfg.cookie_domain.clone(),
+            secure,
+            http_only,
+            same_site,
+        }
+    }
+
+    /// Clears the three session cookies (empty value, expiry in 1970, same
+    /// path and domain) and sends `id-refresh-token: remove`.
+    pub fn clear_session_cookies(&self, response: &mut (impl ResponseSink + ?Sized)) {
+        for name in [
+            ACCESS_TOKEN_COOKIE,
+            REFRESH_TOKEN_COOKIE,
+            ID_REFRESH_TOKEN_COOKIE,
+        ] {
+            response.set_cookie(self.cookie(name, String::new(), 0));
+        }
+        response.set_header(ID_REFRESH_TOKEN_HEADER, "remove");
+        response.append_to_list_header(EXPOSE_HEADERS, ID_REFRESH_TOKEN_HEADER);
+    }
+
+    fn unauthorized(
+        &self,
+        response: &mut (impl ResponseSink + ?Sized),
+        reason: &'static str,
+    ) -> Error {
+        self.clear_session_cookies(response);
+        Error::unauthorized(reason)
+    }
+
+    // -- verify -------------------------------------------------------------
+
+    /// Verifies the session of a request (PROTOCOL.md §3 get_session). Needs
+    /// no database access unless blacklisting is on or this is the first use
+    /// of an access token issued by a refresh. `enable_csrf_protection` is
+    /// ignored (treated as false) when anti-CSRF is disabled in the config.
+    pub async fn get_session(
+        &self,
+        request: &(impl RequestSource + ?Sized),
+        response: &mut (impl ResponseSink + ?Sized),
+        enable_csrf_protection: bool,
+    ) -> Result<Session> {
+        if request.cookie(ID_REFRESH_TOKEN_COOKIE).is_none() {
+            return Err(self.unauthorized(response, "no id-refresh-token cookie"));
+        }
+        let Some(token) = request.cookie(ACCESS_TOKEN_COOKIE) else {
+            return Err(Error::try_refresh("no access-token cookie"));
+        };
+        let now = self.now();
+        let split = split_token(token).ok_or(Error::try_refresh("malformed access token"))?;
+        let ring = self.inner.keys.ring(now).await?;
+        let (ring, key_ok) = match self.check_signature(&ring, &split, now) {
+            Some(ok) => (ring, ok),
+            // A key id we do not know: another instance may have rotated.
+            None if header_kid(split.header).is_some() => {
+                match self.inner.keys.reload_for_unknown_kid(now).await? {
+                    Some(r) => {
+                        let ok = self.check_signature(&r, &split, now).unwrap_or(false);
+                        (r, ok)
+                    }
+                    None => (ring, false),
+                }
+            }
+            None => (ring, false),
+        };
+        if !key_ok {
+            return Err(Error::try_refresh(
+                "access token signature or key is not valid",
+            ));
+        }
+        let bytes = decode_claims(split.claims).ok_or(Error::try_refresh("malformed claims"))?;
+        let claims: ClaimsIn<'_> =
+            serde_json::from_slice(&bytes).map_err(|_| Error::try_refresh("malformed claims"))?;
+        if now >= claims.exp.saturating_mul(1000) {
+            return Err(Error::try_refresh("access token expired"));
+        }
+        let cfg = &self.inner.config;
+        if enable_csrf_protection && cfg.anti_csrf {
+            let ok = match (request.header(ANTI_CSRF_HEADER), claims.csrf) {
+                (Some(sent), Some(expected)) => ct_eq(sent, expected.as_bytes()),
+                _ => false,
+            };
+            if !ok {
+                return Err(Error::try_refresh("anti-CSRF check failed"));
+            }
+        }
+        if cfg.blacklisting && !self.inner.store.session_is_live(claims.sh, now).await? {
+            return Err(self.unauthorized(response, "session revoked"));
+        }
+        let payload: Box<RawValue> = claims.pld.to_owned();
+        let Some(prt) = claims.prt else {
+            return Ok(Session::new(
+                self.clone(),
+                claims.sh.to_owned(),
+                claims.uid,
+                payload,
+                claims.exp * 1000,
+            ));
+        };
+        // First use of an access token issued by a refresh: promote its
+        // refresh token to be the committed one (compare-and-set).
+        let rt_hash_2 = h(claims.rt);
+        let promoted = self
+            .inner
+            .store
+            .compare_and_set_refresh_hash(
+                claims.sh,
+                &h(prt),
+                &rt_hash_2,
+                now.saturating_add(secs_to_ms(cfg.refresh_token_validity)),
+                now,
+            )
+            .await?;
+        if !promoted {
+            match self.inner.store.load_session(claims.sh).await? {
+                Some(row)
+                    if row.expires_at_ms > now
+                        && ct_eq(row.refresh_token_hash_2.as_bytes(), rt_hash_2.as_bytes()) => {}
+                Some(_) => return Err(self.unauthorized(response, "access token superseded")),
+                None => return Err(self.unauthorized(response, "session not found")),
+            }
+        }
+        let (access, access_exp) = self.sign(
+            &ring.current,
+            claims.sh,
+            &claims.uid,
+            claims.rt,
+            None,
+            claims.csrf,
+            &payload,
+            now,
+        )?;
+        self.write_tokens(response, &access, access_exp, None, None)?;
+        Ok(Session::new(
+            self.clone(),
+            claims.sh.to_owned(),
+            claims.uid,
+            payload,
+            access_exp,
+        ))
+    }
+
+    /// `Some(valid)` if the token's header names a key in `ring` (current, or
+    /// previous while it is still accepted); `None` if it names none.
+    fn check_signature(&self, ring: &KeyRing, t: &SplitToken<'_>, now: i64) -> Option<bool> {
+        if t.header == ring.current.header_b64.as_bytes() {
+            return Some(signature_valid(&ring.current, t));
+        }
+        match &ring.previous {
+            Some((prev, until)) if t.header == prev.header_b64.as_bytes() => {
+                Some(now < *until && signature_valid(prev, t))
+            }
+            _ => None,
+        }
+    }
+
+    // -- refresh ------------------------------------------------------------
+
+    /// Rotates the refresh token (PROTOCOL.md §3 refresh_session): issues a
+    /// child refresh token, a new access token, anti-CSRF token and id
+    /// refresh token. Reuse of a superseded refresh token is theft.
+    pub async fn refresh_session(
+        &self,
+        request: &(impl RequestSource + ?Sized),
+        response: &mut (impl ResponseSink + ?Sized),
+    ) -> Result<Session> {
+        let (Some(token), Some(_)) = (
+            request.cookie(REFRESH_TOKEN_COOKIE),
+            request.cookie(ID_REFRESH_TOKEN_COOKIE),
+        ) else {
+            return Err(self.unauthorized(response, "refresh or id-refresh-token cookie missing"));
+        };
+        let Some(contents) = open_refresh_token(&self.inner.keys.refresh_key, token) else {
+            return Err(self.unauthorized(response, "refresh token cannot be opened"));
+        };
+        // The cookie opened, so it is our base64url text.
+        let token = std::str::from_utf8(token).map_err(|_| Error::general("unreachable"))?;
+        let cfg = &self.inner.config;
+        let store = &self.inner.store;
+        let handle = contents.session_handle.as_str();
+        let r_hash_1 = h(token);
+        let r_hash_2 = h(&r_hash_1);
+        let parent_hash_2 = contents.parent_hash_1.as_deref().map(h);
+        // At most a few rounds: a lost compare-and-set means someone else
+        // changed the row, and the next read decides.
+        for _ in 0..4 {
+            let now = self.now();
+            let row = match store.load_session(handle).await? {
+                Some(row) if row.expires_at_ms > now && row.user_id == contents.user_id => row,
+                _ => return Err(self.unauthorized(response, "session expired or revoked")),
+            };
+            let committed = row.refresh_token_hash_2.as_bytes();
+            let mut expires_at = row.expires_at_ms;
+            if ct_eq(committed, r_hash_2.as_bytes()) {
+                // R is the committed token: issue a child; the row is unchanged.
+            } else if parent_hash_2
+                .as_deref()
+                .is_some_and(|p| ct_eq(committed, p.as_bytes()))
+            {
+                // R is an unpromoted child of the committed token: promote it.
+                expires_at = now.saturating_add(secs_to_ms(cfg.refresh_token_validity));
+                if !store
+                    .compare_and_set_refresh_hash(
+                        handle,
+                        &row.refresh_token_hash_2,
+                        &r_hash_2,
+                        expires_at,
+                        now,
+                    )
+                    .await?
+                {
+                    continue;
+                }
+            } else {
+                self.clear_session_cookies(response);
+                if cfg.revoke_session_on_theft {
+                    store.delete_session(handle).await?;
+                }
+                tracing::warn!(
+                    session_handle = handle,
+                    "refresh token reuse: token theft detected"
+                );
+                return Err(Error::TokenTheftDetected {
+                    user_id: row.user_id,
+                    session_handle: row.session_handle,
+                });
+            }
+            let payload = RawValue::from_string(row.jwt_payload)
+                .map_err(|_| Error::general("stored JWT payload is not JSON"))?;
+            let child = seal_refresh_token(
+                &self.inner.keys.refresh_key,
+                handle,
+                &row.user_id,
+                Some(&r_hash_1),
+            )?;
+            let csrf = if cfg.anti_csrf {
+                Some(random_token()?)
+            } else {
+                None
+            };
+            let ring = self.inner.keys.ring(now).await?;
+            let (access, access_exp) = self.sign(
+                &ring.current,
+                handle,
+                &row.user_id,
+                &h(&child),
+                Some(&r_hash_1),
+                csrf.as_deref(),
+                &payload,
+                now,
+            )?;
+            self.write_tokens(
+                response,
+                &access,
+                access_exp,
+                Some((&child, expires_at)),
+                csrf.as_deref(),
+            )?;
+            return Ok(Session::new(
+                self.clone(),
+                row.session_handle,
+                row.user_id,
+                payload,
+                access_exp,
+            ));
+        }
+        Err(Error::general(
+            "refresh lost the race for the session row too many times",
+        ))
+    }
+
+    // -- by handle / by user ------------------------------------------------
+
+    /// Session info of a live session; missing or expired → Unauthorized (no
+    /// cookie handling).
+    pub async fn get_session_info(&self, session_handle: &str) -> Result<Value> {
+        let text = self
+            .inner
+            .store
+            .get_session_info(session_handle, self.now())
+            .await?
+            .ok_or(Error::unauthorized("session not found"))?;
+        serde_json::from_str(&text).map_err(|e| Error::General {
+            message: "stored session info is not JSON".into(),
+            source: Some(Box::new(e)),
+        })
+    }
+
+    /// Replaces session info; missing or expired → Unauthorized.
+    pub async fn update_session_info(&self, session_handle: &str, info: &Value) -> Result<()> {
+        if self
+            .inner
+            .store
+            .update_session_info(session_handle, &info.to_string(), self.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::unauthorized("session not found"))
+        }
+    }
+
+    /// Deletes a session; `true` iff a row was deleted. Without blacklisting
+    /// its access token stays usable until it expires (the seed's trade-off).
+    pub async fn revoke_session(&self, session_handle: &str) -> Result<bool> {
+        Ok(self.inner.store.delete_session(session_handle).await?)
+    }
+
+    /// Deletes every session of a user; returns how many.
+    pub async fn revoke_all_sessions_for_user(&self, user_id: &UserId) -> Result<u64> {
+        Ok(self.inner.store.delete_sessions_for_user(user_id).await?)
+    }
+
+    /// Every session handle of a user.
+    pub async fn get_all_session_handles_for_user(&self, user_id: &UserId) -> Result<Vec<String>> {
+        Ok(self.inner.store.session_handles_for_user(user_id).await?)
+    }
+
+    /// The user's live sessions with creation and expiry times.
+    pub async fn list_sessions_for_user(&self, user_id: &UserId) -> Result<Vec<SessionSummary>> {
+        Ok(self
+            .inner
+            .store
+            .sessions_for_user(user_id, self.now())
+            .await?)
+    }
+
+    /// Removes expired sessions in batches of `batch_size`, each its own short
+    /// transaction, so it is safe to run while serving. `progress` sees the
+    /// running total after each batch. Returns the number removed.
+    pub async fn remove_expired_sessions(
+        &self,
+        batch_size: u32,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        let batch_size = batch_size.max(1);
+        let now = self.now();
+        let mut total = 0;
+        loop {
+            let n = self
+                .inner
+                .store
+                .delete_expired_sessions(now, batch_size)
+                .await?;
+            total += n;
+            progress(total);
+            if n < u64::from(batch_size) {
+                return Ok(total);
+            }
+            // Let requests waiting on this connection pool go first.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Number of expired sessions awaiting removal.
+    pub async fn count_expired_sessions(&self) -> Result<u64> {
+        Ok(self.inner.store.count_expired_sessions(self.now()).await?)
+    }
+
+    /// Replaces the access-token signing key now (admin command). Every
+    /// access token signed with the old key then needs a refresh (unless the
+    /// previous-key overlap is on).
+    pub async fn rotate_signing_key(&self) -> Result<()> {
+        self.inner.keys.force_rotate(self.now()).await
+    }
+
+    /// Adds the headers a CORS preflight (OPTIONS) response needs for the
+    /// front-end SDK: `anti-csrf`, `supertokens-sdk-name` and
+    /// `supertokens-sdk-version` in `Access-Control-Allow-Headers`, and
+    /// `Access-Control-Allow-Credentials: true`.
+    pub fn set_headers_for_options_api(&self, response: &mut (impl ResponseSink + ?Sized)) {
+        set_headers_for_options_api(response)
+    }
+}
+
+/// See [`SessionManager::set_headers_for_options_api`]; needs no manager.
+pub fn set_headers_for_options_api(response: &mut (impl ResponseSink + ?Sized)) {
+    for h in [
+        ANTI_CSRF_HEADER,
+        "supertokens-sdk-name",
+        "supertokens-sdk-version",
+    ] {
+        response.append_to_list_header("access-control-allow-headers", h);
+    }
+    response.set_header("access-control-allow-credentials", "true");
+}

@@ -1,0 +1,213 @@
+//! The storage contract. The core decides the protocol; a store only keeps
+//! rows and makes each method atomic.
+//!
+//! Every method is one short transaction. Nothing in the protocol needs a
+//! lock held across a round trip to the application: promotion is a
+//! compare-and-set on `refresh_token_hash_2`, which the database serialises
+//! with the row lock its `UPDATE` takes. Key rotation is the one
+//! read-decide-write step and happens inside [`Store::signing_keys`] under a
+//! row lock (`SELECT … FOR UPDATE` on PostgreSQL and MySQL, `BEGIN IMMEDIATE`
+//! on SQLite).
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::user_id::UserId;
+
+/// A failure of the storage layer. It becomes [`crate::Error::General`].
+#[derive(Debug)]
+pub struct StoreError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl StoreError {
+    /// Wraps any error of the underlying driver.
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        StoreError(source.into())
+    }
+
+    /// The underlying error.
+    pub fn into_inner(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self.0
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session store: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A session row as inserted by `create_new_session`.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    /// Random, unique, stable for the session's life.
+    pub session_handle: &'a str,
+    /// The owner; stores keep [`UserId::to_storage`] in an indexed column.
+    pub user_id: &'a UserId,
+    /// `H2` of the committed refresh token (64 lowercase hex characters).
+    pub refresh_token_hash_2: &'a str,
+    /// Session info as JSON text. Database only; may hold secrets.
+    pub session_info: &'a str,
+    /// JWT payload as JSON text; never changes for the session.
+    pub jwt_payload: &'a str,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Refresh expiry, milliseconds since the Unix epoch.
+    pub expires_at_ms: i64,
+}
+
+/// What the refresh path needs of a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The session handle.
+    pub session_handle: String,
+    /// The owner.
+    pub user_id: UserId,
+    /// `H2` of the committed refresh token.
+    pub refresh_token_hash_2: String,
+    /// JWT payload as JSON text.
+    pub jwt_payload: String,
+    /// Creation time (ms).
+    pub created_at_ms: i64,
+    /// Refresh expiry (ms).
+    pub expires_at_ms: i64,
+}
+
+/// One session of a user, for listings (admin tools, "your sessions" pages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// The session handle.
+    pub session_handle: String,
+    /// Creation time (ms).
+    pub created_at_ms: i64,
+    /// Refresh expiry (ms).
+    pub expires_at_ms: i64,
+}
+
+/// A key kept in the database. `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The secret key bytes (32 bytes for keys Tessera makes).
+    pub value: Vec<u8>,
+    /// When the key was created (ms).
+    pub created_at_ms: i64,
+}
+
+impl fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("value", &"<redacted>")
+            .field("created_at_ms", &self.created_at_ms)
+            .finish()
+    }
+}
+
+/// The access-token signing keys as the database holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeys {
+    /// The key that signs new access tokens.
+    pub current: StoredKey,
+    /// The key it replaced, if any; `current.created_at_ms` is when it
+    /// stopped signing.
+    pub previous: Option<StoredKey>,
+}
+
+/// Decides, under the signing-key row lock, whether to rotate: given what the
+/// database holds, returns `Some(new keys)` to write them, `None` to keep them.
+pub type RotationDecision<'a> = &'a (dyn Fn(&SigningKeys) -> Option<SigningKeys> + Send + Sync);
+
+/// Name of the refresh-token sealing key in [`Store::get_or_create_key`].
+pub const REFRESH_TOKEN_KEY_NAME: &str = "refresh_token_key";
+
+/// Where sessions and keys live. One implementation per database; see the
+/// `tessera-sqlx` crate. Every method must be atomic and must not leave
+/// half-written state when it fails.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a new session. Returns only after the row is durably committed.
+    async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()>;
+
+    /// Loads a row whatever its expiry (the caller checks `expires_at_ms`).
+    async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>>;
+
+    /// Whether a row exists with `expires_at_ms > now_ms` (blacklisting).
+    async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool>;
+
+    /// Atomically: if the row exists, has `expires_at_ms > now_ms` and its
+    /// `refresh_token_hash_2` equals `expected_hash_2`, set it to `new_hash_2`
+    /// and `expires_at_ms` to `new_expires_at_ms` and return `true`; otherwise
+    /// change nothing and return `false`.
+    async fn compare_and_set_refresh_hash(
+        &self,
+        session_handle: &str,
+        expected_hash_2: &str,
+        new_hash_2: &str,
+        new_expires_at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+
+    /// Deletes a row; `true` iff a row was deleted.
+    async fn delete_session(&self, session_handle: &str) -> StoreResult<bool>;
+
+    /// Deletes every row of a user; returns how many.
+    async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64>;
+
+    /// Every handle of the user's rows (expired ones included until cleanup,
+    /// as the seed's reference does), in creation order.
+    async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>>;
+
+    /// The user's sessions with `expires_at_ms > now_ms`, in creation order.
+    async fn sessions_for_user(
+        &self,
+        user_id: &UserId,
+        now_ms: i64,
+    ) -> StoreResult<Vec<SessionSummary>>;
+
+    /// Session info (JSON text) of a row with `expires_at_ms > now_ms`.
+    async fn get_session_info(
+        &self,
+        session_handle: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<String>>;
+
+    /// Replaces session info of a row with `expires_at_ms > now_ms`; `true`
+    /// iff such a row existed.
+    async fn update_session_info(
+        &self,
+        session_handle: &str,
+        session_info: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+
+    /// Deletes at most `batch_size` rows with `expires_at_ms <= now_ms`, in
+    /// one short transaction, and returns how many. The core calls it in a
+    /// loop so that no lock is held for long.
+    async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64>;
+
+    /// Number of rows with `expires_at_ms <= now_ms` (progress reporting).
+    async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64>;
+
+    /// Returns the key stored under `name`, first storing `candidate` if no
+    /// key has that name. Concurrent callers all get the same key.
+    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey>;
+
+    /// The access-token signing keys, read under a row lock. If none are
+    /// stored, `candidate` becomes the current key (concurrent callers agree
+    /// on one). Then `decide` sees the stored keys, still under the lock; if it
+    /// returns new keys they are written before the lock is released.
+    /// Returns the keys as stored when the transaction commits.
+    async fn signing_keys(
+        &self,
+        candidate: &StoredKey,
+        decide: RotationDecision<'_>,
+    ) -> StoreResult<SigningKeys>;
+}

@@ -1,0 +1,396 @@
+//! The access token (a compact HS256 JWT) and the refresh token (an
+//! AEAD-sealed envelope).
+//!
+//! # Access token
+//!
+//! `base64url(header) . base64url(claims) . base64url(HMAC-SHA256)`. The
+//! header is fixed per key: `{"alg":"HS256","typ":"JWT","kid":"<id>"}`.
+//! Verification compares the token's header segment byte for byte with the
+//! header of a key we hold, so the algorithm is fixed by the key and never
+//! read from the token (`alg: none`, `RS256`, … simply match no key).
+//!
+//! # Refresh token
+//!
+//! XChaCha20-Poly1305 under the refresh-token key kept in the database, with a
+//! random 192-bit nonce. The sealed plaintext holds 256 random bits, the
+//! session handle, the user id and the parent token's `H1` (if any), so the
+//! server can recover them and a client can neither read nor forge them.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::Sha256;
+
+use crate::crypto::{b64_decode, b64_encode, ct_eq, hex, random_array, sha256_hex};
+use crate::error::Result;
+use crate::user_id::UserId;
+
+/// Tokens longer than this are refused before any work (browsers cap a cookie
+/// at about 4 KiB anyway).
+pub(crate) const MAX_TOKEN_LEN: usize = 8192;
+
+/// An access-token signing key with its precomputed header and HMAC state.
+pub(crate) struct SigningKey {
+    pub(crate) header_b64: String,
+    mac: Hmac<Sha256>,
+    pub(crate) created_at_ms: i64,
+    /// The raw key, kept only to recognise an unchanged user-supplied key.
+    raw: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("header_b64", &self.header_b64)
+            .field("created_at_ms", &self.created_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    pub(crate) fn new(raw: &[u8], created_at_ms: i64) -> Option<Self> {
+        if raw.is_empty() {
+            return None;
+        }
+        // The key id names the key without revealing it: a hash of a 256-bit
+        // key says nothing about the key.
+        let mut kid_input = b"tessera key id:".to_vec();
+        kid_input.extend_from_slice(raw);
+        let kid = &sha256_hex(&kid_input)[..16];
+        let header = format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{kid}"}}"#);
+        Some(SigningKey {
+            header_b64: b64_encode(header.as_bytes()),
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(raw).ok()?,
+            created_at_ms,
+            raw: raw.to_vec(),
+        })
+    }
+
+    pub(crate) fn same_raw(&self, raw: &[u8]) -> bool {
+        ct_eq(&self.raw, raw)
+    }
+
+    fn signature(&self, signing_input: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac.clone();
+        mac.update(signing_input);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// Claims written into a new access token.
+#[derive(Serialize)]
+pub(crate) struct ClaimsOut<'a> {
+    pub(crate) sh: &'a str,
+    pub(crate) uid: &'a UserId,
+    pub(crate) rt: &'a str,
+    pub(crate) prt: Option<&'a str>,
+    pub(crate) csrf: Option<&'a str>,
+    pub(crate) pld: &'a RawValue,
+    pub(crate) iat: i64,
+    pub(crate) exp: i64,
+}
+
+/// Claims read from a verified access token.
+#[derive(Deserialize)]
+pub(crate) struct ClaimsIn<'a> {
+    #[serde(borrow)]
+    pub(crate) sh: &'a str,
+    pub(crate) uid: UserId,
+    #[serde(borrow)]
+    pub(crate) rt: &'a str,
+    #[serde(borrow)]
+    pub(crate) prt: Option<&'a str>,
+    #[serde(borrow)]
+    pub(crate) csrf: Option<&'a str>,
+    #[serde(borrow)]
+    pub(crate) pld: &'a RawValue,
+    #[allow(dead_code)]
+    pub(crate) iat: i64,
+    pub(crate) exp: i64,
+}
+
+/// Signs claims into a compact JWT.
+pub(crate) fn sign_access_token(key: &SigningKey, claims: &ClaimsOut<'_>) -> Result<String> {
+    let json = serde_json::to_vec(claims).map_err(|e| crate::Error::General {
+        message: "could not serialise access-token claims".into(),
+        source: Some(Box::new(e)),
+    })?;
+    let mut token = String::with_capacity(key.header_b64.len() + json.len() * 4 / 3 + 48);
+    token.push_str(&key.header_b64);
+    token.push('.');
+    token.push_str(&b64_encode(&json));
+    let sig = key.signature(token.as_bytes());
+    token.push('.');
+    token.push_str(&b64_encode(&sig));
+    Ok(token)
+}
+
+/// A token split into its three segments; nothing verified yet.
+pub(crate) struct SplitToken<'a> {
+    pub(crate) header: &'a [u8],
+    pub(crate) signing_input: &'a [u8],
+    pub(crate) claims: &'a [u8],
+    pub(crate) signature: &'a [u8],
+}
+
+/// Splits a compact JWT; `None` if it is not three non-empty segments within
+/// the size limit.
+pub(crate) fn split_token(token: &[u8]) -> Option<SplitToken<'_>> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let first = token.iter().position(|&b| b == b'.')?;
+    let last = token.iter().rposition(|&b| b == b'.')?;
+    if first == last || first == 0 || last + 1 == token.len() || last == first + 1 {
+        return None;
+    }
+    Some(SplitToken {
+        header: &token[..first],
+        signing_input: &token[..last],
+        claims: &token[first + 1..last],
+        signature: &token[last + 1..],
+    })
+}
+
+/// Checks the signature of a token whose header matched `key`.
+pub(crate) fn signature_valid(key: &SigningKey, t: &SplitToken<'_>) -> bool {
+    // 32 bytes are 43 base64url characters without padding.
+    if t.signature.len() != 43 {
+        return false;
+    }
+    let mut sig = [0u8; 32];
+    use base64::Engine as _;
+    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(t.signature, &mut sig) {
+        Ok(32) => {}
+        _ => return false,
+    }
+    // Constant time: the expected signature is a secret until it is sent.
+    ct_eq(&key.signature(t.signing_input), &sig)
+}
+
+/// Decodes the claims segment of a verified token.
+pub(crate) fn decode_claims(claims_b64: &[u8]) -> Option<Vec<u8>> {
+    b64_decode(claims_b64)
+}
+
+/// Reads the key id out of a header segment; used only to decide whether an
+/// unmatched header names a key this instance has not loaded yet.
+pub(crate) fn header_kid(header_b64: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Header {
+        alg: String,
+        kid: String,
+    }
+    let bytes = b64_decode(header_b64)?;
+    let h: Header = serde_json::from_slice(&bytes).ok()?;
+    (h.alg == "HS256" && h.kid.len() == 16).then_some(h.kid)
+}
+
+// ---------------------------------------------------------------------------
+// Refresh token
+
+const REFRESH_VERSION: u8 = 1;
+const REFRESH_AAD: &[u8] = b"tessera refresh token v1";
+const NONCE_LEN: usize = 24;
+/// Longest refresh token accepted (base64 characters).
+const MAX_REFRESH_LEN: usize = 2048;
+
+/// The refresh-token sealing key. `Debug` shows nothing.
+pub(crate) struct RefreshKey(XChaCha20Poly1305);
+
+impl std::fmt::Debug for RefreshKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshKey(<redacted>)")
+    }
+}
+
+impl RefreshKey {
+    pub(crate) fn new(raw: &[u8]) -> Option<Self> {
+        XChaCha20Poly1305::new_from_slice(raw).ok().map(RefreshKey)
+    }
+}
+
+/// What a refresh token carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RefreshContents {
+    pub(crate) session_handle: String,
+    pub(crate) user_id: UserId,
+    /// `H1` of the parent refresh token, as hex, if this token is a child.
+    pub(crate) parent_hash_1: Option<String>,
+}
+
+/// Seals a new refresh token.
+pub(crate) fn seal_refresh_token(
+    key: &RefreshKey,
+    session_handle: &str,
+    user_id: &UserId,
+    parent_hash_1: Option<&str>,
+) -> Result<String> {
+    let general = |m: &'static str| crate::Error::general(m);
+    let uid = user_id.to_storage();
+    if session_handle.len() > 255 {
+        return Err(general("session handle too long"));
+    }
+    let mut plain = Vec::with_capacity(1 + 32 + 33 + 1 + session_handle.len() + uid.len());
+    plain.push(REFRESH_VERSION);
+    plain.extend_from_slice(&random_array::<32>()?);
+    match parent_hash_1 {
+        Some(p) => {
+            let raw =
+                decode_hex32(p).ok_or_else(|| general("parent hash is not 32 bytes of hex"))?;
+            plain.push(1);
+            plain.extend_from_slice(&raw);
+        }
+        None => plain.push(0),
+    }
+    plain.push(session_handle.len() as u8);
+    plain.extend_from_slice(session_handle.as_bytes());
+    plain.extend_from_slice(uid.as_bytes());
+    let nonce = random_array::<NONCE_LEN>()?;
+    let sealed = key
+        .0
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: &plain,
+                aad: REFRESH_AAD,
+            },
+        )
+        .map_err(|_| general("sealing the refresh token failed"))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    Ok(b64_encode(&out))
+}
+
+/// Opens a refresh token; `None` for anything this server did not seal.
+pub(crate) fn open_refresh_token(key: &RefreshKey, token: &[u8]) -> Option<RefreshContents> {
+    if token.len() > MAX_REFRESH_LEN {
+        return None;
+    }
+    let raw = b64_decode(token)?;
+    if raw.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let (nonce, sealed) = raw.split_at(NONCE_LEN);
+    let plain = key
+        .0
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: sealed,
+                aad: REFRESH_AAD,
+            },
+        )
+        .ok()?;
+    let (&version, rest) = plain.split_first()?;
+    if version != REFRESH_VERSION || rest.len() < 33 {
+        return None;
+    }
+    let rest = &rest[32..];
+    let (&has_parent, mut rest) = rest.split_first()?;
+    let parent_hash_1 = match has_parent {
+        0 => None,
+        1 => {
+            let p = rest.get(..32)?;
+            rest = &rest[32..];
+            Some(hex(p))
+        }
+        _ => return None,
+    };
+    let (&hlen, rest) = rest.split_first()?;
+    let handle = rest.get(..hlen as usize)?;
+    let uid = std::str::from_utf8(&rest[hlen as usize..]).ok()?;
+    Some(RefreshContents {
+        session_handle: std::str::from_utf8(handle).ok()?.to_owned(),
+        user_id: UserId::from_storage(uid)?,
+        parent_hash_1,
+    })
+}
+
+fn decode_hex32(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let val = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (val(b[2 * i])? << 4) | val(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SigningKey {
+        SigningKey::new(&[7u8; 32], 0).unwrap()
+    }
+
+    #[test]
+    fn access_token_round_trip_and_tamper() {
+        let k = key();
+        let pld = RawValue::from_string(r#"{"role":"admin"}"#.into()).unwrap();
+        let uid = UserId::from(5);
+        let t = sign_access_token(
+            &k,
+            &ClaimsOut {
+                sh: "h",
+                uid: &uid,
+                rt: "r",
+                prt: None,
+                csrf: Some("c"),
+                pld: &pld,
+                iat: 1,
+                exp: 2,
+            },
+        )
+        .unwrap();
+        let s = split_token(t.as_bytes()).unwrap();
+        assert_eq!(s.header, k.header_b64.as_bytes());
+        assert!(signature_valid(&k, &s));
+        let other = SigningKey::new(&[8u8; 32], 0).unwrap();
+        assert!(!signature_valid(&other, &s));
+        assert_eq!(header_kid(s.header).unwrap().len(), 16);
+        let bytes = decode_claims(s.claims).unwrap();
+        let c: ClaimsIn<'_> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(c.uid, uid);
+        assert_eq!(c.pld.get(), r#"{"role":"admin"}"#);
+        let mut bad = t.clone().into_bytes();
+        let i = bad.len() - 5;
+        bad[i] = if bad[i] == b'A' { b'B' } else { b'A' };
+        assert!(!signature_valid(&k, &split_token(&bad).unwrap()));
+    }
+
+    #[test]
+    fn refresh_token_round_trip() {
+        let k = RefreshKey::new(&[1u8; 32]).unwrap();
+        let parent = sha256_hex(b"x");
+        let t = seal_refresh_token(&k, "handle", &UserId::from("u"), Some(&parent)).unwrap();
+        let c = open_refresh_token(&k, t.as_bytes()).unwrap();
+        assert_eq!(c.session_handle, "handle");
+        assert_eq!(c.user_id, UserId::from("u"));
+        assert_eq!(c.parent_hash_1.as_deref(), Some(parent.as_str()));
+        let other = RefreshKey::new(&[2u8; 32]).unwrap();
+        assert!(open_refresh_token(&other, t.as_bytes()).is_none());
+        assert!(open_refresh_token(&k, b"").is_none());
+        assert!(open_refresh_token(&k, &t.as_bytes()[..t.len() - 2]).is_none());
+        let t2 = seal_refresh_token(&k, "handle", &UserId::from("u"), Some(&parent)).unwrap();
+        assert_ne!(t, t2, "two tokens of the same session differ");
+    }
+
+    #[test]
+    fn split_rejects_shapes() {
+        for t in [&b""[..], b"a.b", b".b.c", b"a.b.", b"a..c", b"abc"] {
+            assert!(split_token(t).is_none(), "{t:?}");
+        }
+        assert!(split_token(&vec![b'a'; MAX_TOKEN_LEN + 1]).is_none());
+    }
+}
