@@ -1,0 +1,199 @@
+//! Pieces shared by the three stores: key encoding, input checks, row
+//! decoding and the connection guard for multi-statement transactions.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Pool};
+use tessera::{NewSession, StoreError, StoreResult, StoredKey, UserId, MAX_USER_ID_STORAGE_LEN};
+
+/// Row name of the access-token key that signs new tokens.
+pub(crate) const CURRENT_SIGNING_KEY: &str = "access_token_signing_key";
+/// Row name of the access-token key that the current one replaced.
+pub(crate) const PREVIOUS_SIGNING_KEY: &str = "access_token_signing_key_previous";
+
+/// Width of `session_handle` (VARCHAR(64)).
+const MAX_HANDLE_LEN: usize = 64;
+/// Width of `key_name` (VARCHAR(128)).
+const MAX_KEY_NAME_LEN: usize = 128;
+/// Width of `refresh_token_hash_2` (CHAR(64)): a SHA-256 in hex.
+const HASH_LEN: usize = 64;
+
+/// Wraps a driver error.
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    StoreError::new(e)
+}
+
+/// A store-level error with a fixed message (bad input or corrupt data).
+pub(crate) fn invalid(message: &'static str) -> StoreError {
+    StoreError::new(message)
+}
+
+/// Key bytes as stored in `tessera_keys.key_value`: standard base64 with
+/// padding (the Django package reads and writes the same form).
+pub(crate) fn encode_key(value: &[u8]) -> String {
+    STANDARD.encode(value)
+}
+
+/// Builds a [`StoredKey`] from its columns; undecodable text is an error,
+/// never a panic.
+pub(crate) fn decode_key(key_value: &str, created_at_ms: i64) -> StoreResult<StoredKey> {
+    let value = STANDARD
+        .decode(key_value.trim())
+        .map_err(|_| invalid("tessera_keys.key_value is not valid base64"))?;
+    Ok(StoredKey {
+        value,
+        created_at_ms,
+    })
+}
+
+/// Parses the `user_id` column. A value that is not a storage form of a
+/// [`UserId`] (someone edited the table by hand) is reported as an error
+/// rather than skipped: silently dropping a session would hide corruption.
+pub(crate) fn decode_user_id(stored: &str) -> StoreResult<UserId> {
+    UserId::from_storage(stored)
+        .ok_or_else(|| invalid("tessera_sessions.user_id holds a value that is not a user id"))
+}
+
+/// The storage form of a user id, checked against the column width so that
+/// every database rejects what one of them would truncate or refuse.
+pub(crate) fn user_id_column(user_id: &UserId) -> StoreResult<String> {
+    let stored = user_id.to_storage();
+    if stored.len() > MAX_USER_ID_STORAGE_LEN {
+        return Err(invalid("user id is too long for the session store"));
+    }
+    Ok(stored)
+}
+
+/// Checks a new row against the column widths (SQLite would store anything;
+/// PostgreSQL and MySQL would refuse, or pad a short `CHAR(64)`).
+pub(crate) fn check_new_session(session: &NewSession<'_>) -> StoreResult<()> {
+    check_handle(session.session_handle)?;
+    check_hash(session.refresh_token_hash_2)?;
+    Ok(())
+}
+
+/// Handles and key names: non-empty, within the column, and not ending in a
+/// space (MySQL's `utf8mb4_bin` ignores trailing spaces when comparing, so
+/// such names are refused on every database alike).
+pub(crate) fn check_handle(handle: &str) -> StoreResult<()> {
+    if handle.is_empty() || handle.len() > MAX_HANDLE_LEN || handle.ends_with(' ') {
+        return Err(invalid(
+            "session handle must be 1 to 64 bytes and not end with a space",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_hash(hash: &str) -> StoreResult<()> {
+    if hash.len() != HASH_LEN {
+        return Err(invalid("refresh_token_hash_2 must be 64 characters"));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_key_name(name: &str) -> StoreResult<()> {
+    if name.is_empty() || name.len() > MAX_KEY_NAME_LEN || name.ends_with(' ') {
+        return Err(invalid(
+            "key name must be 1 to 128 bytes and not end with a space",
+        ));
+    }
+    Ok(())
+}
+
+/// Converts a row count from the database (never negative) to `u64`.
+pub(crate) fn count(n: i64) -> StoreResult<u64> {
+    u64::try_from(n).map_err(|_| invalid("the database returned a negative count"))
+}
+
+/// A pooled connection that carries a multi-statement transaction.
+///
+/// sqlx rolls an open [`sqlx::Transaction`] back when it is dropped, but that
+/// rollback runs lazily on the connection's next use, and a future cancelled
+/// in the middle of `BEGIN` can leave the server in a transaction that sqlx
+/// does not know about. So the guard closes the connection instead of
+/// returning it to the pool unless the transaction was seen to end
+/// (`finished` set): after a commit or an explicit rollback that
+/// succeeded. An error, a panic in the caller's code or a cancelled future
+/// therefore never hands a connection in mid-transaction to the next caller.
+pub(crate) struct TxConn<DB: Database> {
+    pub(crate) conn: PoolConnection<DB>,
+    /// Set once the transaction ended cleanly; the connection may then go
+    /// back to the pool. A field, not a method, so that it can be set while
+    /// a transaction still borrows `conn`.
+    pub(crate) finished: bool,
+}
+
+impl<DB: Database> TxConn<DB> {
+    pub(crate) async fn acquire(pool: &Pool<DB>) -> StoreResult<Self> {
+        let conn = pool.acquire().await.map_err(db)?;
+        Ok(TxConn {
+            conn,
+            finished: false,
+        })
+    }
+}
+
+impl<DB: Database> Drop for TxConn<DB> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Runs `attempt` up to five times while it fails, pausing in between. Used
+/// for one-time SQLite setup steps (switching to WAL, first migration) that
+/// can collide with another process doing the same thing at the same moment.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn retry_sqlite_setup<T, F, Fut>(mut attempt: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tries >= 4 => return Err(e),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_bad_text_is_an_error() {
+        let bytes = [0u8, 1, 2, 250, 255];
+        let k = decode_key(&encode_key(&bytes), 7).unwrap();
+        assert_eq!(k.value, bytes);
+        assert_eq!(k.created_at_ms, 7);
+        assert!(decode_key("not base64!", 7).is_err());
+    }
+
+    #[test]
+    fn corrupt_user_ids_are_errors() {
+        assert_eq!(decode_user_id("\"a\"").unwrap(), UserId::from("a"));
+        assert_eq!(decode_user_id("42").unwrap(), UserId::from(42));
+        assert!(decode_user_id("[1]").is_err());
+        assert!(decode_user_id("alice").is_err());
+    }
+
+    #[test]
+    fn widths_are_checked() {
+        assert!(check_handle("").is_err());
+        assert!(check_handle(&"h".repeat(65)).is_err());
+        assert!(check_handle(&"h".repeat(64)).is_ok());
+        assert!(check_handle("h ").is_err());
+        assert!(check_key_name("k ").is_err());
+        assert!(check_hash(&"a".repeat(63)).is_err());
+        assert!(user_id_column(&UserId::from("x".repeat(254))).is_err());
+        assert!(user_id_column(&UserId::from("x".repeat(253))).is_ok());
+    }
+}

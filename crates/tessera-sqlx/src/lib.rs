@@ -1,0 +1,359 @@
+//! SQLite, PostgreSQL and MySQL/MariaDB implementations of [`tessera::Store`],
+//! built on sqlx.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tessera::StoreError> {
+//! // Parses the URL, opens a pool and runs the embedded migrations.
+//! let store = tessera_sqlx::connect("sqlite://sessions.db").await?;
+//! # let _ = store;
+//! # Ok(()) }
+//! ```
+//!
+//! [`connect`] accepts `sqlite://path` (the file is created if missing),
+//! `sqlite::memory:`, `postgres://…` / `postgresql://…` and `mysql://…` /
+//! `mariadb://…`, and returns a [`SqlStore`]. Each database also has its own
+//! store type ([`SqliteStore`], [`PostgresStore`], [`MySqlStore`]) that wraps
+//! a pool you built yourself. Each sits behind the cargo feature of the same
+//! name (`sqlite`, `postgres`, `mysql`, all on by default).
+//!
+//! # Design
+//!
+//! * **One short transaction per call.** Every [`tessera::Store`] method is a
+//!   single autocommit statement, except `signing_keys`, which is one small
+//!   transaction. No lock is ever held across a round trip to the
+//!   application. Refresh-token promotion is a compare-and-set: one `UPDATE …
+//!   WHERE session_handle = ? AND refresh_token_hash_2 = ? AND expires_at > ?`
+//!   that the database serialises with the row lock the `UPDATE` takes.
+//! * **Locks for key rotation.** `signing_keys` is the only step that reads,
+//!   decides and writes. PostgreSQL and MySQL insert the current-key row if it
+//!   is absent, then lock it with `SELECT … FOR UPDATE` in a transaction, so
+//!   that concurrent rotations from any number of processes queue on that row
+//!   and each sees what the one before it committed. SQLite takes the
+//!   database's write lock up front with `BEGIN IMMEDIATE` (a deferred
+//!   transaction that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT`
+//!   rather than waiting). If anything fails, panics or is cancelled midway,
+//!   the transaction is rolled back and a connection whose transaction was not
+//!   seen to end is closed rather than returned to the pool, so nothing is
+//!   left half written.
+//! * **Durability.** A call returns only after its commit. SQLite runs in WAL
+//!   mode with `synchronous=FULL` (every commit is fsynced) and a 10 s busy
+//!   timeout; PostgreSQL and MySQL rely on the server's defaults
+//!   (`synchronous_commit = on`, `innodb_flush_log_at_trx_commit = 1`).
+//! * **Exact comparison.** User ids are stored as
+//!   [`tessera::UserId::to_storage`] (JSON: `"7"` and `7` differ) and compared
+//!   byte for byte. SQLite and PostgreSQL compare text exactly by default;
+//!   on MySQL every text column is declared `utf8mb4` with the `utf8mb4_bin`
+//!   collation, so `"Alice"` and `"alice"` stay different users. See
+//!   [`MySqlStore`] for the one quirk of that collation (trailing spaces).
+//! * **Cleanup in batches.** `delete_expired_sessions` deletes at most one
+//!   batch per statement, walking the `expires_at` index (PostgreSQL skips
+//!   rows that another transaction holds).
+//! * **Bad data is an error, never a panic.** A `user_id` column that is not a
+//!   user id, or a key that is not base64, makes the call fail with a
+//!   [`tessera::StoreError`]; such rows are not skipped silently.
+//!
+//! # Schema
+//!
+//! Versioned migrations are embedded in the binary, one directory per
+//! database (`migrations/sqlite`, `migrations/postgres`, `migrations/mysql`),
+//! and run by [`connect`] or by each store's `migrate`. The SQL is plain and
+//! idempotent (`CREATE … IF NOT EXISTS`) so that the Django package can create
+//! the same tables from the same files.
+//!
+//! * `tessera_sessions`: `session_handle` (primary key), `user_id`,
+//!   `refresh_token_hash_2`, `session_info`, `jwt_payload`, `created_at`,
+//!   `expires_at` (both milliseconds since the Unix epoch); indexes on
+//!   `(user_id, created_at)` and `(expires_at)`.
+//! * `tessera_keys`: `key_name` (primary key), `key_value` (the key bytes in
+//!   standard base64 with padding), `created_at` (ms). The access-token
+//!   signing keys are the rows `access_token_signing_key` (current) and
+//!   `access_token_signing_key_previous`.
+#![warn(missing_docs)]
+// Built without any database feature the crate is an empty shell.
+#![cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(unused_variables, dead_code)
+)]
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tessera::{
+    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreError,
+    StoreResult, StoredKey, UserId,
+};
+
+mod common;
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
+
+#[cfg(feature = "mysql")]
+pub use mysql::MySqlStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+/// How [`connect_with`] builds its pool.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    pub(crate) max_connections: Option<u32>,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) run_migrations: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: None,
+            acquire_timeout: Duration::from_secs(30),
+            run_migrations: true,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// The defaults: 10 connections, 30 s to wait for one, run migrations.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Largest number of pooled connections (default 10). Ignored for
+    /// `sqlite::memory:`, which always uses exactly one.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = Some(max.max(1));
+        self
+    }
+
+    /// How long a call waits for a free connection before failing (default
+    /// 30 s).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Whether to run the embedded migrations after connecting (default
+    /// `true`). Turn off when another tool owns the schema.
+    pub fn run_migrations(mut self, run: bool) -> Self {
+        self.run_migrations = run;
+        self
+    }
+}
+
+/// A store on whichever database a URL names; see [`connect`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SqlStore {
+    /// SQLite.
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(PostgresStore),
+    /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
+    MySql(MySqlStore),
+}
+
+/// Opens the database that `url` names with default [`StoreOptions`] and runs
+/// the migrations. See [`connect_with`].
+pub async fn connect(url: &str) -> StoreResult<SqlStore> {
+    connect_with(url, StoreOptions::default()).await
+}
+
+/// Opens the database that `url` names and, unless `options` say otherwise,
+/// runs the migrations.
+///
+/// * `sqlite://path` or `sqlite:path`: a file, created if missing.
+/// * `sqlite::memory:`: a private in-memory database on a single connection
+///   (see [`SqliteStore::connect`]); it lives as long as the store.
+/// * `postgres://…`, `postgresql://…`: PostgreSQL.
+/// * `mysql://…`, `mariadb://…` (the same driver): MySQL or MariaDB.
+///
+/// Anything else is an error that names the scheme (never the whole URL,
+/// which may hold a password).
+pub async fn connect_with(url: &str, options: StoreOptions) -> StoreResult<SqlStore> {
+    let scheme = url
+        .split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase())
+        .unwrap_or_default();
+    match scheme.as_str() {
+        "sqlite" => {
+            #[cfg(feature = "sqlite")]
+            return Ok(SqlStore::Sqlite(SqliteStore::connect(url, &options).await?));
+            #[cfg(not(feature = "sqlite"))]
+            return Err(not_compiled("sqlite"));
+        }
+        "postgres" | "postgresql" => {
+            #[cfg(feature = "postgres")]
+            return Ok(SqlStore::Postgres(
+                PostgresStore::connect(url, &options).await?,
+            ));
+            #[cfg(not(feature = "postgres"))]
+            return Err(not_compiled("postgres"));
+        }
+        "mysql" | "mariadb" => {
+            #[cfg(feature = "mysql")]
+            {
+                let url = match url.get(..8) {
+                    Some(prefix) if prefix.eq_ignore_ascii_case("mariadb:") => {
+                        format!("mysql:{}", &url[8..])
+                    }
+                    _ => url.to_owned(),
+                };
+                return Ok(SqlStore::MySql(MySqlStore::connect(&url, &options).await?));
+            }
+            #[cfg(not(feature = "mysql"))]
+            return Err(not_compiled("mysql"));
+        }
+        _ => Err(StoreError::new(format!(
+            "unsupported database URL scheme {scheme:?}: expected sqlite:, postgres://, \
+             postgresql://, mysql:// or mariadb://"
+        ))),
+    }
+}
+
+#[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+fn not_compiled(feature: &str) -> StoreError {
+    StoreError::new(format!(
+        "tessera-sqlx was built without its `{feature}` feature"
+    ))
+}
+
+impl SqlStore {
+    /// Runs the embedded migrations of the underlying database.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match *self {
+            #[cfg(feature = "sqlite")]
+            SqlStore::Sqlite(ref s) => s.migrate().await,
+            #[cfg(feature = "postgres")]
+            SqlStore::Postgres(ref s) => s.migrate().await,
+            #[cfg(feature = "mysql")]
+            SqlStore::MySql(ref s) => s.migrate().await,
+        }
+    }
+
+    /// Closes the pool: waits for checked-out connections to come back and
+    /// closes them all.
+    pub async fn close(&self) {
+        match *self {
+            #[cfg(feature = "sqlite")]
+            SqlStore::Sqlite(ref s) => s.pool().close().await,
+            #[cfg(feature = "postgres")]
+            SqlStore::Postgres(ref s) => s.pool().close().await,
+            #[cfg(feature = "mysql")]
+            SqlStore::MySql(ref s) => s.pool().close().await,
+        }
+    }
+}
+
+/// Forwards a call to the store inside the enum.
+macro_rules! delegate {
+    ($self:ident, $s:ident => $call:expr) => {
+        match *$self {
+            #[cfg(feature = "sqlite")]
+            SqlStore::Sqlite(ref $s) => $call.await,
+            #[cfg(feature = "postgres")]
+            SqlStore::Postgres(ref $s) => $call.await,
+            #[cfg(feature = "mysql")]
+            SqlStore::MySql(ref $s) => $call.await,
+        }
+    };
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
+        delegate!(self, s => s.insert_session(session))
+    }
+
+    async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
+        delegate!(self, s => s.load_session(session_handle))
+    }
+
+    async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool> {
+        delegate!(self, s => s.session_is_live(session_handle, now_ms))
+    }
+
+    async fn compare_and_set_refresh_hash(
+        &self,
+        session_handle: &str,
+        expected_hash_2: &str,
+        new_hash_2: &str,
+        new_expires_at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        delegate!(self, s => s.compare_and_set_refresh_hash(
+            session_handle,
+            expected_hash_2,
+            new_hash_2,
+            new_expires_at_ms,
+            now_ms,
+        ))
+    }
+
+    async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
+        delegate!(self, s => s.delete_session(session_handle))
+    }
+
+    async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
+        delegate!(self, s => s.delete_sessions_for_user(user_id))
+    }
+
+    async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
+        delegate!(self, s => s.session_handles_for_user(user_id))
+    }
+
+    async fn sessions_for_user(
+        &self,
+        user_id: &UserId,
+        now_ms: i64,
+    ) -> StoreResult<Vec<SessionSummary>> {
+        delegate!(self, s => s.sessions_for_user(user_id, now_ms))
+    }
+
+    async fn get_session_info(
+        &self,
+        session_handle: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<String>> {
+        delegate!(self, s => s.get_session_info(session_handle, now_ms))
+    }
+
+    async fn update_session_info(
+        &self,
+        session_handle: &str,
+        session_info: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        delegate!(self, s => s.update_session_info(session_handle, session_info, now_ms))
+    }
+
+    async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
+        delegate!(self, s => s.delete_expired_sessions(now_ms, batch_size))
+    }
+
+    async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
+        delegate!(self, s => s.count_expired_sessions(now_ms))
+    }
+
+    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        delegate!(self, s => s.get_or_create_key(name, candidate))
+    }
+
+    async fn signing_keys(
+        &self,
+        candidate: &StoredKey,
+        decide: RotationDecision<'_>,
+    ) -> StoreResult<SigningKeys> {
+        delegate!(self, s => s.signing_keys(candidate, decide))
+    }
+}

@@ -1,0 +1,442 @@
+//! The MySQL / MariaDB store.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::{Connection, Executor, MySqlConnection};
+use tessera::{
+    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreResult,
+    StoredKey, UserId,
+};
+
+use crate::common::{
+    check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
+    encode_key, invalid, user_id_column, TxConn, CURRENT_SIGNING_KEY, PREVIOUS_SIGNING_KEY,
+};
+use crate::StoreOptions;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+
+/// A [`Store`] on MySQL or MariaDB (InnoDB).
+///
+/// Every method is one autocommit statement except [`Store::signing_keys`]:
+/// it makes sure the current-key row exists (`INSERT … ON DUPLICATE KEY
+/// UPDATE` that changes nothing), then, in one transaction, locks it with
+/// `SELECT … FOR UPDATE` (a locking read sees the latest committed row even
+/// under `REPEATABLE READ`), reads the previous key the same way, lets the
+/// caller decide and writes the decision before committing.
+///
+/// Text columns use the `utf8mb4_bin` collation, so user ids, handles and key
+/// names compare byte for byte (`"Alice"` is not `"alice"`). That collation
+/// still ignores trailing spaces when comparing (`'abc' = 'abc '`), so handles
+/// and key names that end in a space are refused on insert (by every store)
+/// and this store never looks a session up by one; stored user ids end in
+/// `"` or a digit and are not affected.
+///
+/// sqlx connects with `CLIENT_FOUND_ROWS`, so an `UPDATE` reports the rows it
+/// matched, not only those it changed: rewriting identical session info
+/// still returns `true`. [`MySqlStore::connect`] adds `STRICT_ALL_TABLES` to
+/// the session's `sql_mode` so that nothing is silently truncated.
+/// Durability is the server's: with the default
+/// `innodb_flush_log_at_trx_commit = 1` a call returns after its commit is
+/// flushed.
+#[derive(Debug, Clone)]
+pub struct MySqlStore {
+    pool: MySqlPool,
+}
+
+impl MySqlStore {
+    /// Wraps an existing pool. Call [`MySqlStore::migrate`] before use if the
+    /// tables may not exist yet.
+    pub fn new(pool: MySqlPool) -> Self {
+        MySqlStore { pool }
+    }
+
+    /// Connects to `url` (`mysql://…`; [`crate::connect`] also accepts
+    /// `mariadb://…`) and runs the migrations unless `options` say otherwise.
+    pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
+        let connect_options = MySqlConnectOptions::from_str(url).map_err(db)?;
+        let pool = MySqlPoolOptions::new()
+            .max_connections(options.max_connections.unwrap_or(10))
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(
+                        "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(connect_options)
+            .await
+            .map_err(db)?;
+        let store = MySqlStore::new(pool);
+        if options.run_migrations {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Creates or updates the tables (embedded migrations in
+    /// `migrations/mysql/`). Safe to run on every start and from several
+    /// processes at once (sqlx takes a named lock).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(tessera::StoreError::new)
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+}
+
+/// Whether `s` can be compared exactly under `utf8mb4_bin`, which pads with
+/// spaces: `'abc' = 'abc '` is true there.
+fn pad_safe(s: &str) -> bool {
+    !s.ends_with(' ')
+}
+
+/// sqlx reports `utf8mb4_bin` columns as binary and will not decode them as
+/// `String`; read the bytes and check they are UTF-8 (they always are, the
+/// column's character set is utf8mb4).
+fn text(bytes: Vec<u8>) -> StoreResult<String> {
+    String::from_utf8(bytes).map_err(|_| invalid("a text column held invalid UTF-8"))
+}
+
+type KeyColumns = (Vec<u8>, i64);
+
+fn key_from(row: Option<KeyColumns>) -> StoreResult<Option<StoredKey>> {
+    row.map(|(value, created)| decode_key(&text(value)?, created))
+        .transpose()
+}
+
+/// Reads and locks one key row.
+async fn lock_key(conn: &mut MySqlConnection, name: &str) -> StoreResult<Option<StoredKey>> {
+    let row: Option<KeyColumns> = sqlx::query_as(
+        "SELECT key_value, created_at FROM tessera_keys WHERE key_name = ? FOR UPDATE",
+    )
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?;
+    key_from(row)
+}
+
+async fn write_key(conn: &mut MySqlConnection, name: &str, key: &StoredKey) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?, ?, ?) \
+         ON DUPLICATE KEY UPDATE key_value = VALUES(key_value), created_at = VALUES(created_at)",
+    )
+    .bind(name)
+    .bind(encode_key(&key.value))
+    .bind(key.created_at_ms)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Inserts a key row unless one with that name exists (autocommit).
+/// `ON DUPLICATE KEY UPDATE` with a no-op rather than `INSERT IGNORE`, which
+/// would also turn unrelated errors into warnings.
+async fn insert_key_if_absent(pool: &MySqlPool, name: &str, key: &StoredKey) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?, ?, ?) \
+         ON DUPLICATE KEY UPDATE key_name = key_name",
+    )
+    .bind(name)
+    .bind(encode_key(&key.value))
+    .bind(key.created_at_ms)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// The body of [`Store::signing_keys`], inside the transaction.
+async fn signing_keys_locked(
+    conn: &mut MySqlConnection,
+    decide: RotationDecision<'_>,
+) -> StoreResult<SigningKeys> {
+    // Lock the current row first: every rotation queues here, so only the
+    // lock holder ever touches the previous row.
+    let current = lock_key(conn, CURRENT_SIGNING_KEY)
+        .await?
+        .ok_or_else(|| invalid("the current signing key row vanished"))?;
+    let previous = lock_key(conn, PREVIOUS_SIGNING_KEY).await?;
+    let stored = SigningKeys { current, previous };
+    let Some(new) = decide(&stored) else {
+        return Ok(stored);
+    };
+    write_key(conn, CURRENT_SIGNING_KEY, &new.current).await?;
+    match &new.previous {
+        Some(previous) => write_key(conn, PREVIOUS_SIGNING_KEY, previous).await?,
+        None => {
+            sqlx::query("DELETE FROM tessera_keys WHERE key_name = ?")
+                .bind(PREVIOUS_SIGNING_KEY)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
+    }
+    Ok(new)
+}
+
+type SessionColumns = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64, i64);
+
+#[async_trait]
+impl Store for MySqlStore {
+    async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
+        check_new_session(session)?;
+        sqlx::query(
+            "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
+             session_info, jwt_payload, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(session.session_handle)
+        .bind(user_id_column(session.user_id)?)
+        .bind(session.refresh_token_hash_2)
+        .bind(session.session_info)
+        .bind(session.jwt_payload)
+        .bind(session.created_at_ms)
+        .bind(session.expires_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
+        if !pad_safe(session_handle) {
+            return Ok(None);
+        }
+        let row: Option<SessionColumns> = sqlx::query_as(
+            "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
+             expires_at FROM tessera_sessions WHERE session_handle = ?",
+        )
+        .bind(session_handle)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|(handle, user, hash, payload, created, expires)| {
+            Ok(SessionRow {
+                session_handle: text(handle)?,
+                user_id: decode_user_id(&text(user)?)?,
+                refresh_token_hash_2: text(hash)?,
+                jwt_payload: text(payload)?,
+                created_at_ms: created,
+                expires_at_ms: expires,
+            })
+        })
+        .transpose()
+    }
+
+    async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool> {
+        if !pad_safe(session_handle) {
+            return Ok(false);
+        }
+        let row = sqlx::query(
+            "SELECT 1 FROM tessera_sessions WHERE session_handle = ? AND expires_at > ?",
+        )
+        .bind(session_handle)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.is_some())
+    }
+
+    async fn compare_and_set_refresh_hash(
+        &self,
+        session_handle: &str,
+        expected_hash_2: &str,
+        new_hash_2: &str,
+        new_expires_at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        check_hash(new_hash_2)?;
+        if !pad_safe(session_handle) || !pad_safe(expected_hash_2) {
+            return Ok(false);
+        }
+        // Affected rows are matched rows (CLIENT_FOUND_ROWS), so a CAS that
+        // writes the same values still reports success.
+        let done = sqlx::query(
+            "UPDATE tessera_sessions SET refresh_token_hash_2 = ?, expires_at = ? \
+             WHERE session_handle = ? AND refresh_token_hash_2 = ? AND expires_at > ?",
+        )
+        .bind(new_hash_2)
+        .bind(new_expires_at_ms)
+        .bind(session_handle)
+        .bind(expected_hash_2)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
+        if !pad_safe(session_handle) {
+            return Ok(false);
+        }
+        let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = ?")
+            .bind(session_handle)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?")
+            .bind(user_id.to_storage())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT session_handle FROM tessera_sessions WHERE user_id = ? \
+             ORDER BY created_at, session_handle",
+        )
+        .bind(user_id.to_storage())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.into_iter().map(|(h,)| text(h)).collect()
+    }
+
+    async fn sessions_for_user(
+        &self,
+        user_id: &UserId,
+        now_ms: i64,
+    ) -> StoreResult<Vec<SessionSummary>> {
+        let rows: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
+            "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
+             WHERE user_id = ? AND expires_at > ? ORDER BY created_at, session_handle",
+        )
+        .bind(user_id.to_storage())
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|(handle, created_at_ms, expires_at_ms)| {
+                Ok(SessionSummary {
+                    session_handle: text(handle)?,
+                    created_at_ms,
+                    expires_at_ms,
+                })
+            })
+            .collect()
+    }
+
+    async fn get_session_info(
+        &self,
+        session_handle: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<String>> {
+        if !pad_safe(session_handle) {
+            return Ok(None);
+        }
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT session_info FROM tessera_sessions \
+             WHERE session_handle = ? AND expires_at > ?",
+        )
+        .bind(session_handle)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|(info,)| text(info)).transpose()
+    }
+
+    async fn update_session_info(
+        &self,
+        session_handle: &str,
+        session_info: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        if !pad_safe(session_handle) {
+            return Ok(false);
+        }
+        // Matched rows, not changed rows (CLIENT_FOUND_ROWS): identical info
+        // on a live row is still `true`.
+        let done = sqlx::query(
+            "UPDATE tessera_sessions SET session_info = ? \
+             WHERE session_handle = ? AND expires_at > ?",
+        )
+        .bind(session_info)
+        .bind(session_handle)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
+        // One autocommit statement walking the expires_at index.
+        let done = sqlx::query(
+            "DELETE FROM tessera_sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(batch_size)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?")
+                .bind(now_ms)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        count(n)
+    }
+
+    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        check_key_name(name)?;
+        insert_key_if_absent(&self.pool, name, candidate).await?;
+        let row: Option<KeyColumns> =
+            sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        key_from(row)?.ok_or_else(|| invalid("key row vanished after it was inserted"))
+    }
+
+    async fn signing_keys(
+        &self,
+        candidate: &StoredKey,
+        decide: RotationDecision<'_>,
+    ) -> StoreResult<SigningKeys> {
+        insert_key_if_absent(&self.pool, CURRENT_SIGNING_KEY, candidate).await?;
+        let mut guard = TxConn::acquire(&self.pool).await?;
+        let mut tx = guard.conn.begin().await.map_err(db)?;
+        match signing_keys_locked(&mut tx, decide).await {
+            Ok(keys) => {
+                tx.commit().await.map_err(db)?;
+                guard.finished = true;
+                Ok(keys)
+            }
+            Err(e) => {
+                if tx.rollback().await.is_ok() {
+                    guard.finished = true;
+                }
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The PostgreSQL store.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
+use tessera::{
+    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreResult,
+    StoredKey, UserId,
+};
+
+use crate::common::{
+    check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
+    encode_key, invalid, user_id_column, TxConn, CURRENT_SIGNING_KEY, PREVIOUS_SIGNING_KEY,
+};
+use crate::StoreOptions;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A [`Store`] on PostgreSQL.
+///
+/// Every method is one autocommit statement except [`Store::signing_keys`]:
+/// it makes sure the current-key row exists (`INSERT … ON CONFLICT DO
+/// NOTHING`), then, in one `READ COMMITTED` transaction, locks it with
+/// `SELECT … FOR UPDATE`, reads the previous key, lets the caller decide and
+/// writes the decision before committing. The compare-and-set on the refresh
+/// hash is a single `UPDATE`, serialised by the row lock it takes.
+///
+/// Tables live in the first schema of the connection's `search_path`.
+/// Durability is the server's: with the default `synchronous_commit = on` a
+/// call returns after its commit is flushed.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Wraps an existing pool. Call [`PostgresStore::migrate`] before use if
+    /// the tables may not exist yet.
+    pub fn new(pool: PgPool) -> Self {
+        PostgresStore { pool }
+    }
+
+    /// Connects to `url` (`postgres://…` or `postgresql://…`) and runs the
+    /// migrations unless `options` say otherwise.
+    pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
+        let connect_options = PgConnectOptions::from_str(url).map_err(db)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.unwrap_or(10))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect_options)
+            .await
+            .map_err(db)?;
+        let store = PostgresStore::new(pool);
+        if options.run_migrations {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Creates or updates the tables (embedded migrations in
+    /// `migrations/postgres/`). Safe to run on every start and from several
+    /// processes at once (sqlx takes an advisory lock).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(tessera::StoreError::new)
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+type KeyColumns = (String, i64);
+
+/// Reads and locks one key row.
+async fn lock_key(conn: &mut PgConnection, name: &str) -> StoreResult<Option<StoredKey>> {
+    let row: Option<KeyColumns> = sqlx::query_as(
+        "SELECT key_value, created_at FROM tessera_keys WHERE key_name = $1 FOR UPDATE",
+    )
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?;
+    row.map(|(value, created)| decode_key(&value, created))
+        .transpose()
+}
+
+async fn write_key(conn: &mut PgConnection, name: &str, key: &StoredKey) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (key_name) DO UPDATE \
+         SET key_value = EXCLUDED.key_value, created_at = EXCLUDED.created_at",
+    )
+    .bind(name)
+    .bind(encode_key(&key.value))
+    .bind(key.created_at_ms)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Inserts a key row unless one with that name exists (autocommit).
+async fn insert_key_if_absent(pool: &PgPool, name: &str, key: &StoredKey) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (key_name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(encode_key(&key.value))
+    .bind(key.created_at_ms)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// The body of [`Store::signing_keys`], inside the transaction.
+async fn signing_keys_locked(
+    conn: &mut PgConnection,
+    decide: RotationDecision<'_>,
+) -> StoreResult<SigningKeys> {
+    // Lock the current row first, in its own statement: every rotation
+    // queues here. The previous row is read by a later statement, whose
+    // READ COMMITTED snapshot is taken after the lock was granted and so
+    // sees whatever the transaction we waited for committed.
+    let current = lock_key(conn, CURRENT_SIGNING_KEY)
+        .await?
+        .ok_or_else(|| invalid("the current signing key row vanished"))?;
+    let previous = lock_key(conn, PREVIOUS_SIGNING_KEY).await?;
+    let stored = SigningKeys { current, previous };
+    let Some(new) = decide(&stored) else {
+        return Ok(stored);
+    };
+    write_key(conn, CURRENT_SIGNING_KEY, &new.current).await?;
+    match &new.previous {
+        Some(previous) => write_key(conn, PREVIOUS_SIGNING_KEY, previous).await?,
+        None => {
+            sqlx::query("DELETE FROM tessera_keys WHERE key_name = $1")
+                .bind(PREVIOUS_SIGNING_KEY)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
+    }
+    Ok(new)
+}
+
+type SessionColumns = (String, String, String, String, i64, i64);
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
+        check_new_session(session)?;
+        sqlx::query(
+            "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
+             session_info, jwt_payload, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(session.session_handle)
+        .bind(user_id_column(session.user_id)?)
+        .bind(session.refresh_token_hash_2)
+        .bind(session.session_info)
+        .bind(session.jwt_payload)
+        .bind(session.created_at_ms)
+        .bind(session.expires_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
+        let row: Option<SessionColumns> = sqlx::query_as(
+            "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
+             expires_at FROM tessera_sessions WHERE session_handle = $1",
+        )
+        .bind(session_handle)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|(handle, user, hash, payload, created, expires)| {
+            Ok(SessionRow {
+                session_handle: handle,
+                user_id: decode_user_id(&user)?,
+                refresh_token_hash_2: hash,
+                jwt_payload: payload,
+                created_at_ms: created,
+                expires_at_ms: expires,
+            })
+        })
+        .transpose()
+    }
+
+    async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool> {
+        let row: Option<(i32,)> = sqlx::query_as(
+            "SELECT 1 FROM tessera_sessions WHERE session_handle = $1 AND expires_at > $2",
+        )
+        .bind(session_handle)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.is_some())
+    }
+
+    async fn compare_and_set_refresh_hash(
+        &self,
+        session_handle: &str,
+        expected_hash_2: &str,
+        new_hash_2: &str,
+        new_expires_at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        check_hash(new_hash_2)?;
+        let done = sqlx::query(
+            "UPDATE tessera_sessions SET refresh_token_hash_2 = $1, expires_at = $2 \
+             WHERE session_handle = $3 AND refresh_token_hash_2 = $4 AND expires_at > $5",
+        )
+        .bind(new_hash_2)
+        .bind(new_expires_at_ms)
+        .bind(session_handle)
+        .bind(expected_hash_2)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = $1")
+            .bind(session_handle)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
+            .bind(user_id.to_storage())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT session_handle FROM tessera_sessions WHERE user_id = $1 \
+             ORDER BY created_at, session_handle",
+        )
+        .bind(user_id.to_storage())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(|(h,)| h).collect())
+    }
+
+    async fn sessions_for_user(
+        &self,
+        user_id: &UserId,
+        now_ms: i64,
+    ) -> StoreResult<Vec<SessionSummary>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
+             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, session_handle",
+        )
+        .bind(user_id.to_storage())
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(session_handle, created_at_ms, expires_at_ms)| SessionSummary {
+                    session_handle,
+                    created_at_ms,
+                    expires_at_ms,
+                },
+            )
+            .collect())
+    }
+
+    async fn get_session_info(
+        &self,
+        session_handle: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT session_info FROM tessera_sessions \
+             WHERE session_handle = $1 AND expires_at > $2",
+        )
+        .bind(session_handle)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.map(|(info,)| info))
+    }
+
+    async fn update_session_info(
+        &self,
+        session_handle: &str,
+        session_info: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE tessera_sessions SET session_info = $1 \
+             WHERE session_handle = $2 AND expires_at > $3",
+        )
+        .bind(session_info)
+        .bind(session_handle)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
+        // One autocommit statement. The subselect walks the expires_at index
+        // and skips rows another transaction holds (a refresh in flight, a
+        // second cleaner); a later batch picks them up. `= ANY(ARRAY(…))`
+        // rather than `IN (…)` so that the outer delete probes the primary
+        // key instead of hash-joining against a scan of the whole table.
+        let done = sqlx::query(
+            "DELETE FROM tessera_sessions WHERE session_handle = ANY(ARRAY(\
+             SELECT session_handle FROM tessera_sessions WHERE expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        )
+        .bind(now_ms)
+        .bind(i64::from(batch_size))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= $1")
+                .bind(now_ms)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        count(n)
+    }
+
+    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        check_key_name(name)?;
+        // Insert-if-absent, then read: the first insert wins (a concurrent
+        // insert of the same name waits for it and then does nothing), and
+        // every caller reads the winner.
+        insert_key_if_absent(&self.pool, name, candidate).await?;
+        let row: Option<KeyColumns> =
+            sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        let (value, created) =
+            row.ok_or_else(|| invalid("key row vanished after it was inserted"))?;
+        decode_key(&value, created)
+    }
+
+    async fn signing_keys(
+        &self,
+        candidate: &StoredKey,
+        decide: RotationDecision<'_>,
+    ) -> StoreResult<SigningKeys> {
+        insert_key_if_absent(&self.pool, CURRENT_SIGNING_KEY, candidate).await?;
+        let mut guard = TxConn::acquire(&self.pool).await?;
+        // READ COMMITTED explicitly: under a stricter server default the
+        // queued rotations would fail with serialization errors instead of
+        // reading the winner's keys.
+        let mut tx = guard
+            .conn
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(db)?;
+        match signing_keys_locked(&mut tx, decide).await {
+            Ok(keys) => {
+                tx.commit().await.map_err(db)?;
+                guard.finished = true;
+                Ok(keys)
+            }
+            Err(e) => {
+                if tx.rollback().await.is_ok() {
+                    guard.finished = true;
+                }
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The SQLite store.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection, SqliteConnection};
+use tessera::{
+    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreResult,
+    StoredKey, UserId,
+};
+
+use crate::common::{
+    check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
+    encode_key, invalid, retry_sqlite_setup, user_id_column, TxConn, CURRENT_SIGNING_KEY,
+    PREVIOUS_SIGNING_KEY,
+};
+use crate::StoreOptions;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`Store`] on SQLite.
+///
+/// Every write is one autocommit statement except [`Store::signing_keys`],
+/// which runs in a `BEGIN IMMEDIATE` transaction: it takes the database's
+/// write lock before reading, so two rotations cannot interleave (a deferred
+/// transaction that reads and then writes would fail with `SQLITE_BUSY_SNAPSHOT`
+/// instead of waiting). Writers wait for each other up to the busy timeout.
+///
+/// [`SqliteStore::connect`] opens the database in WAL mode with
+/// `synchronous=FULL`, so a call returns only after its commit is on disk, and
+/// a 10 s busy timeout. A pool given to [`SqliteStore::new`] is used as it is
+/// configured.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Wraps an existing pool. Call [`SqliteStore::migrate`] before use if the
+    /// tables may not exist yet.
+    pub fn new(pool: SqlitePool) -> Self {
+        SqliteStore { pool }
+    }
+
+    /// Opens `url` (`sqlite://path`, `sqlite:path` or `sqlite::memory:`),
+    /// creating the file if it is missing, and runs the migrations unless
+    /// `options` say otherwise.
+    ///
+    /// `sqlite::memory:` gives a private in-memory database held by a pool of
+    /// exactly one connection that is never closed while the pool lives: an
+    /// in-memory database exists only as long as a connection to it is open,
+    /// and one connection sidesteps shared-cache table locks (which fail at
+    /// once with `SQLITE_LOCKED` instead of waiting). Calls then take turns;
+    /// that is fine for tests and demos, which is what it is for.
+    pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let connect_options = SqliteConnectOptions::from_str(url)
+            .map_err(db)?
+            .create_if_missing(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full);
+
+        let pool_options = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
+        let pool = if in_memory {
+            pool_options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(connect_options)
+                .await
+                .map_err(db)?
+        } else {
+            // WAL is a property of the file: switch once, on one connection,
+            // before the pool opens. Changing the journal mode needs an
+            // exclusive lock that the busy timeout does not always wait for,
+            // hence the retries when several processes start together.
+            let wal = connect_options.clone().journal_mode(SqliteJournalMode::Wal);
+            retry_sqlite_setup(|| async {
+                let conn = SqliteConnection::connect_with(&wal).await.map_err(db)?;
+                conn.close().await.map_err(db)
+            })
+            .await?;
+            pool_options
+                .max_connections(options.max_connections.unwrap_or(10))
+                .connect_with(connect_options)
+                .await
+                .map_err(db)?
+        };
+        let store = SqliteStore::new(pool);
+        if options.run_migrations {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Creates or updates the tables (embedded migrations in
+    /// `migrations/sqlite/`). Safe to run on every start; retried a few times
+    /// because SQLite has no lock that would keep two processes from running
+    /// the first migration at the same moment.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        retry_sqlite_setup(|| async {
+            MIGRATOR
+                .run(&self.pool)
+                .await
+                .map_err(tessera::StoreError::new)
+        })
+        .await
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+type KeyColumns = (String, i64);
+
+async fn read_key(conn: &mut SqliteConnection, name: &str) -> StoreResult<Option<StoredKey>> {
+    let row: Option<KeyColumns> =
+        sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = ?1")
+            .bind(name)
+            .fetch_optional(conn)
+            .await
+            .map_err(db)?;
+    row.map(|(value, created)| decode_key(&value, created))
+        .transpose()
+}
+
+/// Inserts or replaces a key row.
+async fn write_key(conn: &mut SqliteConnection, name: &str, key: &StoredKey) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (key_name) DO UPDATE \
+         SET key_value = excluded.key_value, created_at = excluded.created_at",
+    )
+    .bind(name)
+    .bind(encode_key(&key.value))
+    .bind(key.created_at_ms)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// The body of [`Store::signing_keys`], run inside `BEGIN IMMEDIATE`.
+async fn signing_keys_locked(
+    conn: &mut SqliteConnection,
+    candidate: &StoredKey,
+    decide: RotationDecision<'_>,
+) -> StoreResult<SigningKeys> {
+    sqlx::query(
+        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (key_name) DO NOTHING",
+    )
+    .bind(CURRENT_SIGNING_KEY)
+    .bind(encode_key(&candidate.value))
+    .bind(candidate.created_at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    let current = read_key(conn, CURRENT_SIGNING_KEY)
+        .await?
+        .ok_or_else(|| invalid("the current signing key row vanished"))?;
+    let previous = read_key(conn, PREVIOUS_SIGNING_KEY).await?;
+    let stored = SigningKeys { current, previous };
+    let Some(new) = decide(&stored) else {
+        return Ok(stored);
+    };
+    write_key(conn, CURRENT_SIGNING_KEY, &new.current).await?;
+    match &new.previous {
+        Some(previous) => write_key(conn, PREVIOUS_SIGNING_KEY, previous).await?,
+        None => {
+            sqlx::query("DELETE FROM tessera_keys WHERE key_name = ?1")
+                .bind(PREVIOUS_SIGNING_KEY)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
+    }
+    Ok(new)
+}
+
+type SessionColumns = (String, String, String, String, i64, i64);
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
+        check_new_session(session)?;
+        sqlx::query(
+            "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
+             session_info, jwt_payload, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(session.session_handle)
+        .bind(user_id_column(session.user_id)?)
+        .bind(session.refresh_token_hash_2)
+        .bind(session.session_info)
+        .bind(session.jwt_payload)
+        .bind(session.created_at_ms)
+        .bind(session.expires_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
+        let row: Option<SessionColumns> = sqlx::query_as(
+            "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
+             expires_at FROM tessera_sessions WHERE session_handle = ?1",
+        )
+        .bind(session_handle)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|(handle, user, hash, payload, created, expires)| {
+            Ok(SessionRow {
+                session_handle: handle,
+                user_id: decode_user_id(&user)?,
+                refresh_token_hash_2: hash,
+                jwt_payload: payload,
+                created_at_ms: created,
+                expires_at_ms: expires,
+            })
+        })
+        .transpose()
+    }
+
+    async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM tessera_sessions WHERE session_handle = ?1 AND expires_at > ?2",
+        )
+        .bind(session_handle)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.is_some())
+    }
+
+    async fn compare_and_set_refresh_hash(
+        &self,
+        session_handle: &str,
+        expected_hash_2: &str,
+        new_hash_2: &str,
+        new_expires_at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        check_hash(new_hash_2)?;
+        let done = sqlx::query(
+            "UPDATE tessera_sessions SET refresh_token_hash_2 = ?1, expires_at = ?2 \
+             WHERE session_handle = ?3 AND refresh_token_hash_2 = ?4 AND expires_at > ?5",
+        )
+        .bind(new_hash_2)
+        .bind(new_expires_at_ms)
+        .bind(session_handle)
+        .bind(expected_hash_2)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = ?1")
+            .bind(session_handle)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?1")
+            .bind(user_id.to_storage())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT session_handle FROM tessera_sessions WHERE user_id = ?1 \
+             ORDER BY created_at, session_handle",
+        )
+        .bind(user_id.to_storage())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(|(h,)| h).collect())
+    }
+
+    async fn sessions_for_user(
+        &self,
+        user_id: &UserId,
+        now_ms: i64,
+    ) -> StoreResult<Vec<SessionSummary>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
+             WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at, session_handle",
+        )
+        .bind(user_id.to_storage())
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(session_handle, created_at_ms, expires_at_ms)| SessionSummary {
+                    session_handle,
+                    created_at_ms,
+                    expires_at_ms,
+                },
+            )
+            .collect())
+    }
+
+    async fn get_session_info(
+        &self,
+        session_handle: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT session_info FROM tessera_sessions \
+             WHERE session_handle = ?1 AND expires_at > ?2",
+        )
+        .bind(session_handle)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.map(|(info,)| info))
+    }
+
+    async fn update_session_info(
+        &self,
+        session_handle: &str,
+        session_info: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE tessera_sessions SET session_info = ?1 \
+             WHERE session_handle = ?2 AND expires_at > ?3",
+        )
+        .bind(session_info)
+        .bind(session_handle)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
+        // One autocommit statement; the subselect walks the expires_at index.
+        let done = sqlx::query(
+            "DELETE FROM tessera_sessions WHERE rowid IN (\
+             SELECT rowid FROM tessera_sessions WHERE expires_at <= ?1 \
+             ORDER BY expires_at LIMIT ?2)",
+        )
+        .bind(now_ms)
+        .bind(i64::from(batch_size))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?1")
+                .bind(now_ms)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        count(n)
+    }
+
+    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        check_key_name(name)?;
+        // Insert-if-absent, then read: whoever inserted first wins, and every
+        // caller reads the winner. Both statements autocommit; a key row is
+        // never half written.
+        sqlx::query(
+            "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key_name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(encode_key(&candidate.value))
+        .bind(candidate.created_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        read_key(&mut conn, name)
+            .await?
+            .ok_or_else(|| invalid("key row vanished after it was inserted"))
+    }
+
+    async fn signing_keys(
+        &self,
+        candidate: &StoredKey,
+        decide: RotationDecision<'_>,
+    ) -> StoreResult<SigningKeys> {
+        let mut guard = TxConn::acquire(&self.pool).await?;
+        // `begin_with` rather than a bare `execute("BEGIN IMMEDIATE")` so that
+        // sqlx knows the connection is in a transaction and rolls it back if
+        // the `Transaction` is dropped; `TxConn` closes the connection unless
+        // the transaction is seen to end.
+        let begun = guard.conn.begin_with("BEGIN IMMEDIATE").await;
+        let mut tx = match begun {
+            Ok(tx) => tx,
+            Err(e) => {
+                // BEGIN failed (typically the busy timeout): no transaction
+                // is open and the connection is reusable.
+                guard.finished = true;
+                return Err(db(e));
+            }
+        };
+        match signing_keys_locked(&mut tx, candidate, decide).await {
+            Ok(keys) => {
+                tx.commit().await.map_err(db)?;
+                guard.finished = true;
+                Ok(keys)
+            }
+            Err(e) => {
+                if tx.rollback().await.is_ok() {
+                    guard.finished = true;
+                }
+                Err(e)
+            }
+        }
+    }
+}
