@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of the project against real databases.
+#
+# Needs PostgreSQL and MariaDB/MySQL; the URLs default to the local services
+# (trust auth / empty root password) and can be overridden:
+#   TESSERA_TEST_POSTGRES_URL  (default postgres://postgres@127.0.0.1:5432/test)
+#   TESSERA_TEST_MYSQL_URL     (default mysql://root@127.0.0.1:3306/test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export TESSERA_TEST_POSTGRES_URL="${TESSERA_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export TESSERA_TEST_MYSQL_URL="${TESSERA_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"
+# A backend whose URL is missing fails the run instead of being skipped.
+export TESSERA_REQUIRE_ALL_BACKENDS=1
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+step "Rust tests (SQLite, PostgreSQL, MariaDB)"
+mkdir -p target
+if ! cargo test --workspace -- --nocapture >target/rust-tests.log 2>&1; then
+  grep -E 'FAILED|panicked|^error' -A15 target/rust-tests.log | head -150 >&2
+  echo "Rust tests failed; the whole log is target/rust-tests.log" >&2
+  exit 1
+fi
+grep -E '^test result:|Running ' target/rust-tests.log
+step "backends exercised by the conformance suite (tests per backend)"
+grep -oE 'conformance [a-z_]+: backend [a-z]+' target/rust-tests.log | awk '{print $NF}' | sort | uniq -c
