@@ -1,7 +1,10 @@
 //! Access-token signing keys and the refresh-token key (PROTOCOL.md §5).
 //!
 //! The signing keys are cached in an [`ArcSwap`] so that `get_session` reads
-//! them without a lock or a database call. The cache is reloaded through
+//! them without a lock or a database call (when the cache is due, the
+//! verification path schedules the reload on a background task and goes on
+//! with the cached keys; create and refresh, which write to the database
+//! anyway, reload inline before signing). The cache is reloaded through
 //! [`Store::signing_keys`] (which takes the database row lock and rotates
 //! there if the key is due) when:
 //!
@@ -14,7 +17,7 @@
 //!   rotated first); at most once per [`UNKNOWN_KID_RELOAD_GAP_MS`], so
 //!   forged tokens cannot make us hammer the database.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +60,7 @@ pub(crate) struct KeyManager {
     access_validity_ms: i64,
     ring: ArcSwap<KeyRing>,
     reload: tokio::sync::Mutex<()>,
+    background_reload: AtomicBool,
     last_unknown_kid_reload_ms: AtomicI64,
     pub(crate) refresh_key: RefreshKey,
 }
@@ -103,6 +107,7 @@ impl KeyManager {
             access_validity_ms: config.access_token_validity.as_millis() as i64,
             ring: ArcSwap::from_pointee(ring),
             reload: tokio::sync::Mutex::new(()),
+            background_reload: AtomicBool::new(false),
             last_unknown_kid_reload_ms: AtomicI64::new(i64::MIN),
             refresh_key,
         })
@@ -178,8 +183,30 @@ impl KeyManager {
         }
     }
 
-    /// The key ring to sign and verify with at `now`, reloading it first if it
-    /// is due. With a user key function, the function's key is the only key.
+    /// The key ring to verify with, without waiting on the database: if the
+    /// cached ring is due for a check, `reload_in_background` is told so and
+    /// the cached ring is used meanwhile. This keeps `get_session` free of
+    /// database access; a due rotation reaches verification a moment later.
+    pub(crate) fn ring_for_verification(&self, now: i64) -> Result<(Arc<KeyRing>, bool)> {
+        if let Some(f) = self.user_fn() {
+            return Ok((self.ring_from_user_fn(f, now)?, false));
+        }
+        let ring = self.ring.load_full();
+        let due = now >= ring.next_check_ms && !self.background_reload.swap(true, Ordering::AcqRel);
+        Ok((ring, due))
+    }
+
+    /// Runs the reload that [`KeyManager::ring_for_verification`] asked for.
+    pub(crate) async fn background_reload(&self, now: i64) {
+        if let Err(e) = self.reload(now, Reload::IfDue).await {
+            tracing::warn!(error = %e, "reloading the signing keys failed; will retry");
+        }
+        self.background_reload.store(false, Ordering::Release);
+    }
+
+    /// The key ring to sign with at `now`, reloading it first if it is due
+    /// (create and refresh write to the database anyway). With a user key
+    /// function, the function's key is the only key.
     pub(crate) async fn ring(&self, now: i64) -> Result<Arc<KeyRing>> {
         if let Some(f) = self.user_fn() {
             return self.ring_from_user_fn(f, now);

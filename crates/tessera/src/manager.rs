@@ -297,7 +297,10 @@ impl SessionManager {
         };
         let now = self.now();
         let split = split_token(token).ok_or(Error::try_refresh("malformed access token"))?;
-        let ring = self.inner.keys.ring(now).await?;
+        let (ring, reload_due) = self.inner.keys.ring_for_verification(now)?;
+        if reload_due {
+            self.spawn_key_reload(now).await;
+        }
         let (ring, key_ok) = match self.check_signature(&ring, &split, now) {
             Some(ok) => (ring, ok),
             // A key id we do not know: another instance may have rotated.
@@ -387,6 +390,18 @@ impl SessionManager {
             payload,
             access_exp,
         ))
+    }
+
+    /// Reloads the signing keys on a background task, so the request does not
+    /// wait on the database (inline only when no tokio runtime is running).
+    async fn spawn_key_reload(&self, now: i64) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let this = self.clone();
+                rt.spawn(async move { this.inner.keys.background_reload(now).await });
+            }
+            Err(_) => self.inner.keys.background_reload(now).await,
+        }
     }
 
     /// `Some(valid)` if the token's header names a key in `ring` (current, or
