@@ -948,6 +948,139 @@ async fn mutated_tokens_never_verify(h: Harness) {
     );
 }
 
+/// The refresh state machine against a model of PROTOCOL.md §3: random
+/// sequences of verify, refresh and "copy the cookies" (an attacker cloning
+/// a browser) over several browsers of one session, each outcome compared
+/// with what the model predicts. Seeds are fixed, so runs are reproducible.
+async fn refresh_state_machine_matches_the_model(h: Harness) {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    enum Outcome {
+        Ok,
+        Unauthorized,
+        Theft,
+    }
+    /// What the model knows of a browser: its refresh token and the access
+    /// token's `(rt, prt)`, as model ids; `None` once its cookies are cleared.
+    type ModelBrowser = Option<(u32, (u32, Option<u32>))>;
+
+    let m = h.default_manager().await;
+    let mut seen = std::collections::HashMap::new();
+    for seed in 1..=12u64 {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // Model state.
+        let mut parent: Vec<Option<u32>> = vec![None]; // token id -> parent id
+        let mut committed = 0u32;
+        let mut alive = true;
+        let mut model: Vec<ModelBrowser> = vec![Some((0, (0, None)))];
+        let mut real = vec![login(&m, format!("model{seed}"), json!({"seed": seed})).await];
+        for step in 0..150 {
+            // Once the session is over, start a new one (keeps the walk in
+            // the interesting states).
+            if (!alive && next() % 4 == 0) || model.iter().all(Option::is_none) {
+                parent = vec![None];
+                committed = 0;
+                alive = true;
+                model = vec![Some((0, (0, None)))];
+                real = vec![login(&m, format!("model{seed}-{step}"), json!(null)).await];
+            }
+            let i = (next() as usize) % real.len();
+            let op = next() % 10;
+            if op == 0 && real.len() < 6 {
+                real.push(real[i].clone());
+                model.push(model[i]);
+                continue;
+            }
+            let (expected, got) = if op < 5 {
+                // verify
+                let expected = match model[i] {
+                    None => Outcome::Unauthorized,
+                    Some((_, (_, None))) => Outcome::Ok,
+                    Some((r, (rt, Some(prt)))) => {
+                        if alive && committed == prt {
+                            committed = rt;
+                            model[i] = Some((r, (rt, None)));
+                            Outcome::Ok
+                        } else if alive && committed == rt {
+                            model[i] = Some((r, (rt, None)));
+                            Outcome::Ok
+                        } else {
+                            model[i] = None;
+                            Outcome::Unauthorized
+                        }
+                    }
+                };
+                let got = match verify(&m, &mut real[i]).await {
+                    Ok(_) => Outcome::Ok,
+                    Err(Error::Unauthorized { .. }) => Outcome::Unauthorized,
+                    Err(e) => panic!("seed {seed} step {step}: verify gave {e:?}"),
+                };
+                (expected, got)
+            } else {
+                // refresh
+                let expected = match model[i] {
+                    None => Outcome::Unauthorized,
+                    Some(_) if !alive => {
+                        model[i] = None;
+                        Outcome::Unauthorized
+                    }
+                    Some((r, _)) => {
+                        if committed != r && parent[r as usize] == Some(committed) {
+                            committed = r;
+                        }
+                        if committed == r {
+                            let child = parent.len() as u32;
+                            parent.push(Some(r));
+                            model[i] = Some((child, (child, Some(r))));
+                            Outcome::Ok
+                        } else {
+                            alive = false;
+                            model[i] = None;
+                            Outcome::Theft
+                        }
+                    }
+                };
+                let got = match refresh(&m, &mut real[i]).await {
+                    Ok(_) => Outcome::Ok,
+                    Err(Error::Unauthorized { .. }) => Outcome::Unauthorized,
+                    Err(Error::TokenTheftDetected { .. }) => Outcome::Theft,
+                    Err(e) => panic!("seed {seed} step {step}: refresh gave {e:?}"),
+                };
+                (expected, got)
+            };
+            *seen.entry((op < 5, got)).or_insert(0) += 1;
+            assert_eq!(
+                got, expected,
+                "seed {seed} step {step} browser {i} op {op}: model {model:?}, committed {committed}"
+            );
+            // Cookies are cleared exactly when the model says the browser lost them.
+            assert_eq!(
+                real[i].cookie(REFRESH_TOKEN_COOKIE).is_none(),
+                model[i].is_none(),
+                "seed {seed} step {step}: cookie state"
+            );
+        }
+    }
+    eprintln!("state machine outcomes (is_verify, outcome): {seen:?}");
+    for kind in [
+        (true, Outcome::Ok),
+        (true, Outcome::Unauthorized),
+        (false, Outcome::Ok),
+        (false, Outcome::Unauthorized),
+        (false, Outcome::Theft),
+    ] {
+        assert!(
+            seen.get(&kind).copied().unwrap_or(0) >= 3,
+            "{kind:?} too rare: {seen:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // One test per scenario and backend.
 
@@ -1007,4 +1140,5 @@ conformance!(
     remove_expired_sessions_in_batches,
     bad_input_table,
     mutated_tokens_never_verify,
+    refresh_state_machine_matches_the_model,
 );
