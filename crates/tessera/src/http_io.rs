@@ -27,20 +27,75 @@ pub trait RequestSource {
 }
 
 /// Finds a cookie in one `Cookie` header value (`a=1; b=2`).
+///
+/// The header is split at `;`, each pair is trimmed of ASCII whitespace and
+/// split at its first `=`; the first pair whose trimmed name equals `name`
+/// wins, and its trimmed value is returned without surrounding double quotes.
+/// Pairs without `=` are skipped.
 pub fn find_cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    header.split(|&b| b == b';').find_map(|pair| {
-        let pair = pair.trim_ascii();
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        (pair[..eq].trim_ascii() == name.as_bytes()).then(|| {
-            let v = pair[eq + 1..].trim_ascii();
-            // RFC 6265 allows the value in double quotes.
-            if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
-                &v[1..v.len() - 1]
-            } else {
-                v
-            }
-        })
+    // This runs twice on every `get_session`, over a header that carries a
+    // ~500-byte access token; the `;` search is word-at-a-time (see
+    // `find_byte`), which makes the lookup several times faster than a
+    // byte-by-byte split.
+    let mut rest = header;
+    loop {
+        let (pair, next) = match find_byte(rest, b';') {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(value) = cookie_value_if_named(pair, name) {
+            return Some(value);
+        }
+        rest = next?;
+    }
+}
+
+/// The value of one `name=value` pair if its name is `name`.
+#[inline]
+fn cookie_value_if_named<'a>(pair: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let pair = pair.trim_ascii();
+    let eq = pair.iter().position(|&b| b == b'=')?;
+    if pair[..eq].trim_ascii() != name.as_bytes() {
+        return None;
+    }
+    let v = pair[eq + 1..].trim_ascii();
+    // RFC 6265 allows the value in double quotes.
+    Some(if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
+        &v[1..v.len() - 1]
+    } else {
+        v
     })
+}
+
+/// Index of the first `needle` in `haystack`, eight bytes at a time.
+///
+/// Each 8-byte word is XORed with the needle repeated, so matching bytes
+/// become zero; `(w - 0x01…01) & !w & 0x80…80` then has its lowest set bit in
+/// the first zero byte (borrows only run upwards, so bytes above a zero may
+/// be flagged too, but never a byte below it), and loading little-endian
+/// makes the lowest bit the earliest byte.
+#[inline]
+pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(needle);
+    let mut chunks = haystack.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word) ^ pattern;
+        let found = w.wrapping_sub(LO) & !w & HI;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|i| offset + i)
 }
 
 impl RequestSource for HeaderMap {
@@ -249,6 +304,86 @@ mod tests {
         m.append(COOKIE, HeaderValue::from_static("x=1"));
         m.append(COOKIE, HeaderValue::from_static("y=2"));
         assert_eq!(m.cookie("y"), Some(&b"2"[..]));
+    }
+
+    /// The straightforward definition `find_cookie` must agree with.
+    fn find_cookie_reference<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
+        header.split(|&b| b == b';').find_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            (pair[..eq].trim_ascii() == name.as_bytes()).then(|| {
+                let v = pair[eq + 1..].trim_ascii();
+                if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
+                    &v[1..v.len() - 1]
+                } else {
+                    v
+                }
+            })
+        })
+    }
+
+    #[test]
+    fn find_byte_finds_the_first_match_everywhere() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut h = vec![b'a'; len];
+                h[at] = b';';
+                // A second match later, and bytes that differ from the needle
+                // by one bit around the first, must not confuse it.
+                if at + 3 < len {
+                    h[at + 3] = b';';
+                }
+                if at > 0 {
+                    h[at - 1] = b';' ^ 1;
+                }
+                assert_eq!(find_byte(&h, b';'), Some(at), "len {len} at {at}");
+            }
+            assert_eq!(find_byte(&vec![0x3a; len], b';'), None);
+            assert_eq!(find_byte(&vec![0xbb; len], b';'), None);
+        }
+    }
+
+    #[test]
+    fn find_cookie_agrees_with_the_reference() {
+        // A small deterministic generator: headers built from a skewed
+        // alphabet full of separators, spaces, quotes and cookie names.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pieces: [&[u8]; 14] = [
+            b";",
+            b"=",
+            b" ",
+            b"\t",
+            b"\"",
+            b"a",
+            b"b",
+            b"sAccessToken",
+            b"x",
+            b"==",
+            b"; ",
+            b"sA",
+            b"\r\n",
+            &[0xff],
+        ];
+        for _ in 0..20_000 {
+            let mut h = Vec::new();
+            for _ in 0..(next() % 24) {
+                h.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+            }
+            for name in ["sAccessToken", "a", "b", "x", ""] {
+                assert_eq!(
+                    find_cookie(&h, name),
+                    find_cookie_reference(&h, name),
+                    "header {:?} name {name:?}",
+                    String::from_utf8_lossy(&h)
+                );
+            }
+        }
     }
 
     #[test]

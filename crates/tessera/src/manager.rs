@@ -16,8 +16,8 @@ use crate::keys::{KeyManager, KeyRing};
 use crate::session::Session;
 use crate::store::{NewSession, SessionSummary, Store};
 use crate::tokens::{
-    decode_claims, header_kid, open_refresh_token, seal_refresh_token, sign_access_token,
-    signature_valid, split_token, ClaimsIn, ClaimsOut, SigningKey, SplitToken,
+    decode_claims, header_kid, open_refresh_token, parse_claims, seal_refresh_token,
+    sign_access_token, signature_valid, split_token, ClaimsIn, ClaimsOut, SigningKey, SplitToken,
 };
 use crate::user_id::{UserId, MAX_USER_ID_STORAGE_LEN};
 
@@ -322,7 +322,7 @@ impl SessionManager {
         }
         let bytes = decode_claims(split.claims).ok_or(Error::try_refresh("malformed claims"))?;
         let claims: ClaimsIn<'_> =
-            serde_json::from_slice(&bytes).map_err(|_| Error::try_refresh("malformed claims"))?;
+            parse_claims(&bytes).ok_or(Error::try_refresh("malformed claims"))?;
         if now >= claims.exp.saturating_mul(1000) {
             return Err(Error::try_refresh("access token expired"));
         }

@@ -1,0 +1,319 @@
+//! `get_session` against the physical floor (one HMAC-SHA256 of the token).
+//!
+//! ```text
+//! bench-core [--quick]                 # Markdown report on stdout
+//! bench-core --callgrind OP N          # run OP N times (for valgrind; no report)
+//! ```
+//!
+//! The session is created on an in-memory SQLite store; after that the
+//! measured path touches no database: `get_session` reads the two cookies
+//! from the `Cookie` header, compares the JWT header with the key's, checks
+//! the HMAC, decodes and parses the claims, checks expiry and the anti-CSRF
+//! header, and builds the `Session` (which is dropped at the end of each
+//! iteration, so its cost is included).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::header::{COOKIE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue};
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use sha2::Sha256;
+use tessera::{find_cookie, Config, SessionManager, UserId};
+use tessera_bench::{compare, current_thread_runtime, fmt_ns, machine_summary, Micro, Opts};
+use tessera_sqlx::SqlStore;
+
+/// Everything the benchmarks need, made once.
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    manager: SessionManager,
+    request: HeaderMap,
+    token: String,
+    signing_key: Vec<u8>,
+    jwt_payload: &'static str,
+}
+
+/// A mirror of the core's private claims struct, for the breakdown only.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Claims<'a> {
+    #[serde(borrow)]
+    sh: &'a str,
+    uid: serde_json::Value,
+    #[serde(borrow)]
+    rt: &'a str,
+    #[serde(borrow)]
+    prt: Option<&'a str>,
+    #[serde(borrow)]
+    csrf: Option<&'a str>,
+    #[serde(borrow)]
+    pld: &'a RawValue,
+    iat: i64,
+    exp: i64,
+}
+
+fn set_cookie_value(response: &HeaderMap, name: &str) -> String {
+    response
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let first = v.split(';').next()?;
+            let (n, value) = first.split_once('=')?;
+            (n == name).then(|| value.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no {name} cookie was set"))
+}
+
+fn fixture() -> Fixture {
+    let rt = current_thread_runtime();
+    let (manager, store, response) = rt.block_on(async {
+        let store = tessera_sqlx::connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        let config = Config::builder().build().expect("default config");
+        let manager = SessionManager::new(config, store.clone())
+            .await
+            .expect("manager");
+        let mut response = HeaderMap::new();
+        // A typical small payload: what an application puts in the token.
+        manager
+            .create_new_session(
+                &mut response,
+                UserId::from(123_456),
+                json!({"role": "admin", "plan": "pro", "org": 42}),
+                json!({"ip": "203.0.113.7"}),
+            )
+            .await
+            .expect("create");
+        (manager, store, response)
+    });
+    let access = set_cookie_value(&response, "sAccessToken");
+    let id_refresh = set_cookie_value(&response, "sIdRefreshToken");
+    let csrf = response["anti-csrf"].to_str().expect("ascii").to_owned();
+    // What a browser sends to an API route: the access-token and id-refresh
+    // cookies (the refresh token's Path keeps it off ordinary requests) and
+    // the anti-CSRF header the front end echoes.
+    let mut request = HeaderMap::new();
+    request.insert(
+        COOKIE,
+        HeaderValue::from_str(&format!(
+            "sAccessToken={access}; sIdRefreshToken={id_refresh}"
+        ))
+        .expect("cookie header"),
+    );
+    request.insert("anti-csrf", HeaderValue::from_str(&csrf).expect("header"));
+    let signing_key = rt.block_on(async {
+        let SqlStore::Sqlite(s) = &store else {
+            unreachable!("sqlite::memory: gives a SQLite store")
+        };
+        let (value,): (String,) = sqlx::query_as(
+            "SELECT key_value FROM tessera_keys WHERE key_name = 'access_token_signing_key'",
+        )
+        .fetch_one(s.pool())
+        .await
+        .expect("signing key row");
+        STANDARD.decode(value.trim()).expect("base64 key")
+    });
+    let f = Fixture {
+        rt,
+        manager,
+        request,
+        token: access,
+        signing_key,
+        jwt_payload: r#"{"org":42,"plan":"pro","role":"admin"}"#,
+    };
+    // The floor computes exactly the signature the token carries.
+    let (input, sig) = f.token.rsplit_once('.').expect("three segments");
+    assert_eq!(
+        URL_SAFE_NO_PAD.encode(hmac_raw(&f.signing_key, input.as_bytes())),
+        sig,
+        "the floor must compute the token's own signature"
+    );
+    f
+}
+
+fn hmac_raw(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+fn get_session_n(f: &Fixture, n: u64) -> Duration {
+    f.rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..n {
+            let mut response = HeaderMap::new();
+            let session = f
+                .manager
+                .get_session(black_box(&f.request), &mut response, true)
+                .await
+                .expect("valid session");
+            black_box(&session);
+            black_box(&response);
+        }
+        start.elapsed()
+    })
+}
+
+fn main() {
+    let opts = Opts::from_args();
+    let f = fixture();
+    let signing_input = f.token.rsplit_once('.').expect("segments").0.to_owned();
+    let keyed = <Hmac<Sha256> as Mac>::new_from_slice(&f.signing_key).expect("key");
+
+    if opts.rest.first().map(String::as_str) == Some("--callgrind") {
+        let op = opts.rest.get(1).cloned().unwrap_or_default();
+        let n: u64 = opts
+            .rest
+            .get(2)
+            .and_then(|s| s.parse().ok())
+            .expect("--callgrind OP N");
+        match op.as_str() {
+            "get_session" => {
+                get_session_n(&f, n);
+            }
+            "hmac" => {
+                for _ in 0..n {
+                    let mut mac = keyed.clone();
+                    mac.update(black_box(signing_input.as_bytes()));
+                    black_box(mac.finalize().into_bytes());
+                }
+            }
+            other => panic!("unknown op {other:?}: get_session or hmac"),
+        }
+        return;
+    }
+
+    let cookie_header = f.request[COOKIE].as_bytes().to_vec();
+    let claims_b64 = signing_input.split('.').nth(1).expect("claims").to_owned();
+    assert!(f.manager.config().anti_csrf(), "anti-CSRF must be on");
+
+    let mut benches = vec![
+        Micro::new("get_session (Cookie header → Session)", |n| {
+            get_session_n(&f, n)
+        }),
+        Micro::new(
+            "HMAC-SHA256 of the signing input, keyed state reused (floor)",
+            |n| {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let mut mac = keyed.clone();
+                    mac.update(black_box(signing_input.as_bytes()));
+                    black_box(mac.finalize().into_bytes());
+                }
+                start.elapsed()
+            },
+        ),
+        Micro::new(
+            "HMAC-SHA256 of the signing input, key set up each time",
+            |n| {
+                let start = Instant::now();
+                for _ in 0..n {
+                    black_box(hmac_raw(
+                        black_box(&f.signing_key),
+                        black_box(signing_input.as_bytes()),
+                    ));
+                }
+                start.elapsed()
+            },
+        ),
+        Micro::new("part: find both cookies in the Cookie header", |n| {
+            let start = Instant::now();
+            for _ in 0..n {
+                black_box(find_cookie(black_box(&cookie_header), "sIdRefreshToken"));
+                black_box(find_cookie(black_box(&cookie_header), "sAccessToken"));
+            }
+            start.elapsed()
+        }),
+        Micro::new("for comparison: base64 crate decode + serde_json parse of the claims (the path before the fast reader)", |n| {
+            let start = Instant::now();
+            for _ in 0..n {
+                let bytes = URL_SAFE_NO_PAD
+                    .decode(black_box(claims_b64.as_bytes()))
+                    .expect("b64");
+                let c: Claims<'_> = serde_json::from_slice(&bytes).expect("claims");
+                black_box(&c);
+            }
+            start.elapsed()
+        }),
+        Micro::new(
+            "part: parse the JWT payload into a serde_json::Value",
+            |n| {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let v: serde_json::Value =
+                        serde_json::from_str(black_box(f.jwt_payload)).expect("json");
+                    black_box(v);
+                }
+                start.elapsed()
+            },
+        ),
+    ];
+    let stats = compare(&mut benches, opts.sampling());
+
+    let get = stats[0];
+    let floor = stats[1];
+    let mut report = tessera_bench::Report::new();
+    report.heading(3, "Rust core: get_session against the HMAC floor");
+    report.para(&format!(
+        "Machine: {}. Access token: {} bytes (signing input {} bytes, claims {} bytes \
+         of base64url); Cookie header {} bytes. Anti-CSRF on. {} interleaved samples of ~{} \
+         each after {} warm-up per benchmark.",
+        machine_summary(),
+        f.token.len(),
+        signing_input.len(),
+        claims_b64.len(),
+        cookie_header.len(),
+        opts.sampling().samples,
+        fmt_ns(opts.sampling().sample.as_nanos() as f64),
+        fmt_ns(opts.sampling().warmup.as_nanos() as f64),
+    ));
+    let rows: Vec<Vec<String>> = benches
+        .iter()
+        .zip(&stats)
+        .map(|(b, s)| {
+            vec![
+                b.name.clone(),
+                fmt_ns(s.min),
+                fmt_ns(s.median),
+                fmt_ns(s.p90),
+                format!("{:.2}×", s.median / floor.median),
+            ]
+        })
+        .collect();
+    report.table(
+        &["operation", "min", "median", "p90", "median / floor"],
+        &rows,
+    );
+    let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
+    report.table(
+        &["target", "measured", "verdict"],
+        &[
+            vec![
+                "get_session median ≤ 1 µs".into(),
+                fmt_ns(get.median),
+                verdict(get.median <= 1_000.0).into(),
+            ],
+            vec![
+                "get_session ≤ 2.5 × HMAC floor (median)".into(),
+                format!(
+                    "{:.2}× (min/min {:.2}×)",
+                    get.median / floor.median,
+                    get.min / floor.min
+                ),
+                verdict(get.median / floor.median <= 2.5).into(),
+            ],
+        ],
+    );
+    report.para(&format!(
+        "<!-- core-numbers get_session_median_ns={:.1} get_session_min_ns={:.1} floor_median_ns={:.1} floor_min_ns={:.1} -->",
+        get.median, get.min, floor.median, floor.min
+    ));
+    report.print();
+}
