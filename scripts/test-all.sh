@@ -29,5 +29,7 @@ fi
 grep -E '^test result:|Running ' target/rust-tests.log
 step "backends exercised by the conformance suite (tests per backend)"
 grep -oE 'conformance [a-z_]+: backend [a-z]+' target/rust-tests.log | awk '{print $NF}' | sort | uniq -c
+step "Django package: maturin build + pytest-django on SQLite, PostgreSQL, MariaDB"
+bash scripts/test-django.sh
 step "benchmarks build and run once (tiny iteration counts)"
 bash scripts/bench.sh --quick

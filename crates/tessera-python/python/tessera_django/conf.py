@@ -1,0 +1,154 @@
+"""``settings.SUPER_TOKENS``: the seed's keys, units and defaults, plus keys for
+what the seed lacks.
+
+============================================  =============  ==============================================
+key                                           default        notes
+============================================  =============  ==============================================
+``ACCESS_TOKEN_SIGNING_KEY_IS_DYNAMIC``       ``True``       rotate the signing key every interval
+``ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL``  ``24``         hours, 1 to 720
+``ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION``     ``None``       your key: a callable (or dotted path) returning
+                                                             ``str``/``bytes``, called on every sign/verify
+``ACCESS_TOKEN_VALIDITY``                     ``3600``       seconds, 10 to 86 400 000
+``ACCESS_TOKEN_ENABLE_BLACKLISTING``          ``False``      check the database on every ``get_session``
+``ACCESS_TOKEN_PATH``                         ``"/"``        path of ``sAccessToken`` and ``sIdRefreshToken``
+``ANTI_CSRF_ENABLE``                          ``True``
+``REFRESH_TOKEN_VALIDITY``                    ``2400``       hours, 1 to 8760
+``REFRESH_TOKEN_PATH``                        ``"refresh/"`` the refresh API's path (``/`` is prepended)
+``COOKIE_DOMAIN``                             ``"localhost"`` ``None`` for host-only cookies
+``COOKIE_SECURE``                             ``True``       ``False`` only for plain-HTTP development
+``COOKIE_SAME_SITE``                          ``"Lax"``      new; ``"Strict"`` or ``"None"`` (needs Secure)
+``SESSION_EXPIRED_STATUS_CODE``               ``401``        new; 4xx; the seed's examples use 440
+``REVOKE_SESSION_ON_TOKEN_THEFT``             ``True``       new; the seed leaves revocation to you
+``ACCEPT_PREVIOUS_SIGNING_KEY``               ``False``      new; keep accepting tokens signed with the
+                                                             previous key until they expire
+``DATABASE_ALIAS``                            ``"default"``  new; the Django database that holds the tables
+``DATABASE_URL``                              ``None``       new; a sqlx URL used instead of the alias
+``DATABASE_POOL_SIZE``                        ``10``         new; connections in Tessera's own pool
+``DATABASE_ACQUIRE_TIMEOUT``                  ``30``         new; seconds a call waits for a connection
+                                                             before ``SuperTokensGeneralException``
+============================================  =============  ==============================================
+
+Changes take effect when Django's ``setting_changed`` signal fires (so
+``override_settings`` works in tests): the next call builds a new manager.
+"""
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from .exceptions import SuperTokensGeneralException
+
+__all__ = ["DEFAULTS", "SEED_DEFAULTS", "EXTRA_DEFAULTS", "TesseraSettings", "load"]
+
+#: The seed's settings and defaults (supertokens_jwt_ref), unchanged.
+SEED_DEFAULTS: Dict[str, Any] = {
+    "ACCESS_TOKEN_SIGNING_KEY_IS_DYNAMIC": True,
+    "ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL": 24,
+    "ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION": None,
+    "ACCESS_TOKEN_VALIDITY": 3600,
+    "ACCESS_TOKEN_ENABLE_BLACKLISTING": False,
+    "ACCESS_TOKEN_PATH": "/",
+    "ANTI_CSRF_ENABLE": True,
+    "REFRESH_TOKEN_VALIDITY": 2400,
+    "REFRESH_TOKEN_PATH": "refresh/",
+    "COOKIE_DOMAIN": "localhost",
+    "COOKIE_SECURE": True,
+}
+
+#: Keys Tessera adds for what the seed does not configure.
+EXTRA_DEFAULTS: Dict[str, Any] = {
+    "COOKIE_SAME_SITE": "Lax",
+    "SESSION_EXPIRED_STATUS_CODE": 401,
+    "REVOKE_SESSION_ON_TOKEN_THEFT": True,
+    "ACCEPT_PREVIOUS_SIGNING_KEY": False,
+    "DATABASE_ALIAS": "default",
+    "DATABASE_URL": None,
+    "DATABASE_POOL_SIZE": 10,
+    "DATABASE_ACQUIRE_TIMEOUT": 30,
+}
+
+DEFAULTS: Dict[str, Any] = {**SEED_DEFAULTS, **EXTRA_DEFAULTS}
+
+# Keys read here, in Python; every other key goes to the Rust core, which
+# validates types and ranges.
+_PYTHON_KEYS = {
+    "ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION",
+    "DATABASE_ALIAS",
+    "DATABASE_URL",
+    "DATABASE_POOL_SIZE",
+    "DATABASE_ACQUIRE_TIMEOUT",
+}
+
+
+@dataclass(frozen=True)
+class TesseraSettings:
+    """``SUPER_TOKENS`` merged with the defaults and checked."""
+
+    #: What the Rust core reads (seed names and units).
+    core: Dict[str, Any]
+    key_function: Optional[Callable[[], Any]]
+    database_alias: str
+    database_url: Optional[str]
+    pool_size: int
+    acquire_timeout: float
+
+    @property
+    def session_expired_status(self) -> int:
+        return int(self.core["SESSION_EXPIRED_STATUS_CODE"])
+
+
+def _fail(message: str) -> SuperTokensGeneralException:
+    return SuperTokensGeneralException("SUPER_TOKENS: " + message)
+
+
+def load() -> TesseraSettings:
+    """Reads ``settings.SUPER_TOKENS``. Raises ``SuperTokensGeneralException``
+    naming the key to fix (unknown keys included: a typo would otherwise
+    silently keep a default)."""
+    user = getattr(settings, "SUPER_TOKENS", None)
+    if user is None:
+        user = {}
+    if not isinstance(user, dict):
+        raise _fail(f"must be a dict, not {type(user).__name__}")
+    for key in user:
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise _fail(f"unknown key {key!r}{hint}")
+    merged = {**DEFAULTS, **user}
+
+    key_function = merged["ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION"]
+    if isinstance(key_function, str):
+        try:
+            key_function = import_string(key_function)
+        except ImportError as e:
+            raise _fail(f"ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION: cannot import {key_function!r}") from e
+    if key_function is not None and not callable(key_function):
+        raise _fail("ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION must be a callable, a dotted path or None")
+
+    alias = merged["DATABASE_ALIAS"]
+    if not isinstance(alias, str) or not alias:
+        raise _fail("DATABASE_ALIAS must be the name of an entry of DATABASES")
+    url = merged["DATABASE_URL"]
+    if url is not None and (not isinstance(url, str) or ":" not in url):
+        raise _fail("DATABASE_URL must be None or a URL such as postgres://user@host/db")
+    pool_size = merged["DATABASE_POOL_SIZE"]
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or not 1 <= pool_size <= 1000:
+        raise _fail("DATABASE_POOL_SIZE must be an int between 1 and 1000")
+
+    timeout = merged["DATABASE_ACQUIRE_TIMEOUT"]
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        raise _fail("DATABASE_ACQUIRE_TIMEOUT must be a number of seconds between 0 and 3600")
+
+    core = {k: v for k, v in merged.items() if k not in _PYTHON_KEYS}
+    return TesseraSettings(
+        core=core,
+        key_function=key_function,
+        database_alias=alias,
+        database_url=url,
+        pool_size=pool_size,
+        acquire_timeout=float(timeout),
+    )

@@ -1,0 +1,72 @@
+"""The seed's exception classes.
+
+Every error that comes out of :mod:`tessera_django.supertokens` and the
+session object is one of these; nothing else crosses the boundary (a Rust
+panic is caught and raised as :class:`SuperTokensGeneralException`).
+
+=====================================  ===========================================
+class                                  when
+=====================================  ===========================================
+SuperTokensGeneralException            database unreachable or failing, bad
+                                       settings, misuse (a user id that is neither
+                                       ``str`` nor ``int``, a payload that is not
+                                       JSON). Answer with 500.
+SuperTokensUnauthorizedException       no session: cookies missing, session revoked
+                                       or expired. Cookies have been cleared on the
+                                       response that was passed in.
+SuperTokensTryRefreshTokenException    the access token is missing, expired,
+                                       invalid or signed with an old key, or the
+                                       anti-CSRF check failed. Cookies untouched;
+                                       the front end should call the refresh API.
+SuperTokensTokenTheftException         a refresh token was reused. Cookies have
+                                       been cleared; the session is revoked unless
+                                       ``REVOKE_SESSION_ON_TOKEN_THEFT`` is False.
+=====================================  ===========================================
+"""
+
+from typing import Any, Tuple, Union
+
+__all__ = [
+    "SuperTokensException",
+    "SuperTokensGeneralException",
+    "SuperTokensUnauthorizedException",
+    "SuperTokensTryRefreshTokenException",
+    "SuperTokensTokenTheftException",
+]
+
+
+class SuperTokensException(Exception):
+    """Base class of every Tessera error."""
+
+
+class SuperTokensGeneralException(SuperTokensException):
+    """Something went wrong that is not about the client's session."""
+
+
+class SuperTokensUnauthorizedException(SuperTokensException):
+    """There is no valid session; the auth cookies have been cleared."""
+
+
+class SuperTokensTryRefreshTokenException(SuperTokensException):
+    """The access token must be refreshed (call the refresh API)."""
+
+
+class SuperTokensTokenTheftException(SuperTokensException):
+    """A refresh token was used after it had been replaced."""
+
+    def __init__(self, user_id: Union[str, int], session_handle: str) -> None:
+        super().__init__("token theft detected")
+        self.user_id = user_id
+        self.session_handle = session_handle
+
+    def get_user_id(self) -> Union[str, int]:
+        """The owner of the session whose refresh token was reused."""
+        return self.user_id
+
+    def get_session_handle(self) -> str:
+        """The session whose refresh token was reused."""
+        return self.session_handle
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Keeps the exception picklable (parallel test runners, task queues).
+        return (type(self), (self.user_id, self.session_handle))

@@ -1,0 +1,101 @@
+"""``SuperTokensMiddleware``: Tessera's exceptions → HTTP responses.
+
+Add it to ``MIDDLEWARE``::
+
+    MIDDLEWARE = [..., "tessera_django.middleware.SuperTokensMiddleware"]
+
+* A view that raises ``SuperTokensUnauthorizedException``,
+  ``SuperTokensTryRefreshTokenException`` or
+  ``SuperTokensTokenTheftException`` gets a response with the configured
+  session-expired status (``SESSION_EXPIRED_STATUS_CODE``, default 401) and a
+  small JSON body. For Unauthorized and token theft the session cookies are
+  cleared on that response (the protocol clears them; the response the view
+  had been given is discarded when it raises).
+* ``SuperTokensGeneralException`` becomes a 500 whose body says nothing
+  about the cause; the exception is logged (logger ``tessera_django``).
+* Cookies and headers that :class:`tessera_django.authentication.SuperTokensAuthentication`
+  recorded while authenticating a DRF request are written to the final
+  response (a new access token after a refresh, cleared cookies).
+"""
+
+import logging
+from typing import Any, Callable, Optional
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from . import _state
+from ._response import PendingResponse, ResponseWriter
+from .exceptions import (
+    SuperTokensException,
+    SuperTokensGeneralException,
+    SuperTokensTokenTheftException,
+    SuperTokensTryRefreshTokenException,
+    SuperTokensUnauthorizedException,
+)
+
+__all__ = ["SuperTokensMiddleware", "response_for_exception", "PENDING_ATTRIBUTE"]
+
+logger = logging.getLogger("tessera_django")
+
+#: Attribute of the Django request holding a :class:`PendingResponse`.
+PENDING_ATTRIBUTE = "_tessera_pending_response"
+
+
+def response_for_exception(exception: SuperTokensException) -> HttpResponse:
+    """The response the protocol prescribes for ``exception``."""
+    if isinstance(exception, SuperTokensGeneralException) or not isinstance(
+        exception,
+        (
+            SuperTokensUnauthorizedException,
+            SuperTokensTryRefreshTokenException,
+            SuperTokensTokenTheftException,
+        ),
+    ):
+        logger.error("Tessera error", exc_info=exception)
+        # Opaque: nothing about the database or the cause.
+        return HttpResponse("Internal Server Error", status=500, content_type="text/plain")
+    status = _state.settings().session_expired_status
+    if isinstance(exception, SuperTokensTryRefreshTokenException):
+        return JsonResponse({"message": "try refresh token"}, status=status)
+    if isinstance(exception, SuperTokensTokenTheftException):
+        logger.warning(
+            "refresh token reuse (token theft) for session %s", exception.get_session_handle()
+        )
+        response = JsonResponse({"message": "token theft detected"}, status=status)
+    else:
+        response = JsonResponse({"message": "unauthorised"}, status=status)
+    try:
+        _state.get().clear_session_cookies(ResponseWriter(response))
+    except SuperTokensGeneralException:
+        logger.exception("Tessera could not clear the session cookies")
+    return response
+
+
+class SuperTokensMiddleware:
+    """See the module documentation."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        pending: Optional[PendingResponse] = getattr(request, PENDING_ATTRIBUTE, None)
+        if pending is not None:
+            pending.apply_to(response)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> Optional[HttpResponse]:
+        if isinstance(exception, SuperTokensException):
+            return response_for_exception(exception)
+        return None
+
+
+def pending_response(request: Any) -> PendingResponse:
+    """The :class:`PendingResponse` of a Django (or DRF) request, created on
+    first use."""
+    django_request = getattr(request, "_request", request)
+    pending = getattr(django_request, PENDING_ATTRIBUTE, None)
+    if pending is None:
+        pending = PendingResponse()
+        setattr(django_request, PENDING_ATTRIBUTE, pending)
+    return pending

@@ -1,0 +1,60 @@
+"""The session object returned by ``create_new_session``, ``get_session`` and
+``refresh_session``."""
+
+import json
+from typing import Any, Union
+
+from . import _native
+from ._json import dumps
+from ._response import writer_for
+
+__all__ = ["Session"]
+
+_UNSET = object()
+
+
+class Session:
+    """A verified session, bound to the response of the request it came from
+    (its ``revoke_session``, ``get_session_info`` and ``update_session_info``
+    clear the cookies on that response when the session turns out to be
+    gone)."""
+
+    __slots__ = ("_native", "_response", "_payload")
+
+    def __init__(self, native: _native.Session, response: Any) -> None:
+        self._native = native
+        self._response = response
+        self._payload: Any = _UNSET
+
+    def get_user_id(self) -> Union[str, int]:
+        """The user id given to ``create_new_session``, with its type."""
+        return self._native.user_id
+
+    def get_jwt_payload(self) -> Any:
+        """The JWT payload, deeply equal to what was given at creation."""
+        if self._payload is _UNSET:
+            self._payload = json.loads(self._native.jwt_payload_json)
+        return self._payload
+
+    def get_handle(self) -> str:
+        """The session handle (stable for the session's life)."""
+        return self._native.handle
+
+    def revoke_session(self) -> None:
+        """Deletes the session from the database and clears the cookies."""
+        self._native.revoke_session(writer_for(self._response))
+
+    def get_session_info(self) -> Any:
+        """The session info from the database. Raises
+        ``SuperTokensUnauthorizedException`` (and clears the cookies) if the
+        session was revoked or has expired."""
+        return json.loads(self._native.get_session_info(writer_for(self._response)))
+
+    def update_session_info(self, info: Any) -> None:
+        """Replaces the session info. Raises
+        ``SuperTokensUnauthorizedException`` (and clears the cookies) if the
+        session was revoked or has expired."""
+        self._native.update_session_info(writer_for(self._response), dumps(info, "session_info"))
+
+    def __repr__(self) -> str:
+        return f"<Session handle={self.get_handle()!r} user_id={self.get_user_id()!r}>"

@@ -1,0 +1,190 @@
+//! `settings.SUPER_TOKENS` (already merged with the defaults by the Python
+//! side) → [`tessera::Config`].
+//!
+//! Keys keep the seed's names and units: validities of refresh tokens and the
+//! key interval in hours, the access-token validity in seconds. The core's
+//! builder is the one place that knows the bounds; its messages are passed
+//! on prefixed with `SUPER_TOKENS`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString};
+use tessera::{BoxError, Config, ManualClock, SameSite, SigningKeyFn, SigningKeySource};
+
+fn err(message: String) -> tessera::Error {
+    tessera::Error::general(message)
+}
+
+fn item<'py>(config: &Bound<'py, PyDict>, key: &str) -> tessera::Result<Bound<'py, PyAny>> {
+    config
+        .get_item(key)
+        .ok()
+        .flatten()
+        .ok_or_else(|| err(format!("SUPER_TOKENS: {key} is missing")))
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn boolean(config: &Bound<'_, PyDict>, key: &str) -> tessera::Result<bool> {
+    let v = item(config, key)?;
+    // Only True/False: a string such as "False" is truthy and a classic trap.
+    v.cast::<PyBool>().map(|b| b.is_true()).map_err(|_| {
+        err(format!(
+            "SUPER_TOKENS: {key} must be True or False, not {}",
+            type_name(&v)
+        ))
+    })
+}
+
+fn number(config: &Bound<'_, PyDict>, key: &str) -> tessera::Result<f64> {
+    let v = item(config, key)?;
+    let numeric = (v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>())
+        && !v.is_instance_of::<PyBool>();
+    let value = if numeric {
+        v.extract::<f64>().ok()
+    } else {
+        None
+    };
+    value.filter(|x| x.is_finite()).ok_or_else(|| {
+        err(format!(
+            "SUPER_TOKENS: {key} must be a number, not {}",
+            type_name(&v)
+        ))
+    })
+}
+
+fn duration(
+    config: &Bound<'_, PyDict>,
+    key: &str,
+    unit_secs: f64,
+    unit: &str,
+) -> tessera::Result<Duration> {
+    let n = number(config, key)?;
+    Duration::try_from_secs_f64(n * unit_secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            err(format!(
+                "SUPER_TOKENS: {key} must be a positive number of {unit}, not {n}"
+            ))
+        })
+}
+
+fn text(config: &Bound<'_, PyDict>, key: &str) -> tessera::Result<String> {
+    let v = item(config, key)?;
+    v.cast::<PyString>()
+        .ok()
+        .and_then(|s| s.to_str().ok().map(str::to_owned))
+        .ok_or_else(|| {
+            err(format!(
+                "SUPER_TOKENS: {key} must be a string, not {}",
+                type_name(&v)
+            ))
+        })
+}
+
+fn optional_text(config: &Bound<'_, PyDict>, key: &str) -> tessera::Result<Option<String>> {
+    if item(config, key)?.is_none() {
+        Ok(None)
+    } else {
+        text(config, key).map(Some)
+    }
+}
+
+/// The user's `ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION` as the core's key
+/// function. The core calls it on every sign and verify, from a thread that
+/// has released the GIL, so it attaches to the interpreter for the call. It
+/// must return the key as `str` (UTF-8 bytes are used) or `bytes`.
+fn key_function(function: Py<PyAny>) -> SigningKeyFn {
+    Arc::new(move || -> Result<Vec<u8>, BoxError> {
+        Python::attach(|py| {
+            let value = function.call0(py).map_err(|e| -> BoxError {
+                format!("ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION raised {e}").into()
+            })?;
+            let value = value.bind(py);
+            if let Ok(s) = value.cast::<PyString>() {
+                return Ok(s
+                    .to_str()
+                    .map_err(|e| -> BoxError { e.to_string().into() })?
+                    .as_bytes()
+                    .to_vec());
+            }
+            if let Ok(b) = value.cast::<PyBytes>() {
+                return Ok(b.as_bytes().to_vec());
+            }
+            Err(format!(
+                "ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION must return str or bytes, not {}",
+                type_name(value)
+            )
+            .into())
+        })
+    })
+}
+
+/// Builds and validates the core's configuration.
+pub(crate) fn build(
+    config: &Bound<'_, PyDict>,
+    key_fn: Option<Py<PyAny>>,
+    clock: Option<Arc<ManualClock>>,
+) -> tessera::Result<Config> {
+    let signing_key = match key_fn {
+        Some(f) => SigningKeySource::Function(key_function(f)),
+        None if boolean(config, "ACCESS_TOKEN_SIGNING_KEY_IS_DYNAMIC")? => {
+            SigningKeySource::Dynamic {
+                update_interval: duration(
+                    config,
+                    "ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL",
+                    3600.0,
+                    "hours",
+                )?,
+            }
+        }
+        None => SigningKeySource::Static,
+    };
+    let same_site = match text(config, "COOKIE_SAME_SITE")?
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "lax" => SameSite::Lax,
+        "strict" => SameSite::Strict,
+        "none" => SameSite::None,
+        other => {
+            return Err(err(format!(
+            "SUPER_TOKENS: COOKIE_SAME_SITE must be \"Lax\", \"Strict\" or \"None\", not {other:?}"
+        )))
+        }
+    };
+    let status_value = item(config, "SESSION_EXPIRED_STATUS_CODE")?;
+    let status = (!status_value.is_instance_of::<PyBool>())
+        .then(|| status_value.extract::<u16>().ok())
+        .flatten()
+        .ok_or_else(|| err("SUPER_TOKENS: SESSION_EXPIRED_STATUS_CODE must be an HTTP status such as 401 or 440".into()))?;
+    let mut builder = Config::builder()
+        .with_signing_key(signing_key)
+        .with_access_token_validity(duration(config, "ACCESS_TOKEN_VALIDITY", 1.0, "seconds")?)
+        .with_blacklisting(boolean(config, "ACCESS_TOKEN_ENABLE_BLACKLISTING")?)
+        .with_access_token_path(text(config, "ACCESS_TOKEN_PATH")?)
+        .with_anti_csrf(boolean(config, "ANTI_CSRF_ENABLE")?)
+        .with_refresh_token_validity(duration(config, "REFRESH_TOKEN_VALIDITY", 3600.0, "hours")?)
+        .with_refresh_path(text(config, "REFRESH_TOKEN_PATH")?)
+        .with_cookie_domain(optional_text(config, "COOKIE_DOMAIN")?)
+        .with_cookie_secure(boolean(config, "COOKIE_SECURE")?)
+        .with_same_site(same_site)
+        .with_session_expired_status(status)
+        .with_revoke_session_on_theft(boolean(config, "REVOKE_SESSION_ON_TOKEN_THEFT")?)
+        .with_accept_previous_signing_key(boolean(config, "ACCEPT_PREVIOUS_SIGNING_KEY")?);
+    if let Some(clock) = clock {
+        builder = builder.with_clock(clock);
+    }
+    builder
+        .build()
+        .map_err(|e| err(format!("SUPER_TOKENS: {e}")))
+}

@@ -1,0 +1,104 @@
+//! Rust errors → the seed's exception classes (`tessera_django.exceptions`).
+
+use std::error::Error as _;
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+use crate::io::user_id_to_py;
+
+const MODULE: &str = "tessera_django.exceptions";
+
+static GENERAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static UNAUTHORIZED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TRY_REFRESH: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static THEFT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn raise(py: Python<'_>, class: &PyOnceLock<Py<PyType>>, name: &str, message: String) -> PyErr {
+    match class.import(py, MODULE, name) {
+        Ok(class) => PyErr::from_type(class.clone(), (message,)),
+        Err(import_failed) => import_failed,
+    }
+}
+
+/// A `SuperTokensGeneralException` with `message`.
+pub(crate) fn general(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    raise(py, &GENERAL, "SuperTokensGeneralException", message.into())
+}
+
+/// The message of a General error with its chain of sources, each one added
+/// unless the text before already ends with it (wrappers often repeat their
+/// source). These messages are for logs; integrations never put them in a
+/// response body.
+fn describe(message: &str, source: Option<&(dyn std::error::Error + 'static)>) -> String {
+    let mut text = message.to_owned();
+    let mut next = source;
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !part.is_empty() && !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
+}
+
+/// Converts a core error into the seed's exception.
+pub(crate) fn to_py(py: Python<'_>, error: tessera::Error) -> PyErr {
+    match error {
+        tessera::Error::General { message, source } => {
+            let source = source
+                .as_deref()
+                .map(|s| s as &(dyn std::error::Error + 'static));
+            general(py, describe(&message, source))
+        }
+        tessera::Error::Unauthorized { reason } => raise(
+            py,
+            &UNAUTHORIZED,
+            "SuperTokensUnauthorizedException",
+            reason.to_owned(),
+        ),
+        tessera::Error::TryRefreshToken { reason } => raise(
+            py,
+            &TRY_REFRESH,
+            "SuperTokensTryRefreshTokenException",
+            reason.to_owned(),
+        ),
+        tessera::Error::TokenTheftDetected {
+            user_id,
+            session_handle,
+        } => {
+            let class = match THEFT.import(py, MODULE, "SuperTokensTokenTheftException") {
+                Ok(class) => class,
+                Err(import_failed) => return import_failed,
+            };
+            match class.call1((user_id_to_py(py, &user_id), session_handle)) {
+                Ok(instance) => PyErr::from_value(instance),
+                Err(e) => e,
+            }
+        }
+        // The core's enum is non-exhaustive: anything new is General until
+        // this binding learns about it.
+        other => general(py, describe(&other.to_string(), other.source())),
+    }
+}
+
+/// Wraps a Python exception raised while Tessera called back into Python
+/// (writing to the response): General, with the original as `__cause__`.
+pub(crate) fn general_from(py: Python<'_>, message: &str, cause: PyErr) -> PyErr {
+    if is_supertokens_exception(py, &cause) {
+        return cause;
+    }
+    let err = general(py, format!("{message}: {cause}"));
+    err.set_cause(py, Some(cause));
+    err
+}
+
+fn is_supertokens_exception(py: Python<'_>, err: &PyErr) -> bool {
+    static BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    BASE.import(py, MODULE, "SuperTokensException")
+        .map(|base| err.get_type(py).is_subclass(base).unwrap_or(false))
+        .unwrap_or(false)
+}

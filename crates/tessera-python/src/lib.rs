@@ -1,0 +1,61 @@
+//! # `tessera_django._native`
+//!
+//! The PyO3 binding behind the `tessera-django` Python distribution. It is a
+//! translation layer only: every protocol decision is made by the `tessera`
+//! core, every row is kept by `tessera-sqlx`. The Django-facing API (the
+//! seed's `supertokens` module, settings, middleware, DRF authentication)
+//! is Python code in `python/tessera_django/` that calls into this module.
+//!
+//! ## Design
+//!
+//! * **One process-wide tokio runtime** ([`runtime`]), created on first use
+//!   and recreated in a child after `fork()` (pre-forking WSGI servers). Every
+//!   call that may wait on the database runs as
+//!   `py.detach(|| runtime.block_on(..))`, so the GIL is released while the
+//!   database works and other Python threads keep running.
+//! * **Stores are cached by URL** ([`stores`]). A manager is rebuilt whenever
+//!   Django's settings change (`override_settings` in tests), but the
+//!   connection pool of a database is reused. `sqlite::memory:` is one
+//!   private in-memory database for the life of the process.
+//! * **Requests in, operations out** ([`io`]). Python hands over the three
+//!   cookie values and the `anti-csrf` header it read from the Django
+//!   request; the core writes cookies and headers into a recorder; after the
+//!   core returns (and the GIL is held again) the recorded operations are
+//!   replayed onto a small Python writer object that knows Django's
+//!   `HttpResponse`. Operations recorded before an error (cookie clearing)
+//!   are replayed too, and then the error is raised.
+//! * **Errors become the seed's exception classes** ([`errors`]), imported
+//!   from `tessera_django.exceptions`. A Rust panic is caught at the boundary
+//!   and raised as `SuperTokensGeneralException`, never as PyO3's
+//!   `PanicException`.
+//! * **Test time** ([`ManualClock`](manager::PyManualClock)): a manager can be
+//!   built with a manual clock so that expiry is tested without sleeping.
+
+mod config;
+mod errors;
+mod io;
+mod manager;
+mod runtime;
+mod stores;
+
+use pyo3::prelude::*;
+
+/// The native module. Its Python-facing contract is `_native.pyi`.
+#[pymodule]
+#[pyo3(name = "_native")]
+fn tessera_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<manager::PyManager>()?;
+    m.add_class::<manager::PySession>()?;
+    m.add_class::<manager::PyManualClock>()?;
+    m.add_function(wrap_pyfunction!(manager::set_headers_for_options_api, m)?)?;
+    m.add_function(wrap_pyfunction!(manager::validate_config, m)?)?;
+    m.add_function(wrap_pyfunction!(stores::migrate, m)?)?;
+    m.add_function(wrap_pyfunction!(stores::close_stores, m)?)?;
+    m.add_function(wrap_pyfunction!(manager::_panic_for_tests, m)?)?;
+    m.add("ACCESS_TOKEN_COOKIE", tessera::ACCESS_TOKEN_COOKIE)?;
+    m.add("REFRESH_TOKEN_COOKIE", tessera::REFRESH_TOKEN_COOKIE)?;
+    m.add("ID_REFRESH_TOKEN_COOKIE", tessera::ID_REFRESH_TOKEN_COOKIE)?;
+    m.add("ANTI_CSRF_HEADER", tessera::ANTI_CSRF_HEADER)?;
+    m.add("ID_REFRESH_TOKEN_HEADER", tessera::ID_REFRESH_TOKEN_HEADER)?;
+    Ok(())
+}

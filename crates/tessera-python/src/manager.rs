@@ -1,0 +1,357 @@
+//! The Python classes: `Manager`, `Session` and `ManualClock`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde_json::Value;
+use tessera::SessionManager;
+use tessera_sqlx::SqlStore;
+
+use crate::errors::{general, to_py};
+use crate::io::{user_id_from_py, user_id_to_py, Recorder, RequestValues};
+use crate::runtime::block_on;
+use crate::{config, stores};
+
+fn json_in(py: Python<'_>, what: &str, text: &str) -> PyResult<Value> {
+    serde_json::from_str(text).map_err(|_| general(py, format!("{what} is not valid JSON")))
+}
+
+fn json_out(py: Python<'_>, value: &Value) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|_| general(py, "session info could not be serialised"))
+}
+
+/// A session manager: the core's `SessionManager` over a cached store.
+/// Immutable; the Python side builds a new one when settings change.
+#[pyclass(name = "Manager", module = "tessera_django._native", frozen)]
+pub(crate) struct PyManager {
+    inner: SessionManager,
+    store: SqlStore,
+}
+
+#[pymethods]
+impl PyManager {
+    /// Connects to `url` (pool cached per URL), loads or creates the keys and
+    /// returns a manager configured by `config` (`SUPER_TOKENS` merged with
+    /// the defaults).
+    #[staticmethod]
+    #[pyo3(signature = (url, config, *, pool_size = 10, acquire_timeout = 30.0, key_function = None, clock = None))]
+    fn connect(
+        py: Python<'_>,
+        url: &str,
+        config: &Bound<'_, PyDict>,
+        pool_size: u32,
+        acquire_timeout: f64,
+        key_function: Option<Py<PyAny>>,
+        clock: Option<PyRef<'_, PyManualClock>>,
+    ) -> PyResult<Self> {
+        let timeout = stores::timeout(py, acquire_timeout)?;
+        let clock = clock.map(|c| c.0.clone());
+        let config = config::build(config, key_function, clock).map_err(|e| to_py(py, e))?;
+        let (inner, store) = block_on(py, async {
+            let store = stores::get(url, pool_size, timeout).await?;
+            let manager =
+                SessionManager::with_shared_store(config, Arc::new(store.clone())).await?;
+            Ok((manager, store))
+        })
+        .map_err(|e| to_py(py, e))?;
+        Ok(PyManager { inner, store })
+    }
+
+    /// Whether the manager's connection pool has been closed (by
+    /// `close_stores`); the Python side then builds a new manager.
+    #[getter]
+    fn is_closed(&self) -> bool {
+        match &self.store {
+            SqlStore::Sqlite(s) => s.pool().is_closed(),
+            SqlStore::Postgres(s) => s.pool().is_closed(),
+            SqlStore::MySql(s) => s.pool().is_closed(),
+            _ => false,
+        }
+    }
+
+    /// The configured session-expired status (default 401).
+    #[getter]
+    fn session_expired_status(&self) -> u16 {
+        self.inner.config().session_expired_status()
+    }
+
+    /// The manager's clock, in milliseconds since the epoch.
+    #[getter]
+    fn now_ms(&self) -> i64 {
+        self.inner.config().clock().now_ms()
+    }
+
+    #[pyo3(signature = (writer, user_id, jwt_payload_json, session_info_json))]
+    fn create_new_session(
+        &self,
+        py: Python<'_>,
+        writer: &Bound<'_, PyAny>,
+        user_id: &Bound<'_, PyAny>,
+        jwt_payload_json: &str,
+        session_info_json: &str,
+    ) -> PyResult<PySession> {
+        let user_id = user_id_from_py(user_id)?;
+        let payload = json_in(py, "jwt_payload", jwt_payload_json)?;
+        let info = json_in(py, "session_info", session_info_json)?;
+        let mut out = Recorder::default();
+        let result = block_on(
+            py,
+            self.inner
+                .create_new_session(&mut out, user_id, payload, info),
+        );
+        out.finish(py, writer, result).map(PySession)
+    }
+
+    #[pyo3(signature = (writer, id_refresh_token, access_token, anti_csrf, enable_csrf_protection))]
+    fn get_session(
+        &self,
+        py: Python<'_>,
+        writer: &Bound<'_, PyAny>,
+        id_refresh_token: Option<String>,
+        access_token: Option<String>,
+        anti_csrf: Option<String>,
+        enable_csrf_protection: bool,
+    ) -> PyResult<PySession> {
+        let request = RequestValues::new(id_refresh_token, access_token, None, anti_csrf);
+        let mut out = Recorder::default();
+        let result = block_on(
+            py,
+            self.inner
+                .get_session(&request, &mut out, enable_csrf_protection),
+        );
+        out.finish(py, writer, result).map(PySession)
+    }
+
+    #[pyo3(signature = (writer, id_refresh_token, refresh_token))]
+    fn refresh_session(
+        &self,
+        py: Python<'_>,
+        writer: &Bound<'_, PyAny>,
+        id_refresh_token: Option<String>,
+        refresh_token: Option<String>,
+    ) -> PyResult<PySession> {
+        let request = RequestValues::new(id_refresh_token, None, refresh_token, None);
+        let mut out = Recorder::default();
+        let result = block_on(py, self.inner.refresh_session(&request, &mut out));
+        out.finish(py, writer, result).map(PySession)
+    }
+
+    fn get_session_info(&self, py: Python<'_>, session_handle: &str) -> PyResult<String> {
+        let value =
+            block_on(py, self.inner.get_session_info(session_handle)).map_err(|e| to_py(py, e))?;
+        json_out(py, &value)
+    }
+
+    fn update_session_info(
+        &self,
+        py: Python<'_>,
+        session_handle: &str,
+        info_json: &str,
+    ) -> PyResult<()> {
+        let info = json_in(py, "session_info", info_json)?;
+        block_on(py, self.inner.update_session_info(session_handle, &info))
+            .map_err(|e| to_py(py, e))
+    }
+
+    fn revoke_session(&self, py: Python<'_>, session_handle: &str) -> PyResult<bool> {
+        block_on(py, self.inner.revoke_session(session_handle)).map_err(|e| to_py(py, e))
+    }
+
+    fn revoke_all_sessions_for_user(
+        &self,
+        py: Python<'_>,
+        user_id: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let user_id = user_id_from_py(user_id)?;
+        block_on(py, self.inner.revoke_all_sessions_for_user(&user_id)).map_err(|e| to_py(py, e))
+    }
+
+    fn get_all_session_handles_for_user(
+        &self,
+        py: Python<'_>,
+        user_id: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<String>> {
+        let user_id = user_id_from_py(user_id)?;
+        block_on(py, self.inner.get_all_session_handles_for_user(&user_id))
+            .map_err(|e| to_py(py, e))
+    }
+
+    /// Deletes expired sessions in batches; returns how many.
+    #[pyo3(signature = (batch_size = 1000))]
+    fn remove_expired_sessions(&self, py: Python<'_>, batch_size: u32) -> PyResult<u64> {
+        block_on(py, self.inner.remove_expired_sessions(batch_size, |_| {}))
+            .map_err(|e| to_py(py, e))
+    }
+
+    fn count_expired_sessions(&self, py: Python<'_>) -> PyResult<u64> {
+        block_on(py, self.inner.count_expired_sessions()).map_err(|e| to_py(py, e))
+    }
+
+    /// Replaces the access-token signing key now.
+    fn rotate_signing_key(&self, py: Python<'_>) -> PyResult<()> {
+        block_on(py, self.inner.rotate_signing_key()).map_err(|e| to_py(py, e))
+    }
+
+    /// Clears the three session cookies on `writer` and sends
+    /// `id-refresh-token: remove`.
+    fn clear_session_cookies(&self, py: Python<'_>, writer: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut out = Recorder::default();
+        self.inner.clear_session_cookies(&mut out);
+        out.finish(py, writer, Ok(()))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<tessera_django._native.Manager {:?}>", self.inner.config())
+    }
+}
+
+/// A verified session (the core's `Session`).
+#[pyclass(name = "Session", module = "tessera_django._native", frozen)]
+pub(crate) struct PySession(tessera::Session);
+
+#[pymethods]
+impl PySession {
+    #[getter]
+    fn handle(&self) -> &str {
+        self.0.handle()
+    }
+
+    #[getter]
+    fn user_id(&self, py: Python<'_>) -> Py<PyAny> {
+        user_id_to_py(py, self.0.user_id())
+    }
+
+    #[getter]
+    fn jwt_payload_json(&self) -> &str {
+        self.0.jwt_payload_json()
+    }
+
+    #[getter]
+    fn access_token_expiry_ms(&self) -> i64 {
+        self.0.access_token_expiry_ms()
+    }
+
+    fn revoke_session(&self, py: Python<'_>, writer: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut out = Recorder::default();
+        let result = block_on(py, self.0.revoke_session(&mut out));
+        out.finish(py, writer, result)
+    }
+
+    fn get_session_info(&self, py: Python<'_>, writer: &Bound<'_, PyAny>) -> PyResult<String> {
+        let mut out = Recorder::default();
+        let result = block_on(py, self.0.get_session_info(&mut out));
+        let value = out.finish(py, writer, result)?;
+        json_out(py, &value)
+    }
+
+    fn update_session_info(
+        &self,
+        py: Python<'_>,
+        writer: &Bound<'_, PyAny>,
+        info_json: &str,
+    ) -> PyResult<()> {
+        let info = json_in(py, "session_info", info_json)?;
+        let mut out = Recorder::default();
+        let result = block_on(py, self.0.update_session_info(&info, &mut out));
+        out.finish(py, writer, result)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<tessera_django._native.Session {:?}>", self.0.handle())
+    }
+}
+
+/// A clock that moves only when told to, for tests (`tessera_django.testing`).
+#[pyclass(name = "ManualClock", module = "tessera_django._native", frozen)]
+pub(crate) struct PyManualClock(Arc<tessera::ManualClock>);
+
+#[pymethods]
+impl PyManualClock {
+    /// A clock showing `now_ms` (default: the current time).
+    #[new]
+    #[pyo3(signature = (now_ms = None))]
+    fn new(now_ms: Option<i64>) -> Self {
+        PyManualClock(Arc::new(match now_ms {
+            Some(ms) => tessera::ManualClock::new(ms),
+            None => tessera::ManualClock::starting_now(),
+        }))
+    }
+
+    /// Moves the clock forward by `seconds` (backwards if negative).
+    fn advance(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
+        let ms = seconds * 1000.0;
+        if !ms.is_finite() || ms.abs() > 1e15 {
+            return Err(general(py, "advance() needs a finite number of seconds"));
+        }
+        if ms >= 0.0 {
+            self.0.advance(Duration::from_millis(ms as u64));
+        } else {
+            self.0.set(self.current().saturating_sub((-ms) as i64));
+        }
+        Ok(())
+    }
+
+    /// Sets the clock (milliseconds since the epoch).
+    fn set(&self, now_ms: i64) {
+        self.0.set(now_ms);
+    }
+
+    /// The time shown, in milliseconds since the epoch.
+    #[getter]
+    fn now_ms(&self) -> i64 {
+        self.current()
+    }
+}
+
+impl PyManualClock {
+    fn current(&self) -> i64 {
+        tessera::Clock::now_ms(&*self.0)
+    }
+}
+
+/// Adds the CORS preflight headers the front-end SDK needs to `writer`.
+#[pyfunction]
+pub(crate) fn set_headers_for_options_api(
+    py: Python<'_>,
+    writer: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let mut out = Recorder::default();
+    tessera::set_headers_for_options_api(&mut out);
+    out.finish(py, writer, Ok(()))
+}
+
+/// Checks a configuration without touching a database; raises
+/// `SuperTokensGeneralException` with what to change.
+#[pyfunction]
+#[pyo3(signature = (config, key_function = None))]
+pub(crate) fn validate_config(
+    py: Python<'_>,
+    config: &Bound<'_, PyDict>,
+    key_function: Option<Py<PyAny>>,
+) -> PyResult<()> {
+    config::build(config, key_function, None)
+        .map(drop)
+        .map_err(|e| to_py(py, e))
+}
+
+/// Panics inside the core's runtime, for the test that proves a panic
+/// reaches Python as `SuperTokensGeneralException` (not PyO3's
+/// `PanicException`, which is not even an `Exception`).
+#[pyfunction]
+pub(crate) fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
+    block_on(py, async {
+        if py_version_is_known() {
+            panic!("a deliberate panic, to test the panic guard");
+        }
+        Ok(())
+    })
+    .map_err(|e| to_py(py, e))
+}
+
+/// Always true; keeps the compiler from seeing the panic above as the only
+/// path (an unconditional `panic!` would make the `Ok` unreachable).
+fn py_version_is_known() -> bool {
+    !env!("CARGO_PKG_VERSION").is_empty()
+}

@@ -1,0 +1,84 @@
+"""SuperTokensMiddleware: exceptions → responses."""
+
+import json
+
+import pytest
+from django.http import HttpResponse
+from django.test import RequestFactory, override_settings
+
+from tessera_django.exceptions import (
+    SuperTokensGeneralException,
+    SuperTokensTokenTheftException,
+    SuperTokensTryRefreshTokenException,
+    SuperTokensUnauthorizedException,
+)
+from tessera_django.middleware import SuperTokensMiddleware
+
+import support
+
+
+def _run(exception):
+    def view(request):
+        raise exception
+
+    middleware = SuperTokensMiddleware(view)
+    request = RequestFactory().get("/")
+    try:
+        return middleware(request)
+    except Exception as e:  # what Django's handler would do: process_exception
+        response = middleware.process_exception(request, e)
+        if response is None:
+            raise
+        return response
+
+
+def test_general_is_an_opaque_500():
+    secret = "password authentication failed for user admin at db.internal:5432"
+    response = _run(SuperTokensGeneralException(secret))
+    assert response.status_code == 500
+    assert response.content == b"Internal Server Error"
+    assert not response.cookies
+
+
+@pytest.mark.parametrize("status", [401, 440])
+def test_try_refresh_keeps_cookies(status):
+    with override_settings(SUPER_TOKENS={"SESSION_EXPIRED_STATUS_CODE": status}):
+        response = _run(SuperTokensTryRefreshTokenException("expired"))
+    assert response.status_code == status
+    assert json.loads(response.content) == {"message": "try refresh token"}
+    support.assert_untouched(response)
+
+
+@pytest.mark.parametrize("status", [401, 440])
+def test_unauthorized_clears_cookies(status):
+    with override_settings(SUPER_TOKENS={"SESSION_EXPIRED_STATUS_CODE": status}):
+        response = _run(SuperTokensUnauthorizedException("gone"))
+    assert response.status_code == status
+    assert json.loads(response.content) == {"message": "unauthorised"}
+    support.assert_cleared(response)
+
+
+def test_theft_clears_cookies():
+    response = _run(SuperTokensTokenTheftException("u", "h"))
+    assert response.status_code == 401
+    assert json.loads(response.content) == {"message": "token theft detected"}
+    support.assert_cleared(response)
+
+
+def test_cleared_cookies_follow_the_settings():
+    settings = {"COOKIE_DOMAIN": "example.org", "REFRESH_TOKEN_PATH": "/auth/refresh"}
+    with override_settings(SUPER_TOKENS=settings):
+        response = _run(SuperTokensUnauthorizedException("gone"))
+    jar = support.cookies(response)
+    assert jar[support.REFRESH]["path"] == "/auth/refresh"
+    assert {m["domain"] for m in jar.values()} == {"example.org"}
+
+
+def test_other_exceptions_are_not_handled():
+    with pytest.raises(ValueError):
+        _run(ValueError("not ours"))
+
+
+def test_passes_responses_through():
+    response = SuperTokensMiddleware(lambda request: HttpResponse("fine"))(RequestFactory().get("/"))
+    assert response.content == b"fine"

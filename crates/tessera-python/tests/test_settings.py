@@ -1,0 +1,262 @@
+"""settings.SUPER_TOKENS: the seed's keys, units and defaults, the new keys,
+validation, and changes through Django's setting_changed signal."""
+
+import datetime
+import re
+
+import pytest
+from django.core import checks
+from django.http import HttpResponse
+from django.test import override_settings
+
+from tessera_django import _state, conf, supertokens
+from tessera_django.exceptions import (
+    SuperTokensGeneralException,
+    SuperTokensTryRefreshTokenException,
+)
+
+import support
+from support import ACCESS, ID_REFRESH, REFRESH
+
+
+def test_defaults_are_the_seeds():
+    assert conf.SEED_DEFAULTS == {
+        "ACCESS_TOKEN_SIGNING_KEY_IS_DYNAMIC": True,
+        "ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL": 24,
+        "ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION": None,
+        "ACCESS_TOKEN_VALIDITY": 3600,
+        "ACCESS_TOKEN_ENABLE_BLACKLISTING": False,
+        "ACCESS_TOKEN_PATH": "/",
+        "ANTI_CSRF_ENABLE": True,
+        "REFRESH_TOKEN_VALIDITY": 2400,
+        "REFRESH_TOKEN_PATH": "refresh/",
+        "COOKIE_DOMAIN": "localhost",
+        "COOKIE_SECURE": True,
+    }
+    assert conf.EXTRA_DEFAULTS == {
+        "COOKIE_SAME_SITE": "Lax",
+        "SESSION_EXPIRED_STATUS_CODE": 401,
+        "REVOKE_SESSION_ON_TOKEN_THEFT": True,
+        "ACCEPT_PREVIOUS_SIGNING_KEY": False,
+        "DATABASE_ALIAS": "default",
+        "DATABASE_URL": None,
+        "DATABASE_POOL_SIZE": 10,
+        "DATABASE_ACQUIRE_TIMEOUT": 30,
+    }
+
+
+def test_cookie_settings_take_effect_through_override_settings(login, clock):
+    custom = {
+        "ACCESS_TOKEN_PATH": "/api/",
+        "REFRESH_TOKEN_PATH": "/api/session/refresh",
+        "COOKIE_DOMAIN": "example.com",
+        "COOKIE_SECURE": False,
+        "COOKIE_SAME_SITE": "Strict",
+        "ACCESS_TOKEN_VALIDITY": 60,
+        "REFRESH_TOKEN_VALIDITY": 2,
+    }
+    with override_settings(SUPER_TOKENS=custom):
+        s = login()
+        jar = support.cookies(s.response)
+        for name in (ACCESS, ID_REFRESH):
+            assert jar[name]["path"] == "/api/"
+        assert jar[REFRESH]["path"] == "/api/session/refresh"
+        for morsel in jar.values():
+            assert morsel["domain"] == "example.com"
+            assert not morsel["secure"]
+            assert morsel["samesite"] == "Strict"
+        expires = datetime.datetime.strptime(jar[ACCESS]["expires"], "%a, %d %b %Y %H:%M:%S GMT")
+        expires = expires.replace(tzinfo=datetime.timezone.utc)
+        assert abs((expires - clock.now()).total_seconds() - 60) <= 1
+        refresh_expires = datetime.datetime.strptime(
+            jar[REFRESH]["expires"], "%a, %d %b %Y %H:%M:%S GMT"
+        ).replace(tzinfo=datetime.timezone.utc)
+        assert abs((refresh_expires - clock.now()).total_seconds() - 2 * 3600) <= 1
+        clock.advance(61)
+        with pytest.raises(SuperTokensTryRefreshTokenException):
+            supertokens.get_session(s.request(), HttpResponse(), True)
+    # Back to the defaults once the override ends.
+    s = login()
+    assert support.cookies(s.response)[ACCESS]["domain"] == "localhost"
+
+
+def test_host_only_cookies_with_cookie_domain_none(login):
+    with override_settings(SUPER_TOKENS={"COOKIE_DOMAIN": None}):
+        s = login()
+    assert all(m["domain"] == "" for m in support.cookies(s.response).values())
+
+
+def test_samesite_none_requires_secure():
+    with override_settings(SUPER_TOKENS={"COOKIE_SAME_SITE": "None", "COOKIE_SECURE": False}):
+        with pytest.raises(SuperTokensGeneralException, match="SameSite=None requires Secure"):
+            supertokens.create_new_session(HttpResponse(), "u")
+    with override_settings(SUPER_TOKENS={"COOKIE_SAME_SITE": "None"}):
+        s = supertokens.create_new_session(response := HttpResponse(), "u")
+        jar = support.cookies(response)
+        assert jar[ACCESS]["samesite"] == "None"
+        # The id-refresh cookie is never Secure, so it falls back to Lax.
+        assert jar[ID_REFRESH]["samesite"] == "Lax"
+        supertokens.revoke_session(s.get_handle())
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"ACCESS_TOKEN_VALIDITY": 5}, "between 10 s and 86400000 s"),
+        ({"ACCESS_TOKEN_VALIDITY": 86_400_001}, "between 10 s and 86400000 s"),
+        ({"REFRESH_TOKEN_VALIDITY": 8761}, "8760 h"),
+        ({"REFRESH_TOKEN_VALIDITY": 0}, "REFRESH_TOKEN_VALIDITY must be a positive number"),
+        ({"ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL": 721}, "720 h"),
+        ({"ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL": 0.5}, "between 1 h and 720 h"),
+        ({"ANTI_CSRF_ENABLE": "False"}, "ANTI_CSRF_ENABLE must be True or False"),
+        ({"COOKIE_SECURE": 1}, "COOKIE_SECURE must be True or False"),
+        ({"ACCESS_TOKEN_VALIDITY": "3600"}, "ACCESS_TOKEN_VALIDITY must be a number"),
+        ({"ACCESS_TOKEN_VALIDITY": True}, "ACCESS_TOKEN_VALIDITY must be a number"),
+        ({"COOKIE_DOMAIN": "https://example.com"}, "bare domain"),
+        ({"COOKIE_SAME_SITE": "sometimes"}, "COOKIE_SAME_SITE must be"),
+        ({"SESSION_EXPIRED_STATUS_CODE": 200}, "4xx"),
+        ({"SESSION_EXPIRED_STATUS_CODE": "440"}, "SESSION_EXPIRED_STATUS_CODE must be"),
+        ({"ACCESS_TOKEN_PATH": "/a b"}, "not allowed in a cookie path"),
+        ({"ACCES_TOKEN_VALIDITY": 60}, "unknown key 'ACCES_TOKEN_VALIDITY'; did you mean 'ACCESS_TOKEN_VALIDITY'"),
+        ({"DATABASE_POOL_SIZE": 0}, "DATABASE_POOL_SIZE"),
+        ({"DATABASE_ALIAS": "nope"}, "DATABASE_ALIAS 'nope' is not in DATABASES"),
+        ({"ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION": 42}, "must be a callable"),
+        ({"ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION": "no.such.module.key"}, "cannot import"),
+    ],
+)
+def test_invalid_settings_raise_general_and_fail_the_system_check(override, message):
+    pattern = re.escape(message)
+    with override_settings(SUPER_TOKENS=override):
+        with pytest.raises(SuperTokensGeneralException, match=pattern):
+            supertokens.create_new_session(HttpResponse(), "u")
+        errors = [e for e in checks.run_checks() if e.id.startswith("tessera_django.E")]
+        assert len(errors) == 1, "the system check did not report it"
+        assert re.search(pattern, errors[0].msg), errors[0].msg
+
+
+def test_valid_settings_pass_the_system_check():
+    assert [e for e in checks.run_checks() if e.id.startswith("tessera_django")] == []
+
+
+def test_settings_must_be_a_dict():
+    with override_settings(SUPER_TOKENS=["ACCESS_TOKEN_VALIDITY"]):
+        with pytest.raises(SuperTokensGeneralException, match="must be a dict"):
+            supertokens.get_all_session_handles_for_user("u")
+
+
+def test_drf_without_the_middleware_is_a_warning():
+    with override_settings(MIDDLEWARE=[]):
+        ids = [e.id for e in checks.run_checks()]
+    assert "tessera_django.W001" in ids
+
+
+def test_manager_is_rebuilt_only_when_settings_change():
+    first = _state.get()
+    assert _state.get() is first
+    with override_settings(SUPER_TOKENS={"ACCESS_TOKEN_VALIDITY": 120}):
+        second = _state.get()
+        assert second is not first
+    assert _state.get() is not second
+
+
+# -- signing keys ---------------------------------------------------------------
+
+
+def test_signing_key_rotation_causes_try_refresh(login, clock):
+    """The seed: a signing-key change causes TryRefreshToken. With a 1 h
+    interval and long-lived access tokens, the key changes under a valid token."""
+    long_tokens = {"ACCESS_TOKEN_VALIDITY": 86400, "ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL": 1}
+    with override_settings(SUPER_TOKENS=long_tokens):
+        # Other tests move the clock far ahead and may leave a key "from the
+        # future" in the shared test database: start from a key made now.
+        _state.get().rotate_signing_key()
+        s = login()
+        clock.advance(1800)
+        supertokens.get_session(s.request(), HttpResponse(), True)
+        clock.advance(1900)  # past the interval: the next call rotates
+        fresh = login()
+        with pytest.raises(SuperTokensTryRefreshTokenException):
+            supertokens.get_session(s.request(), HttpResponse(), True)
+        supertokens.get_session(fresh.request(), HttpResponse(), True)
+        # Refreshing gives a token signed with the new key.
+        s.refresh()
+        supertokens.get_session(s.request(), HttpResponse(), True)
+
+
+def test_accept_previous_signing_key(login, clock):
+    settings = {
+        "ACCESS_TOKEN_VALIDITY": 86400,
+        "ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL": 1,
+        "ACCEPT_PREVIOUS_SIGNING_KEY": True,
+    }
+    with override_settings(SUPER_TOKENS=settings):
+        _state.get().rotate_signing_key()
+        s = login()
+        clock.advance(3700)
+        login()  # rotates
+        supertokens.get_session(s.request(), HttpResponse(), True)
+
+
+def test_static_key_does_not_rotate(login, clock):
+    settings = {
+        "ACCESS_TOKEN_VALIDITY": 86400,
+        "ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL": 1,
+        "ACCESS_TOKEN_SIGNING_KEY_IS_DYNAMIC": False,
+    }
+    with override_settings(SUPER_TOKENS=settings):
+        s = login()
+        clock.advance(80000)
+        login()
+        supertokens.get_session(s.request(), HttpResponse(), True)
+
+
+CURRENT_KEY = {"value": "first key, at least some bytes long"}
+
+
+def user_key():
+    return CURRENT_KEY["value"]
+
+
+def test_key_function_supplies_the_key(login):
+    calls = []
+
+    def key():
+        calls.append(1)
+        return CURRENT_KEY["value"]
+
+    with override_settings(SUPER_TOKENS={"ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION": key}):
+        s = login()
+        supertokens.get_session(s.request(), HttpResponse(), True)
+        assert len(calls) >= 2, "called on every sign and verify"
+        CURRENT_KEY["value"] = b"a different key, as bytes"
+        try:
+            with pytest.raises(SuperTokensTryRefreshTokenException):
+                supertokens.get_session(s.request(), HttpResponse(), True)
+        finally:
+            CURRENT_KEY["value"] = "first key, at least some bytes long"
+        supertokens.get_session(s.request(), HttpResponse(), True)
+
+
+def test_key_function_as_a_dotted_path(login):
+    path = f"{__name__}.user_key"
+    with override_settings(SUPER_TOKENS={"ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION": path}):
+        s = login()
+        supertokens.get_session(s.request(), HttpResponse(), True)
+    # A token signed with the user's key is not valid under the stored key.
+    with pytest.raises(SuperTokensTryRefreshTokenException):
+        supertokens.get_session(s.request(), HttpResponse(), True)
+
+
+@pytest.mark.parametrize(
+    "function, message",
+    [
+        (lambda: 1 / 0, "ZeroDivisionError"),
+        (lambda: 12345, "must return str or bytes, not int"),
+        (lambda: "", "empty"),
+    ],
+    ids=["raises", "wrong-type", "empty"],
+)
+def test_a_failing_key_function_is_a_general_error(function, message, user_id):
+    with override_settings(SUPER_TOKENS={"ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION": function}):
+        with pytest.raises(SuperTokensGeneralException, match=message):
+            supertokens.create_new_session(HttpResponse(), user_id)

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("login", views.login),
+    path("protected", views.protected),
+    path("protected-manual", views.protected_manual),
+    path("refresh/", views.refresh),
+    path("session-info", views.session_info),
+    path("logout", views.logout),
+    path("options", views.options),
+    path("users/<str:user_id>/sessions", views.user_sessions),
+    path("sessions/<str:handle>", views.session_by_handle),
+    path("api/login", views.ApiLogin.as_view()),
+    path("api/refresh", views.ApiRefresh.as_view()),
+    path("api/me", views.ApiMe.as_view()),
+    path("api/public", views.ApiPublic.as_view()),
+]

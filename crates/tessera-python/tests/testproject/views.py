@@ -1,0 +1,184 @@
+"""Views written the way the seed's documentation writes them: one per seed
+function, plus DRF views. Only the imports differ from a supertokens_jwt_ref
+project."""
+
+import json
+
+from django.http import HttpResponse, JsonResponse
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tessera_django import supertokens
+from tessera_django.exceptions import (
+    SuperTokensGeneralException,
+    SuperTokensTokenTheftException,
+    SuperTokensTryRefreshTokenException,
+    SuperTokensUnauthorizedException,
+)
+
+
+def _body(request):
+    return json.loads(request.body or b"{}")
+
+
+def _json(response, data):
+    response["Content-Type"] = "application/json"
+    response.content = json.dumps(data)
+    return response
+
+
+def login(request):
+    data = _body(request)
+    response = HttpResponse()
+    session = supertokens.create_new_session(
+        response, data["user_id"], data.get("payload"), data.get("info")
+    )
+    return _json(response, {"handle": session.get_handle(), "user_id": session.get_user_id()})
+
+
+def protected(request):
+    """Anti-CSRF is enforced for non-GET requests, as the seed recommends.
+    Errors propagate to SuperTokensMiddleware."""
+    response = HttpResponse()
+    session = supertokens.get_session(request, response, request.method != "GET")
+    return _json(
+        response,
+        {
+            "user_id": session.get_user_id(),
+            "payload": session.get_jwt_payload(),
+            "handle": session.get_handle(),
+        },
+    )
+
+
+def protected_manual(request):
+    """The seed's documented style: the view handles the exceptions itself
+    and answers 440 ("session expired") on the very response it was given,
+    so the cookies cleared by get_session reach the client."""
+    response = HttpResponse()
+    try:
+        session = supertokens.get_session(request, response, True)
+    except SuperTokensGeneralException:
+        response.status_code = 500
+        return response
+    except SuperTokensUnauthorizedException:
+        response.status_code = 440
+        response.content = b"unauthorised"
+        return response
+    except SuperTokensTryRefreshTokenException:
+        response.status_code = 440
+        response.content = b"try refresh token"
+        return response
+    return _json(response, {"user_id": session.get_user_id()})
+
+
+def refresh(request):
+    response = HttpResponse()
+    if request.method == "OPTIONS":
+        supertokens.set_headers_for_options_api(response)
+        return response
+    try:
+        session = supertokens.refresh_session(request, response)
+    except SuperTokensTokenTheftException as e:
+        # The seed leaves revocation to the caller; Tessera has already
+        # revoked (REVOKE_SESSION_ON_TOKEN_THEFT), and this is harmless.
+        supertokens.revoke_session(e.get_session_handle())
+        response.status_code = 440
+        return _json(response, {"theft": True, "user_id": e.get_user_id(), "handle": e.get_session_handle()})
+    except SuperTokensUnauthorizedException:
+        response.status_code = 440
+        return response
+    return _json(response, {"user_id": session.get_user_id()})
+
+
+def session_info(request):
+    response = HttpResponse()
+    session = supertokens.get_session(request, response, request.method != "GET")
+    if request.method == "POST":
+        session.update_session_info(_body(request))
+        return _json(response, {"updated": True})
+    return _json(response, {"info": session.get_session_info()})
+
+
+def logout(request):
+    response = HttpResponse()
+    session = supertokens.get_session(request, response, True)
+    session.revoke_session()
+    return _json(response, {"revoked": True})
+
+
+def user_sessions(request, user_id):
+    """By user: list (GET) or revoke all (DELETE). User ids in the URL are
+    strings; ?int=1 makes it an integer id."""
+    uid = int(user_id) if request.GET.get("int") else user_id
+    if request.method == "DELETE":
+        supertokens.revoke_all_sessions_for_user(uid)
+        return JsonResponse({"revoked": True})
+    return JsonResponse({"handles": supertokens.get_all_session_handles_for_user(uid)})
+
+
+def session_by_handle(request, handle):
+    """By handle: info (GET), update (PUT), revoke (DELETE)."""
+    if request.method == "DELETE":
+        return JsonResponse({"revoked": supertokens.revoke_session(handle)})
+    try:
+        if request.method == "PUT":
+            supertokens.update_session_info(handle, _body(request))
+            return JsonResponse({"updated": True})
+        return JsonResponse({"info": supertokens.get_session_info(handle)})
+    except SuperTokensUnauthorizedException:
+        return JsonResponse({"error": "no such session"}, status=404)
+
+
+def options(request):
+    response = HttpResponse()
+    response["Access-Control-Allow-Headers"] = "content-type"
+    supertokens.set_headers_for_options_api(response)
+    return response
+
+
+class ApiLogin(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def post(self, request):
+        response = Response({"ok": True})
+        session = supertokens.create_new_session(
+            response, request.data["user_id"], request.data.get("payload")
+        )
+        response.data = {"handle": session.get_handle()}
+        return response
+
+
+class ApiRefresh(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def post(self, request):
+        response = Response()
+        session = supertokens.refresh_session(request, response)
+        response.data = {"user_id": session.get_user_id()}
+        return response
+
+
+class ApiMe(APIView):
+    def get(self, request):
+        return Response(
+            {
+                "user_id": request.user.id,
+                "payload": request.auth.get_jwt_payload(),
+                "info": request.auth.get_session_info(),
+            }
+        )
+
+    def post(self, request):
+        request.auth.update_session_info(request.data)
+        return Response({"updated": True})
+
+
+class ApiPublic(APIView):
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        return Response({"user": None if request.user is None else request.user.id})
