@@ -17,7 +17,8 @@ use crate::session::Session;
 use crate::store::{NewSession, SessionSummary, Store};
 use crate::tokens::{
     decode_claims, header_kid, open_refresh_token, parse_claims, seal_refresh_token,
-    sign_access_token, signature_valid, split_token, ClaimsIn, ClaimsOut, SigningKey, SplitToken,
+    sign_access_token, signature_valid, split_token, ClaimsBuf, ClaimsIn, ClaimsOut, SigningKey,
+    SplitToken,
 };
 use crate::user_id::{UserId, MAX_USER_ID_STORAGE_LEN};
 
@@ -51,6 +52,34 @@ fn h(x: &str) -> String {
 
 fn secs_to_ms(d: std::time::Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// Where `part` (a subslice of `whole`) lies in `whole`; for `get_session`.
+fn subrange(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    debug_assert!(start <= whole.len() && start + part.len() <= whole.len());
+    start..start + part.len()
+}
+
+/// The text a `get_session` Session keeps, and where its handle and payload
+/// are in it: the decoded claims themselves when they are UTF-8 (always for
+/// tokens Tessera writes); otherwise a copy of the two parts, which serde_json
+/// has checked to be UTF-8.
+fn session_text(
+    buf: ClaimsBuf,
+    handle: std::ops::Range<usize>,
+    payload_json: std::ops::Range<usize>,
+) -> (String, std::ops::Range<usize>, std::ops::Range<usize>) {
+    match buf {
+        ClaimsBuf::Text(text) => (text, handle, payload_json),
+        ClaimsBuf::Bytes(bytes) => {
+            let mut text = String::from_utf8_lossy(&bytes[handle]).into_owned();
+            let handle = 0..text.len();
+            text.push_str(&String::from_utf8_lossy(&bytes[payload_json]));
+            let payload_json = handle.end..text.len();
+            (text, handle, payload_json)
+        }
+    }
 }
 
 impl SessionManager {
@@ -289,14 +318,20 @@ impl SessionManager {
         response: &mut (impl ResponseSink + ?Sized),
         enable_csrf_protection: bool,
     ) -> Result<Session> {
-        if request.cookie(ID_REFRESH_TOKEN_COOKIE).is_none() {
+        // Both cookies in one pass over the Cookie header.
+        let (id_refresh, access) =
+            request.cookie_pair(ID_REFRESH_TOKEN_COOKIE, ACCESS_TOKEN_COOKIE);
+        // An empty value is a cleared cookie that a client sent back anyway
+        // (Django's test client does): no session.
+        if id_refresh.is_none_or(<[u8]>::is_empty) {
             return Err(self.unauthorized(response, "no id-refresh-token cookie"));
         }
-        let Some(token) = request.cookie(ACCESS_TOKEN_COOKIE) else {
+        let Some(token) = access else {
             return Err(Error::try_refresh("no access-token cookie"));
         };
         let now = self.now();
-        let split = split_token(token).ok_or(Error::try_refresh("malformed access token"))?;
+        let split =
+            split_token(token).ok_or_else(|| Error::try_refresh("malformed access token"))?;
         let (ring, reload_due) = self.inner.keys.ring_for_verification(now)?;
         if reload_due {
             self.spawn_key_reload(now).await;
@@ -320,9 +355,10 @@ impl SessionManager {
                 "access token signature or key is not valid",
             ));
         }
-        let bytes = decode_claims(split.claims).ok_or(Error::try_refresh("malformed claims"))?;
+        let buf =
+            decode_claims(split.claims).ok_or_else(|| Error::try_refresh("malformed claims"))?;
         let claims: ClaimsIn<'_> =
-            parse_claims(&bytes).ok_or(Error::try_refresh("malformed claims"))?;
+            parse_claims(&buf).ok_or_else(|| Error::try_refresh("malformed claims"))?;
         if now >= claims.exp.saturating_mul(1000) {
             return Err(Error::try_refresh("access token expired"));
         }
@@ -339,14 +375,20 @@ impl SessionManager {
         if cfg.blacklisting && !self.inner.store.session_is_live(claims.sh, now).await? {
             return Err(self.unauthorized(response, "session revoked"));
         }
-        let payload: Box<RawValue> = claims.pld.to_owned();
+        // The Session keeps the decoded claims and points into them.
+        let handle = subrange(buf.as_bytes(), claims.sh.as_bytes());
+        let payload_json = subrange(buf.as_bytes(), claims.pld.get().as_bytes());
         let Some(prt) = claims.prt else {
-            return Ok(Session::new(
+            let exp = claims.exp * 1000;
+            let uid = claims.uid;
+            let (text, handle, payload_json) = session_text(buf, handle, payload_json);
+            return Ok(Session::from_text(
                 self.clone(),
-                claims.sh.to_owned(),
-                claims.uid,
-                payload,
-                claims.exp * 1000,
+                text,
+                handle,
+                uid,
+                payload_json,
+                exp,
             ));
         };
         // First use of an access token issued by a refresh: promote its
@@ -379,15 +421,18 @@ impl SessionManager {
             claims.rt,
             None,
             claims.csrf,
-            &payload,
+            claims.pld,
             now,
         )?;
         self.write_tokens(response, &access, access_exp, None, None)?;
-        Ok(Session::new(
+        let uid = claims.uid;
+        let (text, handle, payload_json) = session_text(buf, handle, payload_json);
+        Ok(Session::from_text(
             self.clone(),
-            claims.sh.to_owned(),
-            claims.uid,
-            payload,
+            text,
+            handle,
+            uid,
+            payload_json,
             access_exp,
         ))
     }
@@ -430,7 +475,9 @@ impl SessionManager {
     ) -> Result<Session> {
         let (Some(token), Some(_)) = (
             request.cookie(REFRESH_TOKEN_COOKIE),
-            request.cookie(ID_REFRESH_TOKEN_COOKIE),
+            request
+                .cookie(ID_REFRESH_TOKEN_COOKIE)
+                .filter(|v| !v.is_empty()),
         ) else {
             return Err(self.unauthorized(response, "refresh or id-refresh-token cookie missing"));
         };

@@ -1,5 +1,6 @@
 //! The Session object returned by create, get and refresh.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use serde_json::value::RawValue;
@@ -12,13 +13,18 @@ use crate::user_id::UserId;
 
 /// A verified session.
 ///
-/// The JWT payload is kept as the JSON text from the token and parsed on
-/// first use, so verifying a session costs no allocation for it.
+/// The handle and the JWT payload are kept as ranges of one string: for
+/// `get_session`, the decoded claims of the access token themselves, so
+/// verifying a session allocates once for the claims and nothing more. The
+/// payload is parsed into a `Value` on first use.
 pub struct Session {
     manager: SessionManager,
-    handle: String,
+    /// Holds the handle and the payload's JSON text (and, from
+    /// `get_session`, the rest of the claims around them).
+    text: String,
+    handle: Range<usize>,
+    payload_json: Range<usize>,
     user_id: UserId,
-    payload_raw: Box<RawValue>,
     payload: OnceLock<Value>,
     access_token_expiry_ms: i64,
 }
@@ -26,9 +32,9 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("handle", &self.handle)
+            .field("handle", &self.handle())
             .field("user_id", &self.user_id)
-            .field("jwt_payload", &self.payload_raw.get())
+            .field("jwt_payload", &self.jwt_payload_json())
             .finish_non_exhaustive()
     }
 }
@@ -41,11 +47,39 @@ impl Session {
         payload_raw: Box<RawValue>,
         access_token_expiry_ms: i64,
     ) -> Self {
-        Session {
+        let payload: Box<str> = payload_raw.into();
+        let mut text = handle;
+        let handle = 0..text.len();
+        text.push_str(&payload);
+        let payload_json = handle.end..text.len();
+        Self::from_text(
             manager,
+            text,
             handle,
             user_id,
-            payload_raw,
+            payload_json,
+            access_token_expiry_ms,
+        )
+    }
+
+    /// A session whose handle and payload JSON are `text[handle]` and
+    /// `text[payload_json]` (the payload already validated as JSON).
+    pub(crate) fn from_text(
+        manager: SessionManager,
+        text: String,
+        handle: Range<usize>,
+        user_id: UserId,
+        payload_json: Range<usize>,
+        access_token_expiry_ms: i64,
+    ) -> Self {
+        debug_assert!(text.get(handle.clone()).is_some());
+        debug_assert!(text.get(payload_json.clone()).is_some());
+        Session {
+            manager,
+            text,
+            handle,
+            payload_json,
+            user_id,
             payload: OnceLock::new(),
             access_token_expiry_ms,
         }
@@ -58,18 +92,18 @@ impl Session {
 
     /// The session handle.
     pub fn handle(&self) -> &str {
-        &self.handle
+        self.text.get(self.handle.clone()).unwrap_or_default()
     }
 
     /// The JWT payload, deeply equal to what was given at creation.
     pub fn jwt_payload(&self) -> &Value {
         self.payload
-            .get_or_init(|| serde_json::from_str(self.payload_raw.get()).unwrap_or(Value::Null))
+            .get_or_init(|| serde_json::from_str(self.jwt_payload_json()).unwrap_or(Value::Null))
     }
 
     /// The JWT payload as the JSON text carried in the token.
     pub fn jwt_payload_json(&self) -> &str {
-        self.payload_raw.get()
+        self.text.get(self.payload_json.clone()).unwrap_or_default()
     }
 
     /// When the access token of this request expires (ms since the epoch).
@@ -79,7 +113,7 @@ impl Session {
 
     /// Deletes the session and clears its cookies.
     pub async fn revoke_session(&self, response: &mut (impl ResponseSink + ?Sized)) -> Result<()> {
-        self.manager.revoke_session(&self.handle).await?;
+        self.manager.revoke_session(self.handle()).await?;
         self.manager.clear_session_cookies(response);
         Ok(())
     }
@@ -90,7 +124,7 @@ impl Session {
         &self,
         response: &mut (impl ResponseSink + ?Sized),
     ) -> Result<Value> {
-        self.clearing_on_unauthorized(response, self.manager.get_session_info(&self.handle).await)
+        self.clearing_on_unauthorized(response, self.manager.get_session_info(self.handle()).await)
     }
 
     /// Replaces session info. A revoked or expired session clears the cookies
@@ -102,7 +136,7 @@ impl Session {
     ) -> Result<()> {
         self.clearing_on_unauthorized(
             response,
-            self.manager.update_session_info(&self.handle, info).await,
+            self.manager.update_session_info(self.handle(), info).await,
         )
     }
 

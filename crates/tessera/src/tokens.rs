@@ -141,8 +141,8 @@ pub(crate) fn split_token(token: &[u8]) -> Option<SplitToken<'_>> {
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return None;
     }
-    let first = token.iter().position(|&b| b == b'.')?;
-    let last = token.iter().rposition(|&b| b == b'.')?;
+    let first = memchr::memchr(b'.', token)?;
+    let last = memchr::memrchr(b'.', token)?;
     if first == last || first == 0 || last + 1 == token.len() || last == first + 1 {
         return None;
     }
@@ -155,19 +155,61 @@ pub(crate) fn split_token(token: &[u8]) -> Option<SplitToken<'_>> {
 }
 
 /// Checks the signature of a token whose header matched `key`.
+///
+/// The signature we compute is encoded and compared with the token's text:
+/// unpadded base64url has exactly one encoding per byte string (the crate
+/// rejects non-zero unused bits when decoding), so "the text equals the
+/// encoding of our MAC" accepts exactly the tokens that "the text decodes to
+/// our MAC" accepts, and encoding 32 bytes is cheaper than validating and
+/// decoding 43 characters.
 pub(crate) fn signature_valid(key: &SigningKey, t: &SplitToken<'_>) -> bool {
     // 32 bytes are 43 base64url characters without padding.
     if t.signature.len() != 43 {
         return false;
     }
-    let mut sig = [0u8; 32];
-    use base64::Engine as _;
-    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(t.signature, &mut sig) {
-        Ok(32) => {}
-        _ => return false,
-    }
+    let mut buf = [0u8; 43];
+    let expected = base64_simd::URL_SAFE_NO_PAD.encode(
+        &key.signature(t.signing_input),
+        base64_simd::Out::from_slice(&mut buf),
+    );
     // Constant time: the expected signature is a secret until it is sent.
-    ct_eq(&key.signature(t.signing_input), &sig)
+    ct_eq(expected, t.signature)
+}
+
+/// The decoded claims segment of a verified token: text when it is UTF-8
+/// (always, for tokens Tessera writes), raw bytes otherwise (serde_json
+/// still accepts JSON whose *ignored* strings are not UTF-8, and
+/// [`parse_claims`] must accept what it accepts).
+pub(crate) enum ClaimsBuf {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl ClaimsBuf {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            ClaimsBuf::Text(s) => s.as_bytes(),
+            ClaimsBuf::Bytes(b) => b,
+        }
+    }
+}
+
+/// Decodes the claims segment of a verified token.
+///
+/// With `base64-simd` (SSSE3/AVX2 chosen at run time), which is exactly as
+/// strict as the `base64` crate's `URL_SAFE_NO_PAD` used everywhere else:
+/// the base64url alphabet only, no padding, no length `4n + 1`, zero unused
+/// bits in the last character (the unit tests compare the two). The claims
+/// (~360 characters) are the largest thing `get_session` decodes, and the
+/// scalar decoder spent ~3,000 instructions on them.
+pub(crate) fn decode_claims(claims_b64: &[u8]) -> Option<ClaimsBuf> {
+    let bytes = base64_simd::URL_SAFE_NO_PAD
+        .decode_to_vec(claims_b64)
+        .ok()?;
+    Some(match String::from_utf8(bytes) {
+        Ok(text) => ClaimsBuf::Text(text),
+        Err(e) => ClaimsBuf::Bytes(e.into_bytes()),
+    })
 }
 
 /// Parses decoded claims. Same result as `serde_json::from_slice`, faster
@@ -178,46 +220,53 @@ pub(crate) fn signature_valid(key: &SigningKey, t: &SplitToken<'_>) -> bool {
 /// whitespace, plain strings for the handle and hashes. [`parse_claims_fast`]
 /// reads exactly that layout and accepts an input only when `serde_json`
 /// would read it the same way; anything else (escapes, other field orders,
-/// whitespace, unusual numbers: tokens Tessera never writes) goes to
-/// `serde_json`, so the result is the same for every input.
-pub(crate) fn parse_claims(bytes: &[u8]) -> Option<ClaimsIn<'_>> {
-    parse_claims_fast(bytes).or_else(|| serde_json::from_slice(bytes).ok())
+/// whitespace, unusual numbers, bytes that are not UTF-8: tokens Tessera
+/// never writes) goes to `serde_json`, so the result is the same for every
+/// input (the unit tests compare the two on thousands of mutations).
+pub(crate) fn parse_claims(buf: &ClaimsBuf) -> Option<ClaimsIn<'_>> {
+    match buf {
+        ClaimsBuf::Text(text) => {
+            parse_claims_fast(text).or_else(|| serde_json::from_str(text).ok())
+        }
+        ClaimsBuf::Bytes(bytes) => serde_json::from_slice(bytes).ok(),
+    }
 }
 
 /// The canonical-layout reader behind [`parse_claims`]; `None` = "not in
-/// the canonical layout", never "invalid".
-pub(crate) fn parse_claims_fast(bytes: &[u8]) -> Option<ClaimsIn<'_>> {
+/// the canonical layout", never "invalid". Takes text, so the strings it
+/// returns need no UTF-8 check of their own.
+pub(crate) fn parse_claims_fast(text: &str) -> Option<ClaimsIn<'_>> {
     // The JWT payload is arbitrary JSON, so it is located from the end: the
     // claims finish with `,"iat":<digits>,"exp":<digits>}`.
-    let (rest, exp) = strip_uint_suffix(bytes.strip_suffix(b"}")?)?;
-    let rest = rest.strip_suffix(b",\"exp\":")?;
+    let (rest, exp) = strip_uint_suffix(text.strip_suffix('}')?)?;
+    let rest = rest.strip_suffix(",\"exp\":")?;
     let (rest, iat) = strip_uint_suffix(rest)?;
-    let rest = rest.strip_suffix(b",\"iat\":")?;
+    let rest = rest.strip_suffix(",\"iat\":")?;
 
-    let mut r = Reader { b: rest };
-    r.lit(b"{\"sh\":")?;
+    let mut r = Reader { s: rest };
+    r.lit("{\"sh\":")?;
     let sh = r.plain_str()?;
-    r.lit(b",\"uid\":")?;
-    let uid = if r.b.first() == Some(&b'"') {
+    r.lit(",\"uid\":")?;
+    let uid = if r.s.starts_with('"') {
         UserId::Str(r.plain_str()?.to_owned())
     } else {
         UserId::Int(r.int()?)
     };
-    r.lit(b",\"rt\":")?;
+    r.lit(",\"rt\":")?;
     let rt = r.plain_str()?;
-    r.lit(b",\"prt\":")?;
+    r.lit(",\"prt\":")?;
     let prt = r.null_or_plain_str()?;
-    r.lit(b",\"csrf\":")?;
+    r.lit(",\"csrf\":")?;
     let csrf = r.null_or_plain_str()?;
-    r.lit(b",\"pld\":")?;
+    r.lit(",\"pld\":")?;
     // What is left is the payload: it must be exactly one JSON value with
     // nothing around it, as serde_json would have read it in place.
-    let pld = r.b;
-    let (first, last) = (*pld.first()?, *pld.last()?);
+    let pld = r.s;
+    let (first, last) = (*pld.as_bytes().first()?, *pld.as_bytes().last()?);
     if first.is_ascii_whitespace() || last.is_ascii_whitespace() {
         return None;
     }
-    let pld: &RawValue = serde_json::from_slice(pld).ok()?;
+    let pld: &RawValue = serde_json::from_str(pld).ok()?;
     Some(ClaimsIn {
         sh,
         uid,
@@ -230,16 +279,16 @@ pub(crate) fn parse_claims_fast(bytes: &[u8]) -> Option<ClaimsIn<'_>> {
     })
 }
 
-/// Splits trailing decimal digits off `b` (1 to 18 of them, no superfluous
+/// Splits trailing decimal digits off `s` (1 to 18 of them, no superfluous
 /// leading zero), so the value fits an `i64` exactly as serde_json reads it.
-fn strip_uint_suffix(b: &[u8]) -> Option<(&[u8], i64)> {
-    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
-    let (rest, num) = b.split_at(b.len() - digits);
-    Some((rest, parse_uint(num)?))
+fn strip_uint_suffix(s: &str) -> Option<(&str, i64)> {
+    let rest = s.trim_end_matches(|c: char| c.is_ascii_digit());
+    Some((rest, parse_uint(&s[rest.len()..])?))
 }
 
 /// `1..=18` ASCII digits, no leading zero unless the number is `0`.
-fn parse_uint(num: &[u8]) -> Option<i64> {
+fn parse_uint(num: &str) -> Option<i64> {
+    let num = num.as_bytes();
     if num.is_empty() || num.len() > 18 || (num.len() > 1 && num[0] == b'0') {
         return None;
     }
@@ -251,126 +300,56 @@ fn parse_uint(num: &[u8]) -> Option<i64> {
 
 /// A cursor for [`parse_claims_fast`].
 struct Reader<'a> {
-    b: &'a [u8],
+    s: &'a str,
 }
 
 impl<'a> Reader<'a> {
-    fn lit(&mut self, l: &[u8]) -> Option<()> {
-        self.b = self.b.strip_prefix(l)?;
+    fn lit(&mut self, l: &str) -> Option<()> {
+        self.s = self.s.strip_prefix(l)?;
         Some(())
     }
 
     /// A string without escapes or control characters, as serde_json
-    /// borrows it (it must also be UTF-8, which serde_json checks too).
+    /// borrows it.
     fn plain_str(&mut self) -> Option<&'a str> {
-        self.lit(b"\"")?;
-        let end = crate::http_io::find_byte(self.b, b'"')?;
-        let (s, rest) = self.b.split_at(end);
-        if s.iter().any(|&c| c == b'\\' || c < 0x20) {
+        self.lit("\"")?;
+        let end = memchr::memchr(b'"', self.s.as_bytes())?;
+        let s = &self.s[..end];
+        // A fold rather than `any`: no early exit, so it vectorises.
+        let special = s
+            .bytes()
+            .fold(false, |acc, c| acc | (c == b'\\') | (c < 0x20));
+        if special {
             return None;
         }
-        self.b = &rest[1..];
-        std::str::from_utf8(s).ok()
+        self.s = &self.s[end + 1..];
+        Some(s)
     }
 
     fn null_or_plain_str(&mut self) -> Option<Option<&'a str>> {
-        if self.b.starts_with(b"null") {
-            self.b = &self.b[4..];
-            Some(None)
-        } else {
-            self.plain_str().map(Some)
+        match self.s.strip_prefix("null") {
+            Some(rest) => {
+                self.s = rest;
+                Some(None)
+            }
+            None => self.plain_str().map(Some),
         }
     }
 
     /// An integer: optional `-` (not before `0`), then what [`parse_uint`]
     /// accepts.
     fn int(&mut self) -> Option<i64> {
-        let negative = self.b.first() == Some(&b'-');
-        let start = usize::from(negative);
-        let digits = self.b[start..]
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count();
-        let num = &self.b[start..start + digits];
-        if negative && num.first() == Some(&b'0') {
+        let unsigned = self.s.strip_prefix('-');
+        let digits_from = unsigned.unwrap_or(self.s);
+        let rest = digits_from.trim_start_matches(|c: char| c.is_ascii_digit());
+        let num = &digits_from[..digits_from.len() - rest.len()];
+        if unsigned.is_some() && num.starts_with('0') {
             return None;
         }
         let v = parse_uint(num)?;
-        self.b = &self.b[start + digits..];
-        Some(if negative { -v } else { v })
+        self.s = rest;
+        Some(if unsigned.is_some() { -v } else { v })
     }
-}
-
-/// Decodes the claims segment of a verified token.
-pub(crate) fn decode_claims(claims_b64: &[u8]) -> Option<Vec<u8>> {
-    b64url_decode(claims_b64)
-}
-
-/// base64url alphabet value of each byte; `INVALID` for bytes outside it.
-const INVALID: u8 = 0xff;
-static B64URL_VALUES: [u8; 256] = {
-    let mut t = [INVALID; 256];
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut i = 0;
-    while i < 64 {
-        t[alphabet[i] as usize] = i as u8;
-        i += 1;
-    }
-    t
-};
-
-/// Unpadded base64url decoding, exactly as strict as the `base64` crate's
-/// `URL_SAFE_NO_PAD` engine (the unit tests compare the two): only the
-/// base64url alphabet, no padding, no length of the form `4n + 1`, and the
-/// unused low bits of the last character must be zero (one encoding per
-/// byte string).
-///
-/// It exists because the claims segment (~360 characters) is decoded on
-/// every `get_session`: a table lookup per character and a fixed-size output
-/// written in place run in about a third of the generic engine's
-/// instructions.
-pub(crate) fn b64url_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let tail_len = input.len() % 4;
-    if tail_len == 1 {
-        return None;
-    }
-    let full = input.len() / 4;
-    let out_len = full * 3 + tail_len.saturating_sub(1);
-    let mut out = vec![0u8; out_len];
-    let (body, tail) = input.split_at(full * 4);
-    let v = |b: u8| u32::from(B64URL_VALUES[b as usize]);
-    for (quad, triple) in body.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
-        let (a, b, c, d) = (v(quad[0]), v(quad[1]), v(quad[2]), v(quad[3]));
-        // Valid values are below 64; INVALID sets bits 6 and 7.
-        if (a | b | c | d) & 0xc0 != 0 {
-            return None;
-        }
-        let n = (a << 18) | (b << 12) | (c << 6) | d;
-        triple[0] = (n >> 16) as u8;
-        triple[1] = (n >> 8) as u8;
-        triple[2] = n as u8;
-    }
-    let rest = &mut out[full * 3..];
-    match *tail {
-        [] => {}
-        [a, b] => {
-            let (a, b) = (v(a), v(b));
-            if (a | b) & 0xc0 != 0 || b & 0x0f != 0 {
-                return None;
-            }
-            rest[0] = ((a << 2) | (b >> 4)) as u8;
-        }
-        [a, b, c] => {
-            let (a, b, c) = (v(a), v(b), v(c));
-            if (a | b | c) & 0xc0 != 0 || c & 0x03 != 0 {
-                return None;
-            }
-            rest[0] = ((a << 2) | (b >> 4)) as u8;
-            rest[1] = ((b << 4) | (c >> 2)) as u8;
-        }
-        _ => return None,
-    }
-    Some(out)
 }
 
 /// Reads the key id out of a header segment; used only to decide whether an
@@ -557,14 +536,27 @@ mod tests {
         let other = SigningKey::new(&[8u8; 32], 0).unwrap();
         assert!(!signature_valid(&other, &s));
         assert_eq!(header_kid(s.header).unwrap().len(), 16);
-        let bytes = decode_claims(s.claims).unwrap();
-        let c: ClaimsIn<'_> = serde_json::from_slice(&bytes).unwrap();
+        let buf = decode_claims(s.claims).unwrap();
+        let c: ClaimsIn<'_> = serde_json::from_slice(buf.as_bytes()).unwrap();
         assert_eq!(c.uid, uid);
         assert_eq!(c.pld.get(), r#"{"role":"admin"}"#);
         let mut bad = t.clone().into_bytes();
         let i = bad.len() - 5;
         bad[i] = if bad[i] == b'A' { b'B' } else { b'A' };
         assert!(!signature_valid(&k, &split_token(&bad).unwrap()));
+        // Any change to any character of the signature is refused,
+        // including the non-canonical spellings of the last one.
+        let sig_start = t.rfind('.').unwrap() + 1;
+        for i in sig_start..t.len() {
+            for c in b"AQgw-_Bb09".iter().copied() {
+                let mut bad = t.clone().into_bytes();
+                if bad[i] == c {
+                    continue;
+                }
+                bad[i] = c;
+                assert!(!signature_valid(&k, &split_token(&bad).unwrap()), "{i} {c}");
+            }
+        }
     }
 
     #[test]
@@ -586,7 +578,11 @@ mod tests {
 
     /// `parse_claims` must give what serde_json gives, for every input.
     fn same_as_serde(bytes: &[u8]) {
-        let fast = parse_claims(bytes);
+        let buf = match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => ClaimsBuf::Text(text),
+            Err(e) => ClaimsBuf::Bytes(e.into_bytes()),
+        };
+        let fast = parse_claims(&buf);
         let serde: Option<ClaimsIn<'_>> = serde_json::from_slice(bytes).ok();
         let view = |c: &ClaimsIn<'_>| {
             (
@@ -634,13 +630,16 @@ mod tests {
                 },
             )
             .unwrap();
-            let bytes = decode_claims(split_token(t.as_bytes()).unwrap().claims).unwrap();
-            same_as_serde(&bytes);
+            let buf = decode_claims(split_token(t.as_bytes()).unwrap().claims).unwrap();
+            let ClaimsBuf::Text(text) = &buf else {
+                panic!("Tessera writes UTF-8 claims")
+            };
+            same_as_serde(text.as_bytes());
             // Plain ids take the fast path; ids with escapes or beyond 18
             // digits fall back to serde_json (and still agree, above).
             let plain =
                 !matches!(&uid, UserId::Str(s) if s.contains('"')) && uid != UserId::from(i64::MAX);
-            assert_eq!(parse_claims_fast(&bytes).is_some(), plain, "{uid:?}");
+            assert_eq!(parse_claims_fast(text).is_some(), plain, "{uid:?}");
         }
     }
 
@@ -648,7 +647,7 @@ mod tests {
     fn claims_fast_path_agrees_with_serde_on_mutations() {
         let base = br#"{"sh":"h-1","uid":123,"rt":"ab","prt":null,"csrf":"c_-9","pld":{"a":[1,2]},"iat":1700000000,"exp":1700003600}"#;
         same_as_serde(base);
-        assert!(parse_claims_fast(base).is_some());
+        assert!(parse_claims_fast(std::str::from_utf8(base).unwrap()).is_some());
         let bytes_to_try: &[u8] = b" \t\n\"\\{}[],:-+.0123456789eEnulxa\x00\x1f\x7f\xc3\xa9\xff";
         // Every single-byte replacement, insertion and deletion.
         for i in 0..=base.len() {
@@ -680,15 +679,26 @@ mod tests {
             br#"{"sh":"h","uid":1,"rt":"r","prt":null,"csrf":null,"pld":"a\"b","iat":1,"exp":2}"#,
             br#"{"sh":"h","uid":1,"rt":"r","prt":nul,"csrf":null,"pld":1,"iat":1,"exp":2}"#,
             br#"{"sh":"h\u0041","uid":1,"rt":"r","prt":null,"csrf":null,"pld":1,"iat":1,"exp":2}"#,
+            // Not UTF-8 in a field serde_json ignores: it accepts this, so
+            // parse_claims must too (the bytes path).
+            b"{\"x\":\"\xff\",\"sh\":\"h\",\"uid\":1,\"rt\":\"r\",\"prt\":null,\"csrf\":null,\"pld\":1,\"iat\":1,\"exp\":2}",
+            b"{\"sh\":\"h\xff\",\"uid\":1,\"rt\":\"r\",\"prt\":null,\"csrf\":null,\"pld\":1,\"iat\":1,\"exp\":2}",
+            b"{\"sh\":\"h\",\"uid\":1,\"rt\":\"r\",\"prt\":null,\"csrf\":null,\"pld\":\"\xc3\xa9\",\"iat\":1,\"exp\":2}",
         ] {
             same_as_serde(s);
         }
+        let not_utf8 = b"{\"x\":\"\xff\",\"sh\":\"h\",\"uid\":1,\"rt\":\"r\",\"prt\":null,\"csrf\":null,\"pld\":1,\"iat\":1,\"exp\":2}";
+        assert!(
+            parse_claims(&ClaimsBuf::Bytes(not_utf8.to_vec())).is_some(),
+            "serde_json accepts non-UTF-8 ignored strings, and so must we"
+        );
     }
 
     #[test]
-    fn b64url_decode_is_exactly_the_base64_crate() {
+    fn claims_decoding_is_exactly_the_base64_crate() {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         use base64::Engine as _;
+        let decode = |input: &[u8]| decode_claims(input).map(|b| b.as_bytes().to_vec());
         let mut state: u64 = 0x2545_F491_4F6C_DD1D;
         let mut next = move || {
             state ^= state << 13;
@@ -699,7 +709,9 @@ mod tests {
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let odd = b"=+/. \n\0\xff";
         for round in 0..50_000u64 {
-            let len = (next() % 40) as usize;
+            // Short inputs and SIMD-sized ones (the vector paths start at 16
+            // and 32 characters).
+            let len = (next() % if round % 2 == 0 { 40 } else { 600 }) as usize;
             let mut input: Vec<u8> = (0..len).map(|_| alphabet[(next() % 64) as usize]).collect();
             // A third of the inputs get a byte from outside the alphabet.
             if len > 0 && round % 3 == 0 {
@@ -707,27 +719,64 @@ mod tests {
                 input[i] = odd[(next() % odd.len() as u64) as usize];
             }
             assert_eq!(
-                b64url_decode(&input),
+                decode(&input),
                 URL_SAFE_NO_PAD.decode(&input).ok(),
                 "{:?}",
                 String::from_utf8_lossy(&input)
             );
         }
         // Round trips of every length, and the non-canonical last characters.
-        for len in 0..70 {
+        for len in 0..600 {
             let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
             let enc = URL_SAFE_NO_PAD.encode(&data);
-            assert_eq!(b64url_decode(enc.as_bytes()), Some(data));
+            assert_eq!(decode(enc.as_bytes()), Some(data));
         }
         for s in [
-            "QR", "QQ", "QUI", "QUJ", "QUJD", "QUJDRB", "QUJDRA", "Q", "QUJDR", "QQ==",
+            "QR", "QQ", "QUI", "QUJ", "QUJD", "QUJDRB", "QUJDRA", "Q", "QUJDR", "QQ==", "QUI=",
         ] {
-            assert_eq!(
-                b64url_decode(s.as_bytes()),
-                URL_SAFE_NO_PAD.decode(s).ok(),
-                "{s}"
-            );
+            assert_eq!(decode(s.as_bytes()), URL_SAFE_NO_PAD.decode(s).ok(), "{s}");
         }
+    }
+
+    /// A token in the format written before the `get_session` speed-up
+    /// (computed independently: HMAC-SHA256 under `[7; 32]` with Python's
+    /// `hmac`). It must still be written byte for byte and still verify, so
+    /// no session is logged out by an upgrade.
+    #[test]
+    fn tokens_of_the_existing_format_still_verify() {
+        const OLD: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6IjIwODgzYzYzZTQ0NGVjZDMifQ.\
+            eyJzaCI6IjBiM2MtaGFuZGxlIiwidWlkIjo1LCJydCI6ImFiY2RlZiIsInBydCI6bnVsbCwiY3NyZiI6ImMiLCJwbGQiOnsicm9sZSI6ImFkbWluIn0sImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxNzAwMDAzNjAwfQ.\
+            iyF4bVzl0A9dF4HtHC9m1ufuIE2Nj-S8dcBmmj4iCLA";
+        let k = key();
+        let pld = RawValue::from_string(r#"{"role":"admin"}"#.into()).unwrap();
+        let written = sign_access_token(
+            &k,
+            &ClaimsOut {
+                sh: "0b3c-handle",
+                uid: &UserId::from(5),
+                rt: "abcdef",
+                prt: None,
+                csrf: Some("c"),
+                pld: &pld,
+                iat: 1_700_000_000,
+                exp: 1_700_003_600,
+            },
+        )
+        .unwrap();
+        assert_eq!(written, OLD);
+        let t = split_token(OLD.as_bytes()).unwrap();
+        assert_eq!(t.header, k.header_b64.as_bytes());
+        assert!(signature_valid(&k, &t));
+        let buf = decode_claims(t.claims).unwrap();
+        let c = parse_claims_fast(std::str::from_utf8(buf.as_bytes()).unwrap()).unwrap();
+        assert_eq!(
+            (c.sh, c.rt, c.prt, c.csrf),
+            ("0b3c-handle", "abcdef", None, Some("c"))
+        );
+        assert_eq!(
+            (c.uid, c.pld.get(), c.exp),
+            (UserId::from(5), r#"{"role":"admin"}"#, 1_700_003_600)
+        );
     }
 
     #[test]
