@@ -833,6 +833,11 @@ async fn bad_input_table(h: Harness) {
         ("junk cookie header", vec![b";;;===;;"], "unauthorized"),
         ("only id refresh", vec![b"sIdRefreshToken=x"], "try"),
         (
+            "cleared cookies sent back empty",
+            vec![b"sIdRefreshToken=; sAccessToken=; sRefreshToken="],
+            "unauthorized",
+        ),
+        (
             "non-utf8 id refresh",
             vec![b"sIdRefreshToken=\xff; sAccessToken=\xfe"],
             "try",
