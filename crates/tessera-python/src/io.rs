@@ -1,7 +1,9 @@
 //! What the binding reads from a Django request and writes to a response.
 
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyInt, PyString};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyInt, PyString, PyTuple, PyType};
 use tessera::{
     CookieSpec, RequestSource, ResponseSink, UserId, ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER,
     ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE,
@@ -10,7 +12,8 @@ use tessera::{
 use crate::errors::{general, general_from};
 
 /// The parts of a request the protocol reads: three cookies and one header,
-/// taken by the Python side from `request.COOKIES` and `request.META`.
+/// read from the Django request's `COOKIES` and `META` by
+/// [`RequestValues::from_django`].
 ///
 /// An empty value counts as absent. Clearing a session sets the cookies to
 /// the empty value; browsers then drop them, but clients that ignore the
@@ -24,24 +27,90 @@ pub(crate) struct RequestValues {
     anti_csrf: Option<String>,
 }
 
-fn present(value: Option<String>) -> Option<String> {
-    value.filter(|v| !v.is_empty())
+/// `value` as text if it is a non-empty `str` (anything else counts as absent).
+fn text_of(value: Option<Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    match value {
+        Some(v) => match v.cast::<PyString>() {
+            Ok(s) => Ok(Some(s.to_str()?.to_owned()).filter(|t| !t.is_empty())),
+            Err(_) => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+/// `mapping.get(key)`: a direct lookup for a `dict` (what Django uses for
+/// `COOKIES` and `META`), the `get` method for anything else.
+fn lookup<'py>(
+    mapping: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Ok(dict) = mapping.cast::<PyDict>() {
+        return dict.get_item(key);
+    }
+    let value = mapping.call_method1(intern!(mapping.py(), "get"), (key,))?;
+    Ok((!value.is_none()).then_some(value))
+}
+
+/// Which cookies an operation reads besides `sIdRefreshToken`.
+#[derive(Clone, Copy)]
+pub(crate) enum Wanted {
+    /// `sAccessToken` and the `anti-csrf` header (`get_session`).
+    AccessAndAntiCsrf,
+    /// `sRefreshToken` (`refresh_session`).
+    Refresh,
 }
 
 impl RequestValues {
-    pub(crate) fn new(
-        id_refresh: Option<String>,
-        access: Option<String>,
-        refresh: Option<String>,
-        anti_csrf: Option<String>,
-    ) -> Self {
-        RequestValues {
-            id_refresh: present(id_refresh),
-            access: present(access),
-            refresh: present(refresh),
-            anti_csrf: present(anti_csrf),
+    /// Reads a Django request (`HttpRequest`, or anything with the same
+    /// `COOKIES` and `META` mappings, such as DRF's `Request`) directly, with
+    /// interned keys: `COOKIES` for the cookies, `META["HTTP_ANTI_CSRF"]` for
+    /// the `anti-csrf` header. No `COOKIES` is a General error; no `META`
+    /// means no header.
+    pub(crate) fn from_django(request: &Bound<'_, PyAny>, wanted: Wanted) -> PyResult<Self> {
+        let py = request.py();
+        let cookies = match request.getattr(intern!(py, "COOKIES")) {
+            Ok(c) => c,
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => {
+                return Err(general(
+                    py,
+                    format!(
+                        "request must be a django.http.HttpRequest, not {}",
+                        type_name(request)
+                    ),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        let id_refresh = text_of(lookup(&cookies, intern!(py, ID_REFRESH_TOKEN_COOKIE))?)?;
+        let mut values = RequestValues {
+            id_refresh,
+            ..RequestValues::default()
+        };
+        match wanted {
+            Wanted::AccessAndAntiCsrf => {
+                values.access = text_of(lookup(&cookies, intern!(py, ACCESS_TOKEN_COOKIE))?)?;
+                if let Ok(meta) = request.getattr(intern!(py, "META")) {
+                    values.anti_csrf = text_of(lookup(&meta, intern!(py, ANTI_CSRF_META))?)?;
+                }
+            }
+            Wanted::Refresh => {
+                values.refresh = text_of(lookup(&cookies, intern!(py, REFRESH_TOKEN_COOKIE))?)?;
+            }
         }
+        Ok(values)
     }
+}
+
+/// The WSGI name of the `anti-csrf` request header in `request.META`.
+const ANTI_CSRF_META: &str = "HTTP_ANTI_CSRF";
+
+/// The name of `value`'s type, for error messages.
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 impl RequestSource for RequestValues {
@@ -88,7 +157,123 @@ impl ResponseSink for Recorder {
     }
 }
 
+static WRITER_TYPES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+
+/// Where the recorded operations go.
+pub(crate) enum Target<'py> {
+    /// A Django `HttpResponse` (or anything with its `set_cookie`,
+    /// `has_header`, `__getitem__` and `__setitem__`): written directly.
+    Response(Bound<'py, PyAny>),
+    /// One of `tessera_django._response`'s writers (`ResponseWriter`,
+    /// `PendingResponse`): its methods are called.
+    Writer(Bound<'py, PyAny>),
+}
+
+impl<'py> Target<'py> {
+    /// Checks `response` before any work is done (so that a create with a
+    /// wrong argument leaves no row behind).
+    pub(crate) fn of(response: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let py = response.py();
+        let writers = WRITER_TYPES.get_or_try_init(py, || -> PyResult<Py<PyTuple>> {
+            let module = py.import("tessera_django._response")?;
+            let types = [
+                module.getattr("ResponseWriter")?.cast_into::<PyType>()?,
+                module.getattr("PendingResponse")?.cast_into::<PyType>()?,
+            ];
+            Ok(PyTuple::new(py, types)?.unbind())
+        })?;
+        if response.is_instance(writers.bind(py).as_any())? {
+            return Ok(Target::Writer(response.clone()));
+        }
+        if response.hasattr(intern!(py, "set_cookie"))?
+            && response.hasattr(intern!(py, "has_header"))?
+        {
+            return Ok(Target::Response(response.clone()));
+        }
+        Err(general(
+            py,
+            format!(
+                "response must be a django.http.HttpResponse (or a subclass such as \
+                 rest_framework.response.Response), not {}",
+                type_name(response)
+            ),
+        ))
+    }
+}
+
+/// `response.set_cookie(...)` with the core's cookie, as
+/// `tessera_django._response.ResponseWriter.set_cookie` does.
+fn django_set_cookie(response: &Bound<'_, PyAny>, c: CookieSpec) -> PyResult<()> {
+    let py = response.py();
+    let kwargs = PyDict::new(py);
+    // `expires` is the core's date text, so the cookie's Expires is the
+    // token's expiry exactly (Thu, 01 Jan 1970 00:00:00 GMT when clearing).
+    // A datetime would make Django send Max-Age and a recomputed Expires.
+    kwargs.set_item(intern!(py, "expires"), tessera::http_date(c.expires_ms))?;
+    kwargs.set_item(intern!(py, "path"), c.path)?;
+    kwargs.set_item(intern!(py, "domain"), c.domain)?;
+    kwargs.set_item(intern!(py, "secure"), c.secure)?;
+    kwargs.set_item(intern!(py, "httponly"), c.http_only)?;
+    kwargs.set_item(intern!(py, "samesite"), c.same_site.as_str())?;
+    response.call_method(intern!(py, "set_cookie"), (c.name, c.value), Some(&kwargs))?;
+    Ok(())
+}
+
+/// Adds `value` to the comma-separated list header `name` unless it is
+/// already listed (case-insensitively), as
+/// `tessera_django._response.ResponseWriter.append_header` does.
+fn django_append_header(response: &Bound<'_, PyAny>, name: &str, value: &str) -> PyResult<()> {
+    let py = response.py();
+    if response
+        .call_method1(intern!(py, "has_header"), (name,))?
+        .is_truthy()?
+    {
+        let existing: String = response.get_item(name)?.extract()?;
+        let wanted = value.to_lowercase();
+        if existing
+            .split(',')
+            .any(|item| item.trim().to_lowercase() == wanted)
+        {
+            return Ok(());
+        }
+        if !existing.trim().is_empty() {
+            return response.set_item(name, format!("{existing}, {value}"));
+        }
+    }
+    response.set_item(name, value)
+}
+
 impl Recorder {
+    /// Replays the operations onto `target` (see [`Target`]).
+    fn apply_to(self, target: &Target<'_>) -> PyResult<()> {
+        match target {
+            Target::Writer(writer) => self.apply(writer),
+            Target::Response(response) => {
+                for op in self.0 {
+                    match op {
+                        Op::Cookie(c) => django_set_cookie(response, c)?,
+                        Op::Header(name, value) => response.set_item(name, value)?,
+                        Op::Append(name, value) => django_append_header(response, name, &value)?,
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// [`Recorder::finish`] for a [`Target`].
+    pub(crate) fn finish_to<T>(
+        self,
+        py: Python<'_>,
+        target: &Target<'_>,
+        result: tessera::Result<T>,
+    ) -> PyResult<T> {
+        if let Err(e) = self.apply_to(target) {
+            return Err(general_from(py, "could not write to the response", e));
+        }
+        result.map_err(|e| crate::errors::to_py(py, e))
+    }
+
     /// Replays the operations onto `writer`, a Python object with
     /// `set_cookie(name, value, expires, path, domain, secure, httponly,
     /// samesite)`, `set_header(name, value)` and `append_header(name,

@@ -9,20 +9,25 @@
 //! ## Design
 //!
 //! * **One process-wide tokio runtime** ([`runtime`]), created on first use
-//!   and recreated in a child after `fork()` (pre-forking WSGI servers). Every
-//!   call that may wait on the database runs as
-//!   `py.detach(|| runtime.block_on(..))`, so the GIL is released while the
-//!   database works and other Python threads keep running.
+//!   and recreated in a child after `fork()` (pre-forking WSGI servers). The
+//!   hot calls go through [`runtime::run`]: polled once inline with the GIL
+//!   held (`get_session` finishes there, in ~1 µs), otherwise continued as a
+//!   task on the runtime's workers while the caller waits with the GIL
+//!   released, so other Python threads keep running and each database reply
+//!   is handled by the worker it woke (one hand-over back at the end). The
+//!   other calls use `py.detach(|| runtime.block_on(..))`.
 //! * **Stores are cached by URL** ([`stores`]). A manager is rebuilt whenever
 //!   Django's settings change (`override_settings` in tests), but the
 //!   connection pool of a database is reused. `sqlite::memory:` is one
 //!   private in-memory database for the life of the process.
-//! * **Requests in, operations out** ([`io`]). Python hands over the three
-//!   cookie values and the `anti-csrf` header it read from the Django
-//!   request; the core writes cookies and headers into a recorder; after the
-//!   core returns (and the GIL is held again) the recorded operations are
-//!   replayed onto a small Python writer object that knows Django's
-//!   `HttpResponse`. Operations recorded before an error (cookie clearing)
+//! * **Requests in, operations out** ([`io`]). The three cookies and the
+//!   `anti-csrf` header are read from the Django request's `COOKIES` and
+//!   `META` here, with interned keys; the core writes cookies and headers
+//!   into a recorder; after the core returns (and the GIL is held again) the
+//!   recorded operations are replayed onto the `HttpResponse` directly
+//!   (`set_cookie`, `response[name] = value`), or onto one of
+//!   `tessera_django._response`'s writers (the DRF authentication records
+//!   into a `PendingResponse` before the response exists). Operations recorded before an error (cookie clearing)
 //!   are replayed too, and then the error is raised.
 //! * **Errors become the seed's exception classes** ([`errors`]), imported
 //!   from `tessera_django.exceptions`. A Rust panic is caught at the boundary

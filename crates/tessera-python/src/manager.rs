@@ -10,8 +10,8 @@ use tessera::SessionManager;
 use tessera_sqlx::SqlStore;
 
 use crate::errors::{general, to_py};
-use crate::io::{user_id_from_py, user_id_to_py, Recorder, RequestValues};
-use crate::runtime::block_on;
+use crate::io::{user_id_from_py, user_id_to_py, Recorder, RequestValues, Target, Wanted};
+use crate::runtime::{block_on, run};
 use crate::{config, stores};
 
 fn json_in(py: Python<'_>, what: &str, text: &str) -> PyResult<Value> {
@@ -83,59 +83,81 @@ impl PyManager {
         self.inner.config().clock().now_ms()
     }
 
-    #[pyo3(signature = (writer, user_id, jwt_payload_json, session_info_json))]
+    /// `response`: a Django `HttpResponse` (written directly) or one of
+    /// `tessera_django._response`'s writers.
+    #[pyo3(signature = (response, user_id, jwt_payload_json, session_info_json))]
     fn create_new_session(
         &self,
         py: Python<'_>,
-        writer: &Bound<'_, PyAny>,
+        response: &Bound<'_, PyAny>,
         user_id: &Bound<'_, PyAny>,
         jwt_payload_json: &str,
         session_info_json: &str,
     ) -> PyResult<PySession> {
+        let target = Target::of(response)?;
         let user_id = user_id_from_py(user_id)?;
         let payload = json_in(py, "jwt_payload", jwt_payload_json)?;
         let info = json_in(py, "session_info", session_info_json)?;
-        let mut out = Recorder::default();
-        let result = block_on(
-            py,
-            self.inner
-                .create_new_session(&mut out, user_id, payload, info),
-        );
-        out.finish(py, writer, result).map(PySession)
+        let manager = self.inner.clone();
+        // Always writes to the database: straight to the runtime.
+        let (out, result) = run(py, false, async move {
+            let mut out = Recorder::default();
+            let result = manager
+                .create_new_session(&mut out, user_id, payload, info)
+                .await;
+            (out, result)
+        })
+        .map_err(|e| to_py(py, e))?;
+        out.finish_to(py, &target, result).map(PySession)
     }
 
-    #[pyo3(signature = (writer, id_refresh_token, access_token, anti_csrf, enable_csrf_protection))]
+    /// Verifies the session of a Django `request` (cookies from
+    /// `request.COOKIES`, the `anti-csrf` header from `request.META`), read
+    /// here without any Python-level code in between.
+    #[pyo3(signature = (request, response, enable_csrf_protection))]
     fn get_session(
         &self,
         py: Python<'_>,
-        writer: &Bound<'_, PyAny>,
-        id_refresh_token: Option<String>,
-        access_token: Option<String>,
-        anti_csrf: Option<String>,
+        request: &Bound<'_, PyAny>,
+        response: &Bound<'_, PyAny>,
         enable_csrf_protection: bool,
     ) -> PyResult<PySession> {
-        let request = RequestValues::new(id_refresh_token, access_token, None, anti_csrf);
-        let mut out = Recorder::default();
-        let result = block_on(
-            py,
-            self.inner
-                .get_session(&request, &mut out, enable_csrf_protection),
-        );
-        out.finish(py, writer, result).map(PySession)
+        let target = Target::of(response)?;
+        let request = RequestValues::from_django(request, Wanted::AccessAndAntiCsrf)?;
+        let manager = self.inner.clone();
+        // Without blacklisting (and outside the first use of a refreshed
+        // token) nothing is awaited: the first inline poll finishes it.
+        let (out, result) = run(py, true, async move {
+            let mut out = Recorder::default();
+            let result = manager
+                .get_session(&request, &mut out, enable_csrf_protection)
+                .await;
+            (out, result)
+        })
+        .map_err(|e| to_py(py, e))?;
+        out.finish_to(py, &target, result).map(PySession)
     }
 
-    #[pyo3(signature = (writer, id_refresh_token, refresh_token))]
+    /// The refresh API for a Django `request` (cookies from `request.COOKIES`).
+    #[pyo3(signature = (request, response))]
     fn refresh_session(
         &self,
         py: Python<'_>,
-        writer: &Bound<'_, PyAny>,
-        id_refresh_token: Option<String>,
-        refresh_token: Option<String>,
+        request: &Bound<'_, PyAny>,
+        response: &Bound<'_, PyAny>,
     ) -> PyResult<PySession> {
-        let request = RequestValues::new(id_refresh_token, None, refresh_token, None);
-        let mut out = Recorder::default();
-        let result = block_on(py, self.inner.refresh_session(&request, &mut out));
-        out.finish(py, writer, result).map(PySession)
+        let target = Target::of(response)?;
+        let request = RequestValues::from_django(request, Wanted::Refresh)?;
+        let manager = self.inner.clone();
+        // Inline first poll: a request without the cookies, or with a token
+        // that cannot be opened, is answered without the database.
+        let (out, result) = run(py, true, async move {
+            let mut out = Recorder::default();
+            let result = manager.refresh_session(&request, &mut out).await;
+            (out, result)
+        })
+        .map_err(|e| to_py(py, e))?;
+        out.finish_to(py, &target, result).map(PySession)
     }
 
     fn get_session_info(&self, py: Python<'_>, session_handle: &str) -> PyResult<String> {
@@ -155,8 +177,13 @@ impl PyManager {
             .map_err(|e| to_py(py, e))
     }
 
-    fn revoke_session(&self, py: Python<'_>, session_handle: &str) -> PyResult<bool> {
-        block_on(py, self.inner.revoke_session(session_handle)).map_err(|e| to_py(py, e))
+    fn revoke_session(&self, py: Python<'_>, session_handle: String) -> PyResult<bool> {
+        let manager = self.inner.clone();
+        run(py, false, async move {
+            manager.revoke_session(&session_handle).await
+        })
+        .and_then(|deleted| deleted)
+        .map_err(|e| to_py(py, e))
     }
 
     fn revoke_all_sessions_for_user(

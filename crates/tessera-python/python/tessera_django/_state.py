@@ -32,6 +32,10 @@ __all__ = ["get", "reset", "settings", "set_clock", "migrate_connection", "close
 
 _lock = threading.RLock()
 _manager: Optional[Tuple[Any, Any]] = None  # (key, Manager)
+# What `get()` checks on every call, without re-reading settings: the
+# alias's settings dict (None with DATABASE_URL), the NAME it had when the
+# manager was built, and the manager. Set by `_build`, cleared by `reset`.
+_fast: Optional[Tuple[Any, Any, Any]] = None
 _settings: Optional[conf.TesseraSettings] = None
 _clock: Optional[_native.ManualClock] = None
 
@@ -61,19 +65,45 @@ def _key(s: conf.TesseraSettings) -> Any:
 
 
 def get() -> _native.Manager:
-    """The manager, built on first use."""
+    """The manager, built on first use.
+
+    The hot path of every session call: one dict lookup (has the test
+    runner renamed the database?) and one attribute read (was the pool
+    closed?). Settings are re-read only after ``reset()``, which Django's
+    ``setting_changed`` signal triggers.
+    """
+    fast = _fast
+    if fast is not None:
+        source, name, manager = fast
+        if (source is None or source.get("NAME") == name) and not manager.is_closed:
+            return manager
+    return _get_slow()
+
+
+def _source(s: conf.TesseraSettings) -> Any:
+    """The settings dict whose NAME the manager depends on (None with
+    ``DATABASE_URL``)."""
+    if s.database_url is not None:
+        return None
+    from django.db import connections
+
+    try:
+        return connections.settings[s.database_alias]
+    except Exception:
+        return None
+
+
+def _get_slow() -> _native.Manager:
     s = settings()
     key = _key(s)
-    current = _manager
-    if current is not None and current[0] == key and not current[1].is_closed:
-        return current[1]
     with _lock:
         return _build(s, key)
 
 
 def _build(s: conf.TesseraSettings, key: Any) -> _native.Manager:
-    global _manager
+    global _manager, _fast
     if _manager is not None and _manager[0] == key and not _manager[1].is_closed:
+        _fast = (_source(s), key, _manager[1])
         return _manager[1]
     url = s.database_url or db.url_for_alias(s.database_alias)
     try:
@@ -92,13 +122,15 @@ def _build(s: conf.TesseraSettings, key: Any) -> _native.Manager:
             hint = " (create the tables with `manage.py migrate`)"
         raise SuperTokensGeneralException(f"Tessera could not start on {where}{hint}: {e}") from e
     _manager = (key, manager)
+    _fast = (_source(s), key, manager)
     return manager
 
 
 def reset() -> None:
     """Forgets the manager and the settings; the next call rebuilds them."""
-    global _manager, _settings
+    global _manager, _settings, _fast
     with _lock:
+        _fast = None
         _manager = None
         _settings = None
 

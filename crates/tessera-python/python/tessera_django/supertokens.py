@@ -3,7 +3,10 @@
 Every function has the seed's name, signature, return value, cookie and
 header effects and exceptions (see the seed's API reference and
 ``PROTOCOL.md``). The work is done by Tessera's Rust core, with the GIL
-released while it waits on the database.
+released while it waits on the database. The request and the response are
+read and written by the native module itself (interned keys, no Python-level
+helper in between): these functions are the whole Python-level cost of a
+call.
 
 ``request`` is a ``django.http.HttpRequest`` (or DRF's ``Request``): the
 cookies ``sIdRefreshToken``, ``sAccessToken`` and ``sRefreshToken`` are read
@@ -37,30 +40,6 @@ __all__ = [
     "set_headers_for_options_api",
 ]
 
-_ID_REFRESH = _native.ID_REFRESH_TOKEN_COOKIE
-_ACCESS = _native.ACCESS_TOKEN_COOKIE
-_REFRESH = _native.REFRESH_TOKEN_COOKIE
-_ANTI_CSRF_META = "HTTP_" + _native.ANTI_CSRF_HEADER.upper().replace("-", "_")
-
-
-def _cookies(request: Any) -> Any:
-    try:
-        return request.COOKIES
-    except AttributeError:
-        raise SuperTokensGeneralException(
-            f"request must be a django.http.HttpRequest, not {type(request).__name__}"
-        ) from None
-
-
-def _text(value: Any) -> Any:
-    return value if isinstance(value, str) else None
-
-
-def _anti_csrf(request: Any) -> Any:
-    meta = getattr(request, "META", None)
-    return _text(meta.get(_ANTI_CSRF_META)) if meta is not None else None
-
-
 def _handle(session_handle: Any) -> str:
     if not isinstance(session_handle, str):
         raise SuperTokensGeneralException(
@@ -77,9 +56,8 @@ def create_new_session(
     ``id-refresh-token`` header and (with ``ANTI_CSRF_ENABLE``) the
     ``anti-csrf`` header. ``jwt_payload`` travels in the access token (no
     secrets); ``session_info`` stays in the database."""
-    writer = writer_for(response)
     native = _state.get().create_new_session(
-        writer, user_id, dumps(jwt_payload, "jwt_payload"), dumps(session_info, "session_info")
+        response, user_id, dumps(jwt_payload, "jwt_payload"), dumps(session_info, "session_info")
     )
     return Session(native, response)
 
@@ -92,16 +70,9 @@ def get_session(request: Any, response: Any, enable_csrf_protection: bool) -> Se
     Raises ``SuperTokensUnauthorizedException`` (cookies cleared) when there
     is no session, ``SuperTokensTryRefreshTokenException`` when the access
     token must be refreshed or the anti-CSRF check fails."""
-    writer = writer_for(response)
-    cookies = _cookies(request)
-    native = _state.get().get_session(
-        writer,
-        _text(cookies.get(_ID_REFRESH)),
-        _text(cookies.get(_ACCESS)),
-        _anti_csrf(request),
-        bool(enable_csrf_protection),
+    return Session(
+        _state.get().get_session(request, response, bool(enable_csrf_protection)), response
     )
-    return Session(native, response)
 
 
 def refresh_session(request: Any, response: Any) -> Session:
@@ -110,12 +81,7 @@ def refresh_session(request: Any, response: Any) -> Session:
 
     Raises ``SuperTokensUnauthorizedException`` or
     ``SuperTokensTokenTheftException``; both clear the cookies."""
-    writer = writer_for(response)
-    cookies = _cookies(request)
-    native = _state.get().refresh_session(
-        writer, _text(cookies.get(_ID_REFRESH)), _text(cookies.get(_REFRESH))
-    )
-    return Session(native, response)
+    return Session(_state.get().refresh_session(request, response), response)
 
 
 def get_session_info(session_handle: str) -> Any:
