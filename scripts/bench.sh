@@ -110,7 +110,7 @@ find_http_bench() {
   # The axum integration owns its HTTP benchmark; any of these names works.
   # It must accept --quick and print a Markdown fragment on stdout.
   local c
-  for c in "${TESSERA_HTTP_BENCH:-}" crates/tessera-axum/bench.sh crates/tessera-axum/bench-http.sh \
+  for c in "${TESSERA_HTTP_BENCH:-}" benches/http/run.sh crates/tessera-axum/bench.sh crates/tessera-axum/bench-http.sh \
            crates/tessera-axum/bench/http.sh crates/tessera-axum/scripts/bench-http.sh scripts/bench-http.sh; do
     [ -n "$c" ] && [ -f "$c" ] && { echo "$c"; return 0; }
   done

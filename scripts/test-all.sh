@@ -29,7 +29,11 @@ fi
 grep -E '^test result:|Running ' target/rust-tests.log
 step "backends exercised by the conformance suite (tests per backend)"
 grep -oE 'conformance [a-z_]+: backend [a-z]+' target/rust-tests.log | awk '{print $NF}' | sort | uniq -c
+step "demo on each backend and multi-instance"
+grep -oE '(demo accounts|multi-instance): backend [a-z]+' target/rust-tests.log | sort | uniq -c
 step "Django package: maturin build + pytest-django on SQLite, PostgreSQL, MariaDB"
 bash scripts/test-django.sh
+step "browser tests (real supertokens-website 4.2.0 and the demo page in Chromium), multi-instance demo"
+bash scripts/test-browser.sh
 step "benchmarks build and run once (tiny iteration counts)"
 bash scripts/bench.sh --quick

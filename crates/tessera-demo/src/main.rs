@@ -1,174 +1,220 @@
-//! The Tessera walkthrough: creates, verifies, refreshes and revokes a
-//! session on an embedded SQLite file and prints each step.
+//! # The Tessera demo
 //!
-//! `cargo run --release` from the repository root runs it. The database file
-//! is `tessera-demo.sqlite` in the current directory unless `TESSERA_DATABASE_URL`
-//! names another (`sqlite://…`, `postgres://…`, `mysql://…`).
+//! `cargo run --release` from the repository root serves a small web
+//! application on <http://127.0.0.1:3000> over an SQLite file
+//! (`tessera-demo.sqlite` in the current directory): sign up, sign in, see
+//! the session, edit its info, list and revoke sessions, log out here or
+//! everywhere. The page refreshes expired access tokens by itself.
+//!
+//! The same binary has admin subcommands and the original walkthrough:
+//!
+//! ```text
+//! tessera-demo [serve] [--listen ADDR]      the web application (default)
+//! tessera-demo walkthrough                  the session lifecycle, printed step by step
+//! tessera-demo sessions USER                list a user's sessions (USER: name or id)
+//! tessera-demo revoke HANDLE                revoke one session
+//! tessera-demo revoke-all USER              revoke every session of a user
+//! tessera-demo cleanup [--batch-size N]     remove expired sessions, with progress
+//! tessera-demo rotate-key                   replace the access-token signing key now
+//! ```
+//!
+//! Settings: `--database` / `TESSERA_DATABASE_URL` (`sqlite://…`,
+//! `postgres://…`, `mysql://…`), `--listen` / `TESSERA_LISTEN`,
+//! `--access-token-secs` / `TESSERA_DEMO_ACCESS_TOKEN_SECS` (default 60, so
+//! that refreshes happen while you watch; below 10 s only for tests).
+//!
+//! This is a **development configuration**: plain HTTP, so cookies are sent
+//! without `Secure`. Serve a real deployment over HTTPS with the default
+//! (secure) cookies.
 
-use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
-use serde_json::json;
-use tessera::{Config, Error, SessionManager, UserId};
+mod admin;
+mod server;
+mod users;
+mod walkthrough;
 
-/// Keeps what a browser would keep: cookies and the anti-CSRF token.
-#[derive(Default, Clone)]
-struct Jar {
-    cookies: Vec<(String, String)>,
-    anti_csrf: Option<String>,
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tessera::{Config, SessionManager};
+
+#[derive(Parser)]
+#[command(
+    name = "tessera-demo",
+    version,
+    about = "The Tessera demo: a web application with sign-in and sessions, plus admin commands"
+)]
+struct Cli {
+    /// Database URL: sqlite://FILE, postgres://…, mysql://…
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_DATABASE_URL",
+        default_value = "sqlite://tessera-demo.sqlite"
+    )]
+    database: String,
+
+    /// Address the web server listens on.
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_LISTEN",
+        default_value = "127.0.0.1:3000"
+    )]
+    listen: SocketAddr,
+
+    /// Access-token validity in seconds (values below 10 are for tests).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_DEMO_ACCESS_TOKEN_SECS",
+        default_value_t = 60.0
+    )]
+    access_token_secs: f64,
+
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-impl Jar {
-    fn absorb(&mut self, response: &HeaderMap) {
-        for v in response.get_all(SET_COOKIE) {
-            let Ok(s) = v.to_str() else { continue };
-            let pair = s.split(';').next().unwrap_or_default();
-            if let Some((name, value)) = pair.split_once('=') {
-                self.cookies.retain(|(n, _)| n != name);
-                if !value.is_empty() {
-                    self.cookies.push((name.to_owned(), value.to_owned()));
-                }
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the web application (the default command).
+    Serve,
+    /// Walk through a session's life with the core API and print each step.
+    Walkthrough,
+    /// List a user's live sessions (USER is a user name or a numeric id).
+    Sessions { user: String },
+    /// Revoke one session by its handle.
+    Revoke { handle: String },
+    /// Revoke every session of a user.
+    RevokeAll { user: String },
+    /// Remove expired sessions in batches, showing progress.
+    Cleanup {
+        /// Rows deleted per statement.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: u32,
+    },
+    /// Replace the access-token signing key now.
+    RotateKey,
+}
+
+/// The URL with any password replaced, for printing.
+pub(crate) fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.rsplit_once('@') {
+            if let Some((user, _password)) = userinfo.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
             }
         }
-        if let Some(t) = response.get("anti-csrf").and_then(|v| v.to_str().ok()) {
-            self.anti_csrf = Some(t.to_owned());
-        }
     }
+    url.to_owned()
+}
 
-    fn request(&self) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            h.insert(COOKIE, v);
-        }
-        if let Some(t) = self
-            .anti_csrf
-            .as_deref()
-            .and_then(|t| HeaderValue::from_str(t).ok())
-        {
-            h.insert("anti-csrf", t);
-        }
-        h
+fn database_kind(url: &str) -> &'static str {
+    match url.split(':').next().unwrap_or_default() {
+        "sqlite" => "SQLite",
+        "postgres" | "postgresql" => "PostgreSQL",
+        "mysql" | "mariadb" => "MySQL/MariaDB",
+        _ => "unknown",
     }
 }
 
-fn show(step: &str, response: &HeaderMap) {
-    println!("\n== {step}");
-    for (name, value) in response {
-        let v = value.to_str().unwrap_or("<binary>");
-        // Shorten tokens so the output stays readable; never log them in a
-        // real application.
-        let short: String = if v.len() > 72 {
-            format!("{}…", &v[..60])
-        } else {
-            v.to_owned()
-        };
-        println!("   {name}: {short}");
+fn config(access_token_secs: f64) -> Result<Config, Box<dyn std::error::Error>> {
+    if !(access_token_secs.is_finite() && access_token_secs > 0.0) {
+        return Err("--access-token-secs must be a positive number".into());
     }
+    // Development configuration: plain HTTP on localhost, so no `Secure`.
+    let mut b = Config::builder()
+        .with_cookie_secure(false)
+        .with_access_token_validity(Duration::from_secs_f64(access_token_secs));
+    if access_token_secs < 10.0 {
+        eprintln!(
+            "warning: access-token validity {access_token_secs} s is below the 10 s minimum; \
+             allowed for tests only"
+        );
+        b = b.danger_allow_short_validity_for_tests();
+    }
+    Ok(b.build()?)
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("TESSERA_DATABASE_URL")
-        .unwrap_or_else(|_| "sqlite://tessera-demo.sqlite".to_owned());
-    println!("Tessera walkthrough on {url}");
-    let store = tessera_sqlx::connect(&url).await?;
-    // Plain HTTP on localhost in a demo, so cookies without `Secure`.
-    let config = Config::builder().with_cookie_secure(false).build()?;
-    let manager = SessionManager::new(config, store).await?;
-    let mut browser = Jar::default();
-
-    let mut resp = HeaderMap::new();
-    let session = manager
-        .create_new_session(
-            &mut resp,
-            UserId::from("alice"),
-            json!({"role": "reader"}),
-            json!({"cart": []}),
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,tessera=info".into()),
         )
-        .await?;
-    show("create_new_session(\"alice\") sets", &resp);
-    println!("   session handle: {}", session.handle());
-    browser.absorb(&resp);
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
 
-    let mut resp = HeaderMap::new();
-    let s = manager
-        .get_session(&browser.request(), &mut resp, true)
-        .await?;
-    println!(
-        "\n== get_session: user {:?}, payload {}, no database access",
-        s.user_id(),
-        s.jwt_payload()
-    );
-
-    let mut resp = HeaderMap::new();
-    s.update_session_info(&json!({"cart": ["book"]}), &mut resp)
-        .await?;
-    println!(
-        "\n== session info now {}",
-        s.get_session_info(&mut resp).await?
-    );
-
-    let stolen = browser.clone();
-    let mut resp = HeaderMap::new();
-    manager
-        .refresh_session(&browser.request(), &mut resp)
-        .await?;
-    show("refresh_session rotates the tokens", &resp);
-    browser.absorb(&resp);
-
-    let mut resp = HeaderMap::new();
-    manager
-        .get_session(&browser.request(), &mut resp, true)
-        .await?;
-    show(
-        "get_session with the new access token promotes the new refresh token",
-        &resp,
-    );
-    browser.absorb(&resp);
-
-    let mut resp = HeaderMap::new();
-    match manager.refresh_session(&stolen.request(), &mut resp).await {
-        Err(Error::TokenTheftDetected {
-            user_id,
-            session_handle,
-        }) => {
-            show("replaying the old refresh token", &resp);
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let url = cli.database;
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Walkthrough = command {
+        return walkthrough::run(&url).await;
+    }
+    let store = tessera_sqlx::connect(&url)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", redact_url(&url)))?;
+    let users = users::Users::open(&store)
+        .await
+        .map_err(|e| format!("cannot create the users table: {e}"))?;
+    let manager = SessionManager::new(config(cli.access_token_secs)?, store).await?;
+    match command {
+        Command::Serve => {
             println!(
-                "   token theft detected: user {user_id:?}, session {session_handle} (revoked)"
+                "Tessera demo: DEVELOPMENT CONFIGURATION (plain HTTP, cookies without Secure)"
             );
+            println!("  database:           {}", redact_url(&url));
+            println!(
+                "  access tokens live: {} s (then the page refreshes them)",
+                cli.access_token_secs
+            );
+            server::serve(manager, users, database_kind(&url), cli.listen).await
         }
-        other => return Err(format!("expected theft detection, got {other:?}").into()),
+        Command::Walkthrough => unreachable!("handled above"),
+        Command::Sessions { user } => admin::list(&manager, &users, &user).await,
+        Command::Revoke { handle } => admin::revoke(&manager, &handle).await,
+        Command::RevokeAll { user } => admin::revoke_all(&manager, &users, &user).await,
+        Command::Cleanup { batch_size } => admin::cleanup(&manager, batch_size.max(1)).await,
+        Command::RotateKey => admin::rotate_key(&manager).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://x.sqlite"), "sqlite://x.sqlite");
+        assert_eq!(
+            redact_url("mysql://root@127.0.0.1/db"),
+            "mysql://root@127.0.0.1/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/db"),
+            "postgres://u:***@h/db"
+        );
     }
 
-    let mut resp = HeaderMap::new();
-    match manager.refresh_session(&browser.request(), &mut resp).await {
-        Err(Error::Unauthorized { reason }) => {
-            println!("\n== the legitimate client is now logged out too: {reason}")
-        }
-        other => return Err(format!("expected Unauthorized, got {other:?}").into()),
+    #[test]
+    fn cli_defaults_to_serve() {
+        let cli = Cli::try_parse_from(["tessera-demo"]).unwrap();
+        assert!(cli.command.is_none());
+        let cli = Cli::try_parse_from(["tessera-demo", "cleanup", "--batch-size", "5"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Cleanup { batch_size: 5 })
+        ));
     }
-
-    let mut resp = HeaderMap::new();
-    let again = manager
-        .create_new_session(&mut resp, UserId::from("alice"), json!(null), json!(null))
-        .await?;
-    println!(
-        "\n== alice logs in again; her sessions: {:?}",
-        manager
-            .get_all_session_handles_for_user(&UserId::from("alice"))
-            .await?
-    );
-    println!(
-        "== revoke_session -> {}",
-        manager.revoke_session(again.handle()).await?
-    );
-    println!(
-        "== removed {} expired sessions\n\nDone.",
-        manager.remove_expired_sessions(1000, |_| {}).await?
-    );
-    Ok(())
 }

@@ -1,0 +1,219 @@
+//! The layer that gives every request a place to put the cookie and header
+//! changes the core asks for, and copies them onto the response that comes
+//! out, whatever the handler returned.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response, StatusCode};
+use tessera::{CookieSpec, ResponseSink, SessionManager};
+
+/// One change the core asked for, kept in order so that replaying them on the
+/// response gives exactly the core's own `HeaderMap` semantics (a later cookie
+/// of the same name replaces an earlier one, list headers are merged).
+enum Op {
+    Cookie(CookieSpec),
+    Header(&'static str, String),
+    List(&'static str, String),
+}
+
+/// A [`ResponseSink`] that records what the core asked for. Used for the
+/// duration of one core call (which may await), then moved into the shared
+/// per-request buffer, so that no lock is held across an `.await`.
+#[derive(Default)]
+pub(crate) struct Recorder(Vec<Op>);
+
+impl ResponseSink for Recorder {
+    fn set_cookie(&mut self, cookie: CookieSpec) {
+        self.0.push(Op::Cookie(cookie));
+    }
+    fn set_header(&mut self, name: &'static str, value: &str) {
+        self.0.push(Op::Header(name, value.to_owned()));
+    }
+    fn append_to_list_header(&mut self, name: &'static str, value: &str) {
+        self.0.push(Op::List(name, value.to_owned()));
+    }
+}
+
+impl Recorder {
+    fn replay(self, headers: &mut HeaderMap) {
+        for op in self.0 {
+            match op {
+                Op::Cookie(c) => headers.set_cookie(c),
+                Op::Header(n, v) => headers.set_header(n, &v),
+                Op::List(n, v) => headers.append_to_list_header(n, &v),
+            }
+        }
+    }
+}
+
+/// What the layer puts into each request's extensions: the manager and the
+/// buffer of pending response changes. Cloning shares the buffer.
+#[derive(Clone)]
+pub(crate) struct RequestContext(Arc<Shared>);
+
+struct Shared {
+    manager: SessionManager,
+    pending: Mutex<Vec<Op>>,
+}
+
+impl RequestContext {
+    pub(crate) fn manager(&self) -> &SessionManager {
+        &self.0.manager
+    }
+
+    /// Adds what a core call recorded to the changes the response will get.
+    pub(crate) fn push(&self, recorded: Recorder) {
+        if recorded.0.is_empty() {
+            return;
+        }
+        // A poisoned lock only means another task panicked while pushing;
+        // the vector itself is still consistent.
+        let mut pending = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.extend(recorded.0);
+    }
+
+    /// Runs a synchronous core operation against the buffer.
+    pub(crate) fn with_sink<T>(&self, f: impl FnOnce(&mut Recorder) -> T) -> T {
+        let mut rec = Recorder::default();
+        let out = f(&mut rec);
+        self.push(rec);
+        out
+    }
+
+    fn take(&self) -> Recorder {
+        let mut pending = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
+        Recorder(std::mem::take(&mut *pending))
+    }
+}
+
+/// Marks a response made by [`crate::Error`] for one of the three
+/// session-expired kinds, so that the layer can give it the configured status.
+#[derive(Clone, Copy)]
+pub(crate) struct SessionExpiredMarker;
+
+/// A [`tower_layer::Layer`] that makes Tessera available to the extractors
+/// of every route below it and carries their cookie and header changes to
+/// the response.
+///
+/// ```no_run
+/// # async fn demo(manager: tessera::SessionManager) {
+/// use axum::{routing::get, Router};
+/// use tessera_axum::{Session, TesseraLayer};
+///
+/// async fn me(session: Session) -> String {
+///     session.user_id().to_string()
+/// }
+///
+/// let app: Router = Router::new()
+///     .route("/me", get(me))
+///     .merge(tessera_axum::refresh_router(&manager))
+///     .layer(TesseraLayer::new(manager));
+/// # }
+/// ```
+///
+/// For each request it puts a fresh, shared buffer into the request's
+/// extensions. Extractors and the [`crate::Tessera`] handle write into it.
+/// When the inner service produces its response (a success, an error from the
+/// handler, or an extractor's rejection), the layer replays the buffer onto
+/// the response headers. Forgetting the layer cannot go unnoticed: every
+/// extractor then fails with a 500 and logs `TesseraLayer is not installed`.
+///
+/// The layer also gives responses made by [`crate::Error`] for an expired
+/// session the configured session-expired status
+/// (`Config::session_expired_status`, default 401).
+#[derive(Clone, Debug)]
+pub struct TesseraLayer {
+    manager: SessionManager,
+}
+
+impl TesseraLayer {
+    /// A layer serving sessions of `manager`.
+    pub fn new(manager: SessionManager) -> Self {
+        TesseraLayer { manager }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for TesseraLayer {
+    type Service = TesseraService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        TesseraService {
+            inner,
+            manager: self.manager.clone(),
+        }
+    }
+}
+
+/// The service made by [`TesseraLayer`].
+#[derive(Clone, Debug)]
+pub struct TesseraService<S> {
+    inner: S,
+    manager: SessionManager,
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for TesseraService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let ctx = RequestContext(Arc::new(Shared {
+            manager: self.manager.clone(),
+            pending: Mutex::new(Vec::new()),
+        }));
+        req.extensions_mut().insert(ctx.clone());
+        ResponseFuture {
+            inner: self.inner.call(req),
+            ctx: Some(ctx),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`TesseraService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        ctx: Option<RequestContext>,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = match this.inner.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(res)) => res,
+        };
+        if let Some(ctx) = this.ctx.take() {
+            if res
+                .extensions_mut()
+                .remove::<SessionExpiredMarker>()
+                .is_some()
+            {
+                let status = ctx.manager().config().session_expired_status();
+                // The config only accepts 4xx codes, so this always succeeds.
+                if let Ok(s) = StatusCode::from_u16(status) {
+                    *res.status_mut() = s;
+                }
+            }
+            ctx.take().replay(res.headers_mut());
+        }
+        Poll::Ready(Ok(res))
+    }
+}

@@ -1,0 +1,94 @@
+//! # Tessera for axum
+//!
+//! Sessions in an [axum](https://docs.rs/axum) application, on top of the
+//! framework-free [`tessera`] core. This crate only translates between axum
+//! and the core; every protocol decision stays in the core (PROTOCOL.md).
+//!
+//! ## Pieces
+//!
+//! * [`TesseraLayer`]: put it on the router. It gives each request a buffer
+//!   for the cookie and header changes the core asks for, and copies them
+//!   onto the response that comes out, *whatever* the handler returned: a
+//!   success, an error, or an extractor's rejection.
+//! * [`Session`]: the extractor. It runs `get_session`, with anti-CSRF
+//!   enforced for every method except `GET`, `HEAD` and `OPTIONS`
+//!   ([`AntiCsrf`] changes that per route). `Option<Session>` is the variant
+//!   for routes that work with or without a session.
+//! * [`Tessera`]: the per-request handle for logging in
+//!   (`create_new_session`), refreshing, clearing cookies, and the
+//!   [`tessera::SessionManager`] for by-handle and by-user operations.
+//! * [`refresh_router`] / [`refresh_handler`]: the refresh API, `POST` at the
+//!   configured refresh path. [`preflight`] answers CORS preflights.
+//! * [`Error`]: errors as responses (PROTOCOL.md §4). `Unauthorized`,
+//!   `TryRefreshToken` and `TokenTheftDetected` get the configured
+//!   session-expired status (default 401) and a small JSON body naming the
+//!   kind; anything else is a 500 whose body reveals nothing.
+//!
+//! ## Why a layer
+//!
+//! The core writes cookies into a response *sink*. An extractor runs before
+//! the handler and has no response to write to, and a handler that fails
+//! after the extractor succeeded (for example after the first use of a
+//! refreshed access token, when the core issues a new access-token cookie)
+//! must still send those cookies, or the browser and the database disagree.
+//! Making the handler return the changes (an `IntoResponseParts` session)
+//! would be easy to forget on the error path. The layer cannot be forgotten
+//! quietly: without it, every extractor fails with a 500 and logs
+//! `TesseraLayer is not installed`.
+//!
+//! Each core call records its changes in a local buffer (no lock is held
+//! across an `.await`), then appends them to the request's shared buffer.
+//! The layer replays them, in order, onto the response's headers with the
+//! core's own `HeaderMap` rules: a later cookie of the same name replaces an
+//! earlier one, and list headers such as `Access-Control-Expose-Headers` are
+//! merged with what the handler set.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use axum::{routing::{get, post}, Json, Router};
+//! use serde_json::{json, Value};
+//! use tessera::{Config, SessionManager};
+//! use tessera_axum::{Error, Session, Tessera, TesseraLayer};
+//!
+//! async fn login(tessera: Tessera) -> Result<Json<Value>, Error> {
+//!     // check the password first
+//!     tessera.create_new_session(42, json!({"role": "user"}), json!({})).await?;
+//!     Ok(Json(json!({"ok": true})))
+//! }
+//!
+//! async fn me(session: Session) -> Json<Value> {
+//!     Json(json!({"user": session.user_id().to_json(), "payload": session.jwt_payload()}))
+//! }
+//!
+//! async fn logout(session: Session) -> Result<(), Error> {
+//!     session.revoke_session().await // POST: the anti-CSRF header is required
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = tessera_sqlx::connect("sqlite://sessions.sqlite").await?;
+//! let manager = SessionManager::new(Config::builder().build()?, store).await?;
+//! let app = Router::new()
+//!     .route("/login", post(login))
+//!     .route("/me", get(me))
+//!     .route("/logout", post(logout))
+//!     .merge(tessera_axum::refresh_router(&manager))
+//!     .layer(TesseraLayer::new(manager));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod extract;
+mod layer;
+mod refresh;
+
+pub use error::Error;
+pub use extract::{AntiCsrf, Session, Tessera};
+pub use layer::{ResponseFuture, TesseraLayer, TesseraService};
+pub use refresh::{
+    preflight, refresh_handler, refresh_method_router, refresh_router, SDK_REQUEST_HEADERS,
+    SDK_RESPONSE_HEADERS,
+};

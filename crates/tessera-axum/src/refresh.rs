@@ -1,0 +1,79 @@
+//! The refresh API and the CORS preflight helper.
+
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
+use axum::Router;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, StatusCode};
+use tessera::SessionManager;
+
+use crate::error::Error;
+use crate::extract::Tessera;
+
+/// Request headers the supertokens-website front end sends to your API:
+/// list them in a CORS layer's allowed headers when the front end is on
+/// another origin.
+pub const SDK_REQUEST_HEADERS: [&str; 3] = [
+    tessera::ANTI_CSRF_HEADER,
+    "supertokens-sdk-name",
+    "supertokens-sdk-version",
+];
+
+/// Response headers the front end must be able to read: list them in a CORS
+/// layer's exposed headers (Tessera also adds them to
+/// `Access-Control-Expose-Headers` itself whenever it sends them).
+pub const SDK_RESPONSE_HEADERS: [&str; 2] =
+    [tessera::ANTI_CSRF_HEADER, tessera::ID_REFRESH_TOKEN_HEADER];
+
+/// The refresh API: runs `refresh_session` and answers `200 {"status":"ok"}`
+/// with the new cookies and headers, or the session-expired status (see
+/// [`Error`]) with the cookies cleared. Reuse of a superseded refresh token
+/// answers `{"error":"token_theft_detected"}` and, by default, revokes the
+/// session.
+///
+/// Mount it at the configured refresh path, which is also the refresh
+/// cookie's path (a browser sends the refresh cookie nowhere else);
+/// [`refresh_router`] does that for you.
+pub async fn refresh_handler(tessera: Tessera, headers: HeaderMap) -> Result<Response, Error> {
+    tessera.refresh_session(&headers).await?;
+    let mut res = r#"{"status":"ok"}"#.into_response();
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// A CORS preflight (`OPTIONS`) answer: `204` with the headers of
+/// `set_headers_for_options_api` (`Access-Control-Allow-Headers` gains
+/// `anti-csrf`, `supertokens-sdk-name`, `supertokens-sdk-version`;
+/// `Access-Control-Allow-Credentials: true`). It does not choose allowed
+/// origins or methods; that is your CORS policy's job (for example
+/// `tower_http::cors::CorsLayer` with [`SDK_REQUEST_HEADERS`] and
+/// [`SDK_RESPONSE_HEADERS`]).
+pub async fn preflight() -> Response {
+    let mut headers = HeaderMap::new();
+    tessera::set_headers_for_options_api(&mut headers);
+    (StatusCode::NO_CONTENT, headers).into_response()
+}
+
+/// `POST` → [`refresh_handler`], `OPTIONS` → [`preflight`]; other methods
+/// get axum's `405 Method Not Allowed`.
+pub fn refresh_method_router<S: Clone + Send + Sync + 'static>() -> MethodRouter<S> {
+    post(refresh_handler).options(preflight)
+}
+
+/// A router serving the refresh API at `manager.config().refresh_path()`.
+/// Merge it into your app, under the same [`crate::TesseraLayer`].
+///
+/// # Panics
+///
+/// If the configured path is not one axum accepts as a literal route: a
+/// segment that starts with `:` or `*`. (Braces are escaped.)
+pub fn refresh_router<S: Clone + Send + Sync + 'static>(manager: &SessionManager) -> Router<S> {
+    let path = manager
+        .config()
+        .refresh_path()
+        .replace('{', "{{")
+        .replace('}', "}}");
+    Router::new().route(&path, refresh_method_router())
+}

@@ -1,0 +1,318 @@
+//! The demo binary end to end on SQLite: the web API over real HTTP, the
+//! admin subcommands, the walkthrough.
+
+mod common;
+
+use common::{admin, stderr, stdout, Browser, Demo};
+use serde_json::json;
+use tessera_sqlx::testing::{fresh_url, Backend};
+
+fn creds(user: &str, password: &str) -> Option<serde_json::Value> {
+    Some(json!({"username": user, "password": password}))
+}
+
+#[tokio::test]
+async fn web_api_accounts_sessions_and_logout() {
+    let db = fresh_url(Backend::Sqlite).await;
+    // No subcommand: the web server is the default.
+    let demo = Demo::start(&db, &[], "60");
+    let base = demo.base.as_str();
+
+    let cfg = Browser::default()
+        .send(base, "GET", "/api/config", None)
+        .await;
+    assert_eq!(cfg.body["development"], true);
+    assert_eq!(cfg.body["refreshPath"], "/refresh/");
+    let page = Browser::default().send(base, "GET", "/", None).await;
+    assert!(page.body.as_str().unwrap().contains("Tessera"));
+
+    let mut a = Browser::default();
+    let r = a
+        .send(base, "POST", "/api/signup", creds("alice", "password one"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let alice_id = r.body["userId"].as_i64().unwrap();
+    for (user, pw, status, err) in [
+        ("alice", "password two", 409, "username_taken"),
+        ("bad name", "password two", 400, "invalid_username"),
+        ("bob", "short", 400, "invalid_password"),
+    ] {
+        let r = Browser::default()
+            .send(base, "POST", "/api/signup", creds(user, pw))
+            .await;
+        assert_eq!((r.status, r.body["error"].as_str().unwrap()), (status, err));
+    }
+    for (user, pw) in [("alice", "wrong password"), ("nobody", "password one")] {
+        let r = Browser::default()
+            .send(base, "POST", "/api/signin", creds(user, pw))
+            .await;
+        assert_eq!(r.status, 403, "403, not the session-expired 401");
+        assert_eq!(r.body["error"], "invalid_credentials");
+    }
+    let mut b = Browser::default();
+    let r = b
+        .send(base, "POST", "/api/signin", creds("alice", "password one"))
+        .await;
+    assert_eq!(r.status, 200);
+
+    let me = a.send(base, "GET", "/api/me", None).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["userId"], alice_id);
+    assert_eq!(
+        me.body["jwtPayload"],
+        json!({"username": "alice", "role": "user"})
+    );
+    assert_eq!(me.body["sessionInfo"]["note"], "");
+
+    // PUT without / with the anti-CSRF header.
+    let mut no_csrf = a.clone();
+    no_csrf.anti_csrf = None;
+    let r = no_csrf
+        .send(base, "PUT", "/api/me/info", Some(json!({"info": {"x": 1}})))
+        .await;
+    assert_eq!(r.status, 401);
+    let r = a
+        .send(base, "PUT", "/api/me/info", Some(json!({"info": {"x": 1}})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        a.send(base, "GET", "/api/me", None).await.body["sessionInfo"],
+        json!({"x": 1})
+    );
+
+    // Sessions: both listed, the current one marked.
+    let list = a.send(base, "GET", "/api/sessions", None).await.body["sessions"].clone();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let a_handle = me.body["sessionHandle"].as_str().unwrap();
+    for s in list {
+        assert_eq!(s["current"], s["handle"] == a_handle);
+    }
+    let b_handle = list.iter().find(|s| s["current"] == false).unwrap()["handle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Someone else's handle is not ours to revoke.
+    let mut carol = Browser::default();
+    carol
+        .send(
+            base,
+            "POST",
+            "/api/signup",
+            creds("carol", "password three"),
+        )
+        .await;
+    let r = carol
+        .send(base, "DELETE", &format!("/api/sessions/{b_handle}"), None)
+        .await;
+    assert_eq!(r.status, 404);
+    // Alice revokes her other session.
+    let r = a
+        .send(base, "DELETE", &format!("/api/sessions/{b_handle}"), None)
+        .await;
+    assert_eq!(r.body, json!({"revoked": true, "current": false}));
+    let r = b.send(base, "POST", "/refresh/", None).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
+
+    // Garbage cookies: the session-expired status, never a 500.
+    let mut junk = Browser::default();
+    junk.cookies.insert("sIdRefreshToken".into(), "x".into());
+    junk.cookies.insert("sAccessToken".into(), "a.b.c".into());
+    assert_eq!(junk.send(base, "GET", "/api/me", None).await.status, 401);
+    assert_eq!(
+        junk.send(base, "GET", "/api/sessions", None).await.status,
+        401
+    );
+
+    // Log out, then log out everywhere.
+    let r = a.send(base, "POST", "/api/logout", None).await;
+    assert_eq!(r.status, 200);
+    assert!(a.cookies.is_empty(), "cookies cleared: {:?}", a.cookies);
+    assert_eq!(a.send(base, "GET", "/api/me", None).await.status, 401);
+    let mut c2 = Browser::default();
+    c2.send(
+        base,
+        "POST",
+        "/api/signin",
+        creds("carol", "password three"),
+    )
+    .await;
+    let r = carol.send(base, "POST", "/api/logout-all", None).await;
+    assert_eq!(r.body, json!({"loggedOut": true, "revoked": 2}));
+    assert!(carol.cookies.is_empty());
+    assert_eq!(c2.send(base, "POST", "/refresh/", None).await.status, 401);
+}
+
+#[tokio::test]
+async fn admin_subcommands() {
+    let db = fresh_url(Backend::Sqlite).await;
+    let demo = Demo::start(&db, &["serve"], "60");
+    let base = demo.base.as_str();
+    let mut a = Browser::default();
+    assert_eq!(
+        a.send(base, "POST", "/api/signup", creds("dora", "password four"))
+            .await
+            .status,
+        200
+    );
+    let mut a2 = Browser::default();
+    a2.send(base, "POST", "/api/signin", creds("dora", "password four"))
+        .await;
+    let handle = a.send(base, "GET", "/api/me", None).await.body["sessionHandle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // List by name and by id.
+    for who in ["dora", "1"] {
+        let out = admin(&db, &["sessions", who]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains(&handle), "{}", stdout(&out));
+        assert!(stdout(&out).contains("2 session(s) of user 1"));
+    }
+    let out = admin(&db, &["sessions", "nobody"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no user named \"nobody\""));
+
+    // Revoke one, twice.
+    let out = admin(&db, &["revoke", &handle]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("revoked session"));
+    let out = admin(&db, &["revoke", &handle]);
+    assert!(!out.status.success(), "a second revoke finds nothing");
+    assert_eq!(a.send(base, "POST", "/refresh/", None).await.status, 401);
+
+    // Revoke all.
+    let out = admin(&db, &["revoke-all", "dora"]);
+    assert!(
+        stdout(&out).contains("revoked 1 session(s) of user 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(a2.send(base, "POST", "/refresh/", None).await.status, 401);
+
+    // Cleanup of a large table of expired sessions, with progress.
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    for i in 0..5000 {
+        sqlx::query(
+            "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
+             session_info, jwt_payload, created_at, expires_at) VALUES (?, '9', ?, 'null', 'null', 1, 2)",
+        )
+        .bind(format!("expired-{i}"))
+        .bind("0".repeat(64))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut live = Browser::default();
+    live.send(base, "POST", "/api/signin", creds("dora", "password four"))
+        .await;
+    let out = admin(&db, &["cleanup", "--batch-size", "700"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("removing 5000 expired session(s)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("removed 5000 expired session(s)"));
+    let progress = stderr(&out);
+    assert!(progress.contains("removed 700/5000 (14%)"), "{progress}");
+    assert!(progress.contains("removed 5000/5000 (100%)"), "{progress}");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tessera_sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "only the live session is left");
+    assert_eq!(live.send(base, "GET", "/api/me", None).await.status, 200);
+    let out = admin(&db, &["cleanup"]);
+    assert!(stdout(&out).contains("no expired sessions"));
+
+    // Rotate the signing key: a fresh instance (a restart) rejects the old
+    // access token with try-refresh, and the refresh issues a new one.
+    let out = admin(&db, &["rotate-key"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("signing key rotated"));
+    drop(demo);
+    let demo = Demo::start(&db, &[], "60");
+    let r = live.send(&demo.base, "GET", "/api/me", None).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("try_refresh_token"))
+    );
+    assert_eq!(
+        live.send(&demo.base, "POST", "/refresh/", None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        live.send(&demo.base, "GET", "/api/me", None).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn walkthrough_subcommand() {
+    let db = fresh_url(Backend::Sqlite).await;
+    let out = admin(&db, &["walkthrough"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("token theft detected"), "{text}");
+    assert!(text.contains("Done."));
+}
+
+/// The users table on every database the store supports (PostgreSQL and
+/// MySQL/MariaDB when their test URLs are set): sign up, sign in, user names
+/// compared exactly, the admin listing.
+#[tokio::test]
+async fn accounts_on_every_backend() {
+    for backend in tessera_sqlx::testing::available_backends() {
+        let db = fresh_url(backend).await;
+        let demo = Demo::start(&db, &[], "60");
+        let base = demo.base.as_str();
+        let mut upper = Browser::default();
+        let r = upper
+            .send(base, "POST", "/api/signup", creds("Ann", "password six"))
+            .await;
+        assert_eq!(r.status, 200, "{backend}: {}", r.body);
+        let r = Browser::default()
+            .send(base, "POST", "/api/signup", creds("ann", "password seven"))
+            .await;
+        assert_eq!(
+            r.status, 200,
+            "{backend}: user names are case-sensitive: {}",
+            r.body
+        );
+        let r = Browser::default()
+            .send(base, "POST", "/api/signup", creds("ann", "password seven"))
+            .await;
+        assert_eq!(r.status, 409, "{backend}");
+        let mut b = Browser::default();
+        let r = b
+            .send(base, "POST", "/api/signin", creds("Ann", "password six"))
+            .await;
+        assert_eq!(r.status, 200, "{backend}: {}", r.body);
+        let r = Browser::default()
+            .send(base, "POST", "/api/signin", creds("Ann", "password seven"))
+            .await;
+        assert_eq!(r.status, 403, "{backend}");
+        let me = b.send(base, "GET", "/api/me", None).await;
+        assert_eq!(me.body["jwtPayload"]["username"], "Ann", "{backend}");
+        let out = admin(&db, &["sessions", "Ann"]);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("2 session(s)"),
+            "{backend}: {}",
+            stdout(&out)
+        );
+        drop(demo);
+        eprintln!("demo accounts: backend {backend}");
+        tessera_sqlx::testing::discard(backend, &db).await;
+    }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Browser and multi-instance tests:
+#  * e2e/tests/sdk.test.mjs   the real supertokens-website 4.2.0 SDK (bundled with
+#                             esbuild) in headless Chromium against tessera-axum
+#  * e2e/tests/demo.test.mjs  the demo's own page, screenshots in artifacts/
+#  * crates/tessera-demo/tests/multi_instance.rs
+#                             two demo servers sharing one PostgreSQL database
+#
+# Installs what is missing: Debian's chromium (apt-get), node/npm (apt-get),
+# the npm packages of e2e/ (npm ci). Needs PostgreSQL like scripts/test-all.sh
+# (TESSERA_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test).
+# Exits non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export TESSERA_TEST_POSTGRES_URL="${TESSERA_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+apt_updated=""
+apt_install() {
+  if [[ -z "$apt_updated" ]]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+step "browser and tools"
+if [[ ! -x /usr/bin/chromium ]]; then
+  echo "installing chromium (apt-get)"
+  apt_install chromium
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "installing nodejs and npm (apt-get)"
+  apt_install nodejs npm
+fi
+/usr/bin/chromium --version 2>/dev/null
+echo "node $(node --version)"
+if [[ ! -d e2e/node_modules/supertokens-website || ! -d e2e/node_modules/playwright-core \
+      || ! -d e2e/node_modules/esbuild ]]; then
+  echo "installing the npm packages of e2e/ (npm ci)"
+  (cd e2e && npm ci --no-audit --no-fund)
+fi
+grep -q '"version": "4.2.0"' e2e/node_modules/supertokens-website/package.json \
+  || { echo "e2e/node_modules has another supertokens-website than 4.2.0; run npm ci in e2e/" >&2; exit 1; }
+
+step "build the demo and the SDK test server"
+cargo build -q -p tessera-demo -p tessera-axum --example sdk_test_server
+
+step "browser tests (headless Chromium)"
+mkdir -p artifacts
+(cd e2e && node --test tests/sdk.test.mjs tests/demo.test.mjs)
+echo "screenshots: $(ls artifacts/*.png | tr '\n' ' ')"
+
+step "multi-instance test (two demo servers, one PostgreSQL database)"
+TESSERA_REQUIRE_ALL_BACKENDS=1 cargo test -q -p tessera-demo --test multi_instance
