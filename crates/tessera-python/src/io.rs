@@ -5,8 +5,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString, PyTuple, PyType};
 use tessera::{
-    CookieSpec, RequestSource, ResponseSink, UserId, ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER,
-    ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE,
+    CookieSpec, RecordedResponse, RequestSource, ResponseChange, ResponseSink, UserId,
+    ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE,
 };
 
 use crate::errors::{general, general_from};
@@ -132,28 +132,21 @@ impl RequestSource for RequestValues {
     }
 }
 
-/// One thing the core asked to do to the response.
-enum Op {
-    Cookie(CookieSpec),
-    Header(&'static str, String),
-    Append(&'static str, String),
-}
-
-/// A [`ResponseSink`] that records, so that the core runs without the GIL
-/// and the response is written afterwards, with it. No `Debug`: it holds
-/// token values.
+/// A [`ResponseSink`] that records (the core's [`RecordedResponse`]), so
+/// that the core runs without the GIL and the response is written
+/// afterwards, with it.
 #[derive(Default)]
-pub(crate) struct Recorder(Vec<Op>);
+pub(crate) struct Recorder(RecordedResponse);
 
 impl ResponseSink for Recorder {
     fn set_cookie(&mut self, cookie: CookieSpec) {
-        self.0.push(Op::Cookie(cookie));
+        self.0.set_cookie(cookie);
     }
     fn set_header(&mut self, name: &'static str, value: &str) {
-        self.0.push(Op::Header(name, value.to_owned()));
+        self.0.set_header(name, value);
     }
     fn append_to_list_header(&mut self, name: &'static str, value: &str) {
-        self.0.push(Op::Append(name, value.to_owned()));
+        self.0.append_to_list_header(name, value);
     }
 }
 
@@ -249,11 +242,13 @@ impl Recorder {
         match target {
             Target::Writer(writer) => self.apply(writer),
             Target::Response(response) => {
-                for op in self.0 {
+                for op in self.0.into_changes() {
                     match op {
-                        Op::Cookie(c) => django_set_cookie(response, c)?,
-                        Op::Header(name, value) => response.set_item(name, value)?,
-                        Op::Append(name, value) => django_append_header(response, name, &value)?,
+                        ResponseChange::SetCookie(c) => django_set_cookie(response, c)?,
+                        ResponseChange::SetHeader(name, value) => response.set_item(name, value)?,
+                        ResponseChange::AppendToListHeader(name, value) => {
+                            django_append_header(response, name, &value)?
+                        }
                     }
                 }
                 Ok(())
@@ -280,9 +275,9 @@ impl Recorder {
     /// value)` (see `tessera_django._response`). `expires` is the cookie's
     /// `Expires` date as text (`Thu, 01 Jan 1970 00:00:00 GMT` when clearing).
     fn apply(self, writer: &Bound<'_, PyAny>) -> PyResult<()> {
-        for op in self.0 {
+        for op in self.0.into_changes() {
             match op {
-                Op::Cookie(c) => writer.call_method1(
+                ResponseChange::SetCookie(c) => writer.call_method1(
                     "set_cookie",
                     (
                         c.name,
@@ -295,8 +290,12 @@ impl Recorder {
                         c.same_site.as_str(),
                     ),
                 )?,
-                Op::Header(name, value) => writer.call_method1("set_header", (name, value))?,
-                Op::Append(name, value) => writer.call_method1("append_header", (name, value))?,
+                ResponseChange::SetHeader(name, value) => {
+                    writer.call_method1("set_header", (name, value))?
+                }
+                ResponseChange::AppendToListHeader(name, value) => {
+                    writer.call_method1("append_header", (name, value))?
+                }
             };
         }
         Ok(())

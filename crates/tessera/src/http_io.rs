@@ -258,6 +258,72 @@ impl ResponseSink for HeaderMap {
     }
 }
 
+/// One change the core asked for on a response, as recorded by
+/// [`RecordedResponse`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum ResponseChange {
+    /// [`ResponseSink::set_cookie`].
+    SetCookie(CookieSpec),
+    /// [`ResponseSink::set_header`].
+    SetHeader(&'static str, String),
+    /// [`ResponseSink::append_to_list_header`].
+    AppendToListHeader(&'static str, String),
+}
+
+/// A [`ResponseSink`] that records the changes in order, for adapters that
+/// cannot hand the core their response while it runs (a tower layer that
+/// applies them after the handler, a Python binding that writes them once it
+/// holds the GIL again). No `Debug`: it holds token values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RecordedResponse(Vec<ResponseChange>);
+
+impl RecordedResponse {
+    /// Nothing recorded yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The changes, in the order the core made them.
+    pub fn changes(&self) -> &[ResponseChange] {
+        &self.0
+    }
+    /// The changes, in order, by value.
+    pub fn into_changes(self) -> Vec<ResponseChange> {
+        self.0
+    }
+    /// Appends another recording after this one.
+    pub fn extend(&mut self, other: RecordedResponse) {
+        self.0.extend(other.0);
+    }
+    /// Applies the changes, in order, to another sink.
+    pub fn replay(self, sink: &mut (impl ResponseSink + ?Sized)) {
+        for change in self.0 {
+            match change {
+                ResponseChange::SetCookie(c) => sink.set_cookie(c),
+                ResponseChange::SetHeader(n, v) => sink.set_header(n, &v),
+                ResponseChange::AppendToListHeader(n, v) => sink.append_to_list_header(n, &v),
+            }
+        }
+    }
+}
+
+impl ResponseSink for RecordedResponse {
+    fn set_cookie(&mut self, cookie: CookieSpec) {
+        self.0.push(ResponseChange::SetCookie(cookie));
+    }
+    fn set_header(&mut self, name: &'static str, value: &str) {
+        self.0
+            .push(ResponseChange::SetHeader(name, value.to_owned()));
+    }
+    fn append_to_list_header(&mut self, name: &'static str, value: &str) {
+        self.0
+            .push(ResponseChange::AppendToListHeader(name, value.to_owned()));
+    }
+}
+
 /// An IMF-fixdate (`Thu, 01 Jan 1970 00:00:00 GMT`) for cookie expiry.
 pub fn http_date(ms: i64) -> String {
     let secs = ms.div_euclid(1000).max(0);
@@ -401,6 +467,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_recording_replays_like_the_original() {
+        let mut direct = HeaderMap::new();
+        let mut rec = RecordedResponse::new();
+        for sink in [&mut direct as &mut dyn ResponseSink, &mut rec] {
+            sink.set_header("anti-csrf", "a");
+            sink.append_to_list_header("access-control-expose-headers", "anti-csrf");
+            sink.set_header("anti-csrf", "b");
+        }
+        assert_eq!(rec.changes().len(), 3);
+        let mut replayed = HeaderMap::new();
+        rec.replay(&mut replayed);
+        assert_eq!(replayed, direct);
+        assert_eq!(replayed["anti-csrf"], "b");
     }
 
     #[test]

@@ -63,8 +63,9 @@ pub use config::{
 pub use crypto::sha256_hex;
 pub use error::{BoxError, Error, Result};
 pub use http_io::{
-    find_cookie, http_date, CookieSpec, RequestSource, ResponseSink, ACCESS_TOKEN_COOKIE,
-    ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_HEADER, REFRESH_TOKEN_COOKIE,
+    find_cookie, http_date, CookieSpec, RecordedResponse, RequestSource, ResponseChange,
+    ResponseSink, ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE,
+    ID_REFRESH_TOKEN_HEADER, REFRESH_TOKEN_COOKIE,
 };
 pub use keys::KEY_RECHECK_INTERVAL;
 pub use manager::{set_headers_for_options_api, SessionManager};
