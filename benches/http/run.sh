@@ -10,6 +10,15 @@
 # read. Usage:
 #   bash benches/http/run.sh           (env: DURATION=3s CONNECTIONS=64 ROUNDS=11)
 #   bash benches/http/run.sh --quick   (2 s, one round: checks that it works)
+#   bash benches/http/run.sh --callgrind
+#       user-space instructions per request of each route, counted by
+#       valgrind's callgrind (zeroed and dumped around a wrk run per route):
+#       exact and independent of other load on the machine, so the tool for
+#       deciding whether a change to the layer or the extractor helps. It does
+#       not count kernel time, and valgrind hides SHA-NI from the program, so
+#       the HMAC of /authed runs in software there (much costlier than on a
+#       real CPU with SHA-NI); compare /layer-only with /plain, and /authed
+#       with itself across changes.
 # Installs wrk with apt-get when it is missing. A benchmark, not a test: it
 # fails only if something does not work (e.g. /authed does not answer 200).
 set -euo pipefail
@@ -18,13 +27,19 @@ cd "$(dirname "$0")/../.."
 DURATION="${DURATION:-3s}"
 CONNECTIONS="${CONNECTIONS:-64}"
 ROUNDS="${ROUNDS:-11}"
+MODE=wrk
 if [[ "${1:-}" == "--quick" ]]; then DURATION=2s ROUNDS=1; fi
+if [[ "${1:-}" == "--callgrind" ]]; then MODE=callgrind; fi
 THREADS="${THREADS:-1}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (apt-get)" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+if [[ "$MODE" == callgrind ]] && ! command -v valgrind >/dev/null; then
+  echo "installing valgrind (apt-get)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 fi
 
 cargo build --release -q -p tessera-axum --example bench_server
@@ -42,9 +57,11 @@ if command -v taskset >/dev/null && [[ "$(nproc)" -ge 2 ]]; then
   SERVER_PIN=(taskset -c 0) WRK_PIN=(taskset -c 1)
   export TOKIO_WORKER_THREADS=1
 fi
-TESSERA_DATABASE_URL="sqlite://$WORK/bench.sqlite" RUST_LOG=warn "${SERVER_PIN[@]}" "$BIN" >"$WORK/out" 2>&1 &
+RUNNER=()
+[[ "$MODE" == callgrind ]] && RUNNER=(valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p")
+TESSERA_DATABASE_URL="sqlite://$WORK/bench.sqlite" RUST_LOG=warn "${SERVER_PIN[@]}" "${RUNNER[@]}" "$BIN" >"$WORK/out" 2>&1 &
 PID=$!
-for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/out" && break; sleep 0.1; done
+for _ in $(seq 1 600); do grep -q 'listening on' "$WORK/out" && break; sleep 0.1; done
 BASE="$(grep -o 'http://[0-9.:]*' "$WORK/out" | head -1)"
 [[ -n "$BASE" ]] || { cat "$WORK/out" >&2; exit 1; }
 
@@ -56,6 +73,29 @@ for path in /plain /layer-only /authed; do
   code="$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$BASE$path")"
   [[ "$code" == 200 ]] || { echo "$path answered $code, expected 200" >&2; exit 1; }
 done
+
+if [[ "$MODE" == callgrind ]]; then
+  echo "### HTTP: axum extractor, instructions per request (callgrind)"
+  echo
+  echo "| route | user-space instructions per request | vs /plain |"
+  echo "|---|---|---|"
+  for path in /plain /layer-only /authed; do
+    "${WRK_PIN[@]}" wrk -t1 -c4 -d2s -H "Cookie: $COOKIE" "$BASE$path" >/dev/null  # warm-up
+  done
+  base=""
+  for path in /plain /layer-only /authed; do
+    callgrind_control -z "$PID" >/dev/null
+    n="$("${WRK_PIN[@]}" wrk -t1 -c4 -d6s -H "Cookie: $COOKIE" "$BASE$path" | awk '/ requests in / {print $1}')"
+    callgrind_control -d "${path#/}" "$PID" >/dev/null
+    f="$(ls -t "$WORK"/callgrind.out.* | head -1)"
+    ir="$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
+    per=$((ir / n)); base="${base:-$per}"
+    echo "| \`$path\` | $per | $(awk -v a="$per" -v b="$base" 'BEGIN {printf "%+.1f%%", 100 * (a - b) / b}') |"
+  done
+  echo
+  echo "(valgrind hides SHA-NI: the HMAC of /authed runs in software here.)"
+  exit 0
+fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }  # server user+system time
 TICK="$(getconf CLK_TCK)"

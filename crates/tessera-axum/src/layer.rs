@@ -7,72 +7,43 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, Request, Response, StatusCode};
-use tessera::{CookieSpec, ResponseSink, SessionManager};
+use http::{Request, Response, StatusCode};
+use tessera::{RecordedResponse, SessionManager};
 
-/// One change the core asked for, kept in order so that replaying them on the
-/// response gives exactly the core's own `HeaderMap` semantics (a later cookie
-/// of the same name replaces an earlier one, list headers are merged).
-enum Op {
-    Cookie(CookieSpec),
-    Header(&'static str, String),
-    List(&'static str, String),
-}
+/// What one core call records ([`RecordedResponse`], the core's recording
+/// sink). It is used for the duration of that call (which may await), then
+/// moved into the shared per-request buffer, so that no lock is held across
+/// an `.await`. Replaying the changes in order on the response gives exactly
+/// the core's own `HeaderMap` semantics (a later cookie of the same name
+/// replaces an earlier one, list headers are merged).
+pub(crate) type Recorder = RecordedResponse;
 
-/// A [`ResponseSink`] that records what the core asked for. Used for the
-/// duration of one core call (which may await), then moved into the shared
-/// per-request buffer, so that no lock is held across an `.await`.
-#[derive(Default)]
-pub(crate) struct Recorder(Vec<Op>);
-
-impl ResponseSink for Recorder {
-    fn set_cookie(&mut self, cookie: CookieSpec) {
-        self.0.push(Op::Cookie(cookie));
-    }
-    fn set_header(&mut self, name: &'static str, value: &str) {
-        self.0.push(Op::Header(name, value.to_owned()));
-    }
-    fn append_to_list_header(&mut self, name: &'static str, value: &str) {
-        self.0.push(Op::List(name, value.to_owned()));
-    }
-}
-
-impl Recorder {
-    fn replay(self, headers: &mut HeaderMap) {
-        for op in self.0 {
-            match op {
-                Op::Cookie(c) => headers.set_cookie(c),
-                Op::Header(n, v) => headers.set_header(n, &v),
-                Op::List(n, v) => headers.append_to_list_header(n, &v),
-            }
-        }
-    }
-}
+/// The buffer of pending response changes one request shares between its
+/// extractors (which push) and the layer's response future (which replays).
+type Pending = Arc<Mutex<RecordedResponse>>;
 
 /// What the layer puts into each request's extensions: the manager and the
 /// buffer of pending response changes. Cloning shares the buffer.
 #[derive(Clone)]
-pub(crate) struct RequestContext(Arc<Shared>);
-
-struct Shared {
+pub(crate) struct RequestContext {
     manager: SessionManager,
-    pending: Mutex<Vec<Op>>,
+    pending: Pending,
 }
 
 impl RequestContext {
     pub(crate) fn manager(&self) -> &SessionManager {
-        &self.0.manager
+        &self.manager
     }
 
     /// Adds what a core call recorded to the changes the response will get.
     pub(crate) fn push(&self, recorded: Recorder) {
-        if recorded.0.is_empty() {
+        if recorded.is_empty() {
             return;
         }
         // A poisoned lock only means another task panicked while pushing;
         // the vector itself is still consistent.
-        let mut pending = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.extend(recorded.0);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.extend(recorded);
     }
 
     /// Runs a synchronous core operation against the buffer.
@@ -82,10 +53,15 @@ impl RequestContext {
         self.push(rec);
         out
     }
+}
 
-    fn take(&self) -> Recorder {
-        let mut pending = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
-        Recorder(std::mem::take(&mut *pending))
+/// Takes the recorded changes out of `pending`, without locking when the
+/// response future is the buffer's only owner left (the usual case: the
+/// request, and with it every extractor's copy, is gone by then).
+fn take_pending(pending: &mut Pending) -> RecordedResponse {
+    match Arc::get_mut(pending) {
+        Some(m) => std::mem::take(m.get_mut().unwrap_or_else(|e| e.into_inner())),
+        None => std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner())),
     }
 }
 
@@ -114,8 +90,9 @@ pub(crate) struct SessionExpiredMarker;
 /// # }
 /// ```
 ///
-/// For each request it puts a fresh, shared buffer into the request's
-/// extensions. Extractors and the [`crate::Tessera`] handle write into it.
+/// For each request it puts an empty, shared buffer into the request's
+/// extensions. Extractors and the [`crate::Tessera`]
+/// handle write into it.
 /// When the inner service produces its response (a success, an error from the
 /// handler, or an extractor's rejection), the layer replays the buffer onto
 /// the response headers. Forgetting the layer cannot go unnoticed: every
@@ -142,6 +119,7 @@ impl<S> tower_layer::Layer<S> for TesseraLayer {
         TesseraService {
             inner,
             manager: self.manager.clone(),
+            expired_status: self.manager.config().session_expired_status(),
         }
     }
 }
@@ -151,6 +129,8 @@ impl<S> tower_layer::Layer<S> for TesseraLayer {
 pub struct TesseraService<S> {
     inner: S,
     manager: SessionManager,
+    /// `Config::session_expired_status` (the configuration never changes).
+    expired_status: u16,
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for TesseraService<S>
@@ -166,14 +146,15 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let ctx = RequestContext(Arc::new(Shared {
+        let pending = Pending::default();
+        req.extensions_mut().insert(RequestContext {
             manager: self.manager.clone(),
-            pending: Mutex::new(Vec::new()),
-        }));
-        req.extensions_mut().insert(ctx.clone());
+            pending: Arc::clone(&pending),
+        });
         ResponseFuture {
             inner: self.inner.call(req),
-            ctx: Some(ctx),
+            pending: Some(pending),
+            expired_status: self.expired_status,
         }
     }
 }
@@ -183,7 +164,8 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        ctx: Option<RequestContext>,
+        pending: Option<Pending>,
+        expired_status: u16,
     }
 }
 
@@ -200,19 +182,21 @@ where
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(Ok(res)) => res,
         };
-        if let Some(ctx) = this.ctx.take() {
+        if let Some(mut pending) = this.pending.take() {
             if res
                 .extensions_mut()
                 .remove::<SessionExpiredMarker>()
                 .is_some()
             {
-                let status = ctx.manager().config().session_expired_status();
                 // The config only accepts 4xx codes, so this always succeeds.
-                if let Ok(s) = StatusCode::from_u16(status) {
+                if let Ok(s) = StatusCode::from_u16(*this.expired_status) {
                     *res.status_mut() = s;
                 }
             }
-            ctx.take().replay(res.headers_mut());
+            let ops = take_pending(&mut pending);
+            if !ops.is_empty() {
+                ops.replay(res.headers_mut());
+            }
         }
         Poll::Ready(Ok(res))
     }

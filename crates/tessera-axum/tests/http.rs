@@ -394,3 +394,45 @@ async fn oversized_and_duplicated_headers_over_tcp() {
         200
     );
 }
+
+/// The layer recycles request buffers (per thread) once a response is out.
+/// A `Tessera` handle that outlives its request (moved into a spawned task)
+/// keeps its buffer: what it records later must not show up on another
+/// request's response.
+#[tokio::test]
+async fn a_handle_outliving_its_request_does_not_leak_into_later_responses() {
+    use axum::routing::get;
+    use tessera_axum::{Tessera, TesseraLayer};
+
+    let h = Harness::new(|c| c).await;
+    async fn escape(tessera: Tessera) -> &'static str {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tessera.clear_session_cookies();
+        });
+        "spawned"
+    }
+    async fn slow(_tessera: Tessera) -> &'static str {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        "slow"
+    }
+    let app = axum::Router::new()
+        .route("/escape", get(escape))
+        .route("/slow", get(slow))
+        .layer(TesseraLayer::new(h.manager.clone()));
+    let addr = common::serve(app).await;
+    let mut b = Browser::default();
+    for _ in 0..3 {
+        let r = b.send(addr, "GET", "/escape", false, None).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "spawned"));
+        assert!(r.set_cookie_names().is_empty());
+        // Runs while the escaped handle clears cookies into its own buffer.
+        let r = b.send(addr, "GET", "/slow", false, None).await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.set_cookie_names().is_empty() && !r.headers.contains_key("id-refresh-token"),
+            "{:?}",
+            r.headers
+        );
+    }
+}
