@@ -15,10 +15,8 @@ use crate::errors::{general, general_from};
 /// read from the Django request's `COOKIES` and `META` by
 /// [`RequestValues::from_django`].
 ///
-/// An empty value counts as absent. Clearing a session sets the cookies to
-/// the empty value; browsers then drop them, but clients that ignore the
-/// expiry (Django's test client, some HTTP libraries) send them back empty,
-/// and an empty id-refresh cookie means "no session", not "try refresh".
+/// Values are passed on as they are, empty ones included: the core treats a
+/// cleared (empty) id-refresh cookie sent back by a client as "no session".
 #[derive(Default)]
 pub(crate) struct RequestValues {
     id_refresh: Option<String>,
@@ -27,11 +25,11 @@ pub(crate) struct RequestValues {
     anti_csrf: Option<String>,
 }
 
-/// `value` as text if it is a non-empty `str` (anything else counts as absent).
+/// `value` as text if it is a `str` (anything else counts as absent).
 fn text_of(value: Option<Bound<'_, PyAny>>) -> PyResult<Option<String>> {
     match value {
         Some(v) => match v.cast::<PyString>() {
-            Ok(s) => Ok(Some(s.to_str()?.to_owned()).filter(|t| !t.is_empty())),
+            Ok(s) => Ok(Some(s.to_str()?.to_owned())),
             Err(_) => Ok(None),
         },
         None => Ok(None),
