@@ -11,167 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
-use serde_json::{json, Value};
+use serde_json::json;
 use tessera::Clock as _;
 use tessera::{
-    Config, ConfigBuilder, Error, ManualClock, SessionManager, SigningKeySource, UserId,
-    ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE,
+    ConfigBuilder, Error, SigningKeySource, UserId, ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE,
+    REFRESH_TOKEN_COOKIE,
 };
-use tessera_sqlx::testing::{fresh_url, Backend};
 
-// ---------------------------------------------------------------------------
-// Harness
-
-struct Harness {
-    url: String,
-    clock: Arc<ManualClock>,
-}
-
-impl Harness {
-    async fn new(backend: Backend, test: &str) -> Option<Harness> {
-        let (var, name) = match backend {
-            Backend::Sqlite => ("", "sqlite"),
-            Backend::Postgres => ("TESSERA_TEST_POSTGRES_URL", "postgres"),
-            Backend::MySql => ("TESSERA_TEST_MYSQL_URL", "mysql"),
-        };
-        if !var.is_empty() && std::env::var_os(var).is_none() {
-            assert!(
-                std::env::var_os("TESSERA_REQUIRE_ALL_BACKENDS").is_none(),
-                "{var} is not set but TESSERA_REQUIRE_ALL_BACKENDS is"
-            );
-            eprintln!("conformance {test}: backend {name} NOT RUN ({var} unset)");
-            return None;
-        }
-        eprintln!("conformance {test}: backend {name}");
-        Some(Harness {
-            url: fresh_url(backend).await,
-            clock: Arc::new(ManualClock::new(1_800_000_000_000)),
-        })
-    }
-
-    fn config(&self) -> ConfigBuilder {
-        Config::builder().with_clock(self.clock.clone())
-    }
-
-    /// A manager with its own connection pool on the harness database.
-    async fn manager(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionManager {
-        let store = tessera_sqlx::connect(&self.url).await.expect("connect");
-        SessionManager::new(f(self.config()).build().expect("config"), store)
-            .await
-            .expect("manager")
-    }
-
-    async fn default_manager(&self) -> SessionManager {
-        self.manager(|b| b).await
-    }
-
-    fn advance(&self, d: Duration) {
-        self.clock.advance(d);
-    }
-}
-
-/// A minimal browser: keeps the cookies and the anti-CSRF token the server
-/// sent, and sends them back.
-#[derive(Clone, Default, Debug)]
-struct Browser {
-    cookies: Vec<(String, String)>,
-    anti_csrf: Option<String>,
-}
-
-impl Browser {
-    fn absorb(&mut self, response: &HeaderMap) {
-        for v in response.get_all(SET_COOKIE) {
-            let s = v.to_str().unwrap();
-            let (pair, attrs) = s.split_once(';').unwrap_or((s, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(n, _)| n != name);
-            if !value.is_empty() && !attrs.contains("1970") {
-                self.cookies.push((name.to_owned(), value.to_owned()));
-            }
-        }
-        if let Some(c) = response.get("anti-csrf") {
-            self.anti_csrf = Some(c.to_str().unwrap().to_owned());
-        }
-    }
-
-    fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn set(&mut self, name: &str, value: &str) {
-        self.cookies.retain(|(n, _)| n != name);
-        self.cookies.push((name.to_owned(), value.to_owned()));
-    }
-
-    fn request(&self) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect();
-            h.insert(COOKIE, HeaderValue::from_str(&c.join("; ")).unwrap());
-        }
-        if let Some(t) = &self.anti_csrf {
-            h.insert("anti-csrf", HeaderValue::from_str(t).unwrap());
-        }
-        h
-    }
-}
-
-async fn login(m: &SessionManager, uid: impl Into<UserId>, payload: Value) -> Browser {
-    let mut resp = HeaderMap::new();
-    m.create_new_session(&mut resp, uid, payload, json!({"info": true}))
-        .await
-        .expect("create");
-    let mut b = Browser::default();
-    b.absorb(&resp);
-    b
-}
-
-async fn verify(m: &SessionManager, b: &mut Browser) -> Result<tessera::Session, Error> {
-    let mut resp = HeaderMap::new();
-    let r = m.get_session(&b.request(), &mut resp, true).await;
-    b.absorb(&resp);
-    r
-}
-
-async fn refresh(m: &SessionManager, b: &mut Browser) -> Result<tessera::Session, Error> {
-    let mut resp = HeaderMap::new();
-    let r = m.refresh_session(&b.request(), &mut resp).await;
-    b.absorb(&resp);
-    r
-}
-
-fn is_cleared(resp: &HeaderMap) -> bool {
-    let cleared: Vec<_> = resp
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .filter(|s| s.contains("=; Expires=Thu, 01 Jan 1970"))
-        .collect();
-    cleared.len() == 3 && resp.get("id-refresh-token").is_some_and(|v| v == "remove")
-}
-
-#[track_caller]
-fn assert_try_refresh<T: std::fmt::Debug>(r: Result<T, Error>) {
-    match r {
-        Err(Error::TryRefreshToken { .. }) => {}
-        other => panic!("expected TryRefreshToken, got {other:?}"),
-    }
-}
-
-#[track_caller]
-fn assert_unauthorized<T: std::fmt::Debug>(r: Result<T, Error>) {
-    match r {
-        Err(Error::Unauthorized { .. }) => {}
-        other => panic!("expected Unauthorized, got {other:?}"),
-    }
-}
+mod support;
+use support::*;
 
 // ---------------------------------------------------------------------------
 // Scenarios
@@ -1089,42 +937,8 @@ async fn refresh_state_machine_matches_the_model(h: Harness) {
 // ---------------------------------------------------------------------------
 // One test per scenario and backend.
 
-macro_rules! conformance {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    if let Some(h) = super::Harness::new(super::Backend::Sqlite, stringify!($scenario)).await {
-                        super::$scenario(h).await
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    if let Some(h) = super::Harness::new(super::Backend::Postgres, stringify!($scenario)).await {
-                        super::$scenario(h).await
-                    }
-                }
-            )*
-        }
-        mod mysql {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    if let Some(h) = super::Harness::new(super::Backend::MySql, stringify!($scenario)).await {
-                        super::$scenario(h).await
-                    }
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+per_backend!(
+    "conformance";
     create_verify_and_cookie_shape,
     access_token_expiry_and_refresh,
     session_expiry_is_unauthorized,

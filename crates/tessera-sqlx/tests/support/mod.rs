@@ -1,0 +1,206 @@
+//! The harness shared by the protocol test files (conformance, races,
+//! properties): a fresh database per test on each backend, a manual clock, and
+//! a minimal browser that keeps cookies and the anti-CSRF token.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
+use serde_json::{json, Value};
+use tessera::{Config, ConfigBuilder, Error, ManualClock, SessionManager, UserId};
+pub use tessera_sqlx::testing::{fresh_url, Backend};
+
+// ---------------------------------------------------------------------------
+// Harness
+
+pub struct Harness {
+    pub url: String,
+    pub clock: Arc<ManualClock>,
+}
+
+impl Harness {
+    /// `suite` names the test file in the "SUITE TEST: backend NAME" line each
+    /// test prints (CI counts those lines per backend).
+    pub async fn new(backend: Backend, suite: &str, test: &str) -> Option<Harness> {
+        let (var, name) = match backend {
+            Backend::Sqlite => ("", "sqlite"),
+            Backend::Postgres => ("TESSERA_TEST_POSTGRES_URL", "postgres"),
+            Backend::MySql => ("TESSERA_TEST_MYSQL_URL", "mysql"),
+        };
+        if !var.is_empty() && std::env::var_os(var).is_none() {
+            assert!(
+                std::env::var_os("TESSERA_REQUIRE_ALL_BACKENDS").is_none(),
+                "{var} is not set but TESSERA_REQUIRE_ALL_BACKENDS is"
+            );
+            eprintln!("{suite} {test}: backend {name} NOT RUN ({var} unset)");
+            return None;
+        }
+        eprintln!("{suite} {test}: backend {name}");
+        Some(Harness {
+            url: fresh_url(backend).await,
+            clock: Arc::new(ManualClock::new(1_800_000_000_000)),
+        })
+    }
+
+    pub fn config(&self) -> ConfigBuilder {
+        Config::builder().with_clock(self.clock.clone())
+    }
+
+    /// A manager with its own connection pool on the harness database.
+    pub async fn manager(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionManager {
+        let store = tessera_sqlx::connect(&self.url).await.expect("connect");
+        SessionManager::new(f(self.config()).build().expect("config"), store)
+            .await
+            .expect("manager")
+    }
+
+    pub async fn default_manager(&self) -> SessionManager {
+        self.manager(|b| b).await
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+}
+
+/// A minimal browser: keeps the cookies and the anti-CSRF token the server
+/// sent, and sends them back.
+#[derive(Clone, Default, Debug)]
+pub struct Browser {
+    pub cookies: Vec<(String, String)>,
+    pub anti_csrf: Option<String>,
+}
+
+impl Browser {
+    pub fn absorb(&mut self, response: &HeaderMap) {
+        for v in response.get_all(SET_COOKIE) {
+            let s = v.to_str().unwrap();
+            let (pair, attrs) = s.split_once(';').unwrap_or((s, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != name);
+            if !value.is_empty() && !attrs.contains("1970") {
+                self.cookies.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        if let Some(c) = response.get("anti-csrf") {
+            self.anti_csrf = Some(c.to_str().unwrap().to_owned());
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.cookies.retain(|(n, _)| n != name);
+        self.cookies.push((name.to_owned(), value.to_owned()));
+    }
+
+    pub fn request(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            h.insert(COOKIE, HeaderValue::from_str(&c.join("; ")).unwrap());
+        }
+        if let Some(t) = &self.anti_csrf {
+            h.insert("anti-csrf", HeaderValue::from_str(t).unwrap());
+        }
+        h
+    }
+}
+
+pub async fn login(m: &SessionManager, uid: impl Into<UserId>, payload: Value) -> Browser {
+    let mut resp = HeaderMap::new();
+    m.create_new_session(&mut resp, uid, payload, json!({"info": true}))
+        .await
+        .expect("create");
+    let mut b = Browser::default();
+    b.absorb(&resp);
+    b
+}
+
+pub async fn verify(m: &SessionManager, b: &mut Browser) -> Result<tessera::Session, Error> {
+    let mut resp = HeaderMap::new();
+    let r = m.get_session(&b.request(), &mut resp, true).await;
+    b.absorb(&resp);
+    r
+}
+
+pub async fn refresh(m: &SessionManager, b: &mut Browser) -> Result<tessera::Session, Error> {
+    let mut resp = HeaderMap::new();
+    let r = m.refresh_session(&b.request(), &mut resp).await;
+    b.absorb(&resp);
+    r
+}
+
+pub fn is_cleared(resp: &HeaderMap) -> bool {
+    let cleared: Vec<_> = resp
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .filter(|s| s.contains("=; Expires=Thu, 01 Jan 1970"))
+        .collect();
+    cleared.len() == 3 && resp.get("id-refresh-token").is_some_and(|v| v == "remove")
+}
+
+#[track_caller]
+pub fn assert_try_refresh<T: std::fmt::Debug>(r: Result<T, Error>) {
+    match r {
+        Err(Error::TryRefreshToken { .. }) => {}
+        other => panic!("expected TryRefreshToken, got {other:?}"),
+    }
+}
+
+#[track_caller]
+pub fn assert_unauthorized<T: std::fmt::Debug>(r: Result<T, Error>) {
+    match r {
+        Err(Error::Unauthorized { .. }) => {}
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+}
+
+/// One `#[tokio::test]` per scenario and backend: `per_backend!("suite"; a, b)`
+/// defines `sqlite::a`, `postgres::a`, `mysql::a`, …
+#[macro_export]
+macro_rules! per_backend {
+    ($suite:literal; $($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    if let Some(h) = super::Harness::new(super::Backend::Sqlite, $suite, stringify!($scenario)).await {
+                        super::$scenario(h).await
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    if let Some(h) = super::Harness::new(super::Backend::Postgres, $suite, stringify!($scenario)).await {
+                        super::$scenario(h).await
+                    }
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    if let Some(h) = super::Harness::new(super::Backend::MySql, $suite, stringify!($scenario)).await {
+                        super::$scenario(h).await
+                    }
+                }
+            )*
+        }
+    };
+}
