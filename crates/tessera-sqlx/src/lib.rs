@@ -39,6 +39,16 @@
 //!   mode with `synchronous=FULL` (every commit is fsynced) and a 10 s busy
 //!   timeout; PostgreSQL and MySQL rely on the server's defaults
 //!   (`synchronous_commit = on`, `innodb_flush_log_at_trx_commit = 1`).
+//! * **Bounded waits.** A call fails with a [`tessera::StoreError`] (a
+//!   General error) instead of waiting without end: the pool's acquire
+//!   timeout bounds how long it waits for a connection, which is also how
+//!   long it takes to fail while the database is down (sqlx retries refused
+//!   connections until then), and a lock timeout set on every PostgreSQL and
+//!   MySQL connection bounds each wait for a row or table lock. Both default
+//!   to 5 s; see [`StoreOptions`]. A connection that dies (server stopped or
+//!   killed, backend terminated) fails the call in progress; the pool pings
+//!   idle connections before handing them out and opens new ones, so the
+//!   store recovers by itself when the database is back.
 //! * **Exact comparison.** User ids are stored as
 //!   [`tessera::UserId::to_storage`] (JSON: `"7"` and `7` differ) and compared
 //!   byte for byte. SQLite and PostgreSQL compare text exactly by default;
@@ -102,26 +112,56 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// How [`connect_with`] builds its pool.
+///
+/// # Timeouts (what bounds a call when the database misbehaves)
+///
+/// * **Acquire timeout** bounds how long a call waits for a connection:
+///   for a free pooled one, or for a new one to be opened. While the database
+///   is down, sqlx keeps retrying a refused connection until this deadline,
+///   so it is also how long a call takes to fail with a General error during
+///   an outage. Default 5 s on PostgreSQL and MySQL; 30 s on SQLite, where
+///   there is no server to lose and waits are only contention.
+/// * **Lock timeout** bounds how long one statement waits for a lock held by
+///   someone else (a row, a table, a metadata lock): PostgreSQL's
+///   `lock_timeout`, MySQL's `innodb_lock_wait_timeout` and
+///   `lock_wait_timeout`, set on every pooled connection. Tessera's own
+///   statements hold row locks for milliseconds, so a longer wait means a
+///   stuck transaction elsewhere. Default 5 s. Ignored by SQLite, whose
+///   writers wait up to its 10 s busy timeout. Migrations run without it.
+///
+/// A call does at most a few statements, so during an outage or behind a
+/// stuck lock it fails within a small multiple of these (see
+/// `tests/faults.rs`, which checks it against stopped and killed servers).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct StoreOptions {
     pub(crate) max_connections: Option<u32>,
-    pub(crate) acquire_timeout: Duration,
+    pub(crate) acquire_timeout: Option<Duration>,
+    pub(crate) lock_timeout: Option<Duration>,
     pub(crate) run_migrations: bool,
 }
+
+/// Default acquire timeout on PostgreSQL and MySQL.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default acquire timeout on SQLite.
+pub const DEFAULT_SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default lock timeout on PostgreSQL and MySQL.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             max_connections: None,
-            acquire_timeout: Duration::from_secs(30),
+            acquire_timeout: None,
+            lock_timeout: Some(DEFAULT_LOCK_TIMEOUT),
             run_migrations: true,
         }
     }
 }
 
 impl StoreOptions {
-    /// The defaults: 10 connections, 30 s to wait for one, run migrations.
+    /// The defaults: 10 connections, 5 s to get one (30 s on SQLite), a 5 s
+    /// lock timeout, run migrations.
     pub fn new() -> Self {
         Self::default()
     }
@@ -133,10 +173,22 @@ impl StoreOptions {
         self
     }
 
-    /// How long a call waits for a free connection before failing (default
-    /// 30 s).
+    /// How long a call waits for a connection (a free pooled one, or a new
+    /// one while the database is unreachable) before failing. Default 5 s on
+    /// PostgreSQL and MySQL, 30 s on SQLite.
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
-        self.acquire_timeout = timeout;
+        self.acquire_timeout = Some(timeout);
+        self
+    }
+
+    /// How long one statement waits for a lock before failing (PostgreSQL
+    /// `lock_timeout`, MySQL `innodb_lock_wait_timeout` and
+    /// `lock_wait_timeout`, the latter two in whole seconds, at least 1).
+    /// Default 5 s; `None` keeps the server's setting (on MySQL 50 s for rows
+    /// and a year for metadata locks; on PostgreSQL no limit). Ignored by
+    /// SQLite. A `lock_timeout` given in a PostgreSQL URL's `options` wins.
+    pub fn lock_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.lock_timeout = timeout;
         self
     }
 
@@ -145,6 +197,11 @@ impl StoreOptions {
     pub fn run_migrations(mut self, run: bool) -> Self {
         self.run_migrations = run;
         self
+    }
+
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    pub(crate) fn network_acquire_timeout(&self) -> Duration {
+        self.acquire_timeout.unwrap_or(DEFAULT_ACQUIRE_TIMEOUT)
     }
 }
 

@@ -55,17 +55,27 @@ impl MySqlStore {
 
     /// Connects to `url` (`mysql://…`; [`crate::connect`] also accepts
     /// `mariadb://…`) and runs the migrations unless `options` say otherwise.
+    /// Every pooled connection gets the lock timeout of `options` as
+    /// `innodb_lock_wait_timeout` (row locks) and `lock_wait_timeout`
+    /// (metadata locks), in whole seconds, at least 1.
     pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
         let connect_options = MySqlConnectOptions::from_str(url).map_err(db)?;
+        let mut setup =
+            String::from("SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')");
+        if let Some(timeout) = options.lock_timeout {
+            let secs = timeout.as_secs().clamp(1, 31_536_000);
+            setup.push_str(&format!(
+                ", innodb_lock_wait_timeout = {secs}, lock_wait_timeout = {secs}"
+            ));
+        }
+        let setup: std::sync::Arc<str> = setup.into();
         let pool = MySqlPoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(10))
-            .acquire_timeout(options.acquire_timeout)
-            .after_connect(|conn, _meta| {
+            .acquire_timeout(options.network_acquire_timeout())
+            .after_connect(move |conn, _meta| {
+                let setup = setup.clone();
                 Box::pin(async move {
-                    conn.execute(
-                        "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')",
-                    )
-                    .await?;
+                    conn.execute(&*setup).await?;
                     Ok(())
                 })
             })
@@ -81,10 +91,21 @@ impl MySqlStore {
 
     /// Creates or updates the tables (embedded migrations in
     /// `migrations/mysql/`). Safe to run on every start and from several
-    /// processes at once (sqlx takes a named lock).
+    /// processes at once (sqlx takes a named lock). Runs on a connection of
+    /// its own with the server's lock timeouts, so that DDL waits for
+    /// metadata locks as long as the server allows; that connection is
+    /// closed afterwards rather than returned to the pool.
     pub async fn migrate(&self) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        conn.close_on_drop();
+        conn.execute("SET SESSION innodb_lock_wait_timeout = DEFAULT, lock_wait_timeout = DEFAULT")
+            .await
+            .map_err(db)?;
+        // `run_direct` on the connection itself: `run(&mut conn)` makes the
+        // future not `Send` for callers (sqlx's "Acquire is not general
+        // enough").
         MIGRATOR
-            .run(&self.pool)
+            .run_direct(&mut *conn)
             .await
             .map_err(tessera::StoreError::new)
     }

@@ -43,12 +43,22 @@ impl PostgresStore {
     }
 
     /// Connects to `url` (`postgres://…` or `postgresql://…`) and runs the
-    /// migrations unless `options` say otherwise.
+    /// migrations unless `options` say otherwise. Every pooled connection
+    /// gets the lock timeout of `options` (PostgreSQL's `lock_timeout`)
+    /// unless the URL's `options` parameter sets `lock_timeout` itself.
     pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
-        let connect_options = PgConnectOptions::from_str(url).map_err(db)?;
+        let mut connect_options = PgConnectOptions::from_str(url).map_err(db)?;
+        let url_sets_it = connect_options
+            .get_options()
+            .is_some_and(|o| o.contains("lock_timeout"));
+        if let (Some(timeout), false) = (options.lock_timeout, url_sets_it) {
+            // Whole milliseconds, at least 1 (0 would mean "no limit").
+            let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+            connect_options = connect_options.options([("lock_timeout", format!("{ms}ms"))]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(10))
-            .acquire_timeout(options.acquire_timeout)
+            .acquire_timeout(options.network_acquire_timeout())
             .connect_with(connect_options)
             .await
             .map_err(db)?;
@@ -61,10 +71,22 @@ impl PostgresStore {
 
     /// Creates or updates the tables (embedded migrations in
     /// `migrations/postgres/`). Safe to run on every start and from several
-    /// processes at once (sqlx takes an advisory lock).
+    /// processes at once (sqlx takes an advisory lock). Runs on a connection
+    /// of its own without the lock timeout, so that a start waits for another
+    /// process's migration however long it takes; that connection is closed
+    /// afterwards rather than returned to the pool.
     pub async fn migrate(&self) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        conn.close_on_drop();
+        sqlx::query("SET lock_timeout = 0")
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        // `run_direct` on the connection itself: `run(&mut conn)` makes the
+        // future not `Send` for callers (sqlx's "Acquire is not general
+        // enough").
         MIGRATOR
-            .run(&self.pool)
+            .run_direct(&mut *conn)
             .await
             .map_err(tessera::StoreError::new)
     }

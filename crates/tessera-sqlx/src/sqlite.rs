@@ -67,7 +67,11 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Full);
 
-        let pool_options = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
+        let pool_options = SqlitePoolOptions::new().acquire_timeout(
+            options
+                .acquire_timeout
+                .unwrap_or(crate::DEFAULT_SQLITE_ACQUIRE_TIMEOUT),
+        );
         let pool = if in_memory {
             pool_options
                 .max_connections(1)
