@@ -22,12 +22,24 @@ impl Demo {
     /// Starts the binary with `args` on `database` and a free port, and waits
     /// for its `listening on` line.
     pub fn start(database: &str, args: &[&str], access_token_secs: &str) -> Demo {
+        Demo::start_with_env(database, args, access_token_secs, &[])
+    }
+
+    /// [`Demo::start`] with extra environment variables (set last, so they
+    /// may override `RUST_LOG`).
+    pub fn start_with_env(
+        database: &str,
+        args: &[&str],
+        access_token_secs: &str,
+        env: &[(&str, &str)],
+    ) -> Demo {
         let mut child = Command::new(BIN)
             .args(args)
             .env("TESSERA_DATABASE_URL", database)
             .env("TESSERA_LISTEN", "127.0.0.1:0")
             .env("TESSERA_DEMO_ACCESS_TOKEN_SECS", access_token_secs)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -50,6 +62,25 @@ impl Demo {
             .recv_timeout(Duration::from_secs(60))
             .expect("the demo did not start listening within 60 s");
         Demo { child, base }
+    }
+}
+
+impl Demo {
+    /// Kills the server with SIGKILL (no shutdown code runs) and waits for
+    /// it. Panics if it had already exited by itself: a crash test must know
+    /// that the kill, not the server, ended it.
+    pub fn sigkill(&mut self) {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(status) = self.child.try_wait().expect("try_wait") {
+            panic!("the demo exited by itself before the kill: {status}");
+        }
+        self.child.kill().expect("SIGKILL the demo");
+        let status = self.child.wait().expect("wait for the demo");
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "the demo ended by SIGKILL: {status}"
+        );
     }
 }
 
@@ -140,5 +171,134 @@ impl Browser {
             body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
             set_cookies,
         }
+    }
+}
+
+/// A request that did not complete: the connection failed or was cut before
+/// the whole response arrived (what a client sees when the server dies).
+#[derive(Debug)]
+pub struct NotAcknowledged(pub String);
+
+impl Browser {
+    /// Like [`Browser::send`] on a shared `client` (connection reuse, as a
+    /// browser does), but a transport failure is returned instead of
+    /// panicking, and cookies and the anti-CSRF token are taken from the
+    /// response only once the whole response has arrived: a response cut
+    /// short leaves the browser as it was before the request.
+    pub async fn try_send(
+        &mut self,
+        client: &reqwest::Client,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Reply, NotAcknowledged> {
+        let mut req = client.request(method.parse().unwrap(), format!("{base}{path}"));
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req = req.header("cookie", c.join("; "));
+        }
+        if method != "GET" {
+            if let Some(t) = &self.anti_csrf {
+                req = req.header("anti-csrf", t);
+            }
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let res = req
+            .send()
+            .await
+            .map_err(|e| NotAcknowledged(format!("{method} {path}: {e}")))?;
+        let status = res.status().as_u16();
+        let mut cookie_changes = Vec::new();
+        for v in res.headers().get_all("set-cookie") {
+            let s = v.to_str().unwrap();
+            let (name, value) = s.split(';').next().unwrap().split_once('=').unwrap();
+            cookie_changes.push((name.to_owned(), value.to_owned()));
+        }
+        let anti_csrf = res
+            .headers()
+            .get("anti-csrf")
+            .map(|t| t.to_str().unwrap().to_owned());
+        let text = res
+            .text()
+            .await
+            .map_err(|e| NotAcknowledged(format!("{method} {path}: body: {e}")))?;
+        let mut set_cookies = Vec::new();
+        for (name, value) in cookie_changes {
+            if value.is_empty() {
+                self.cookies.remove(&name);
+            } else {
+                self.cookies.insert(name.clone(), value);
+            }
+            set_cookies.push(name);
+        }
+        if anti_csrf.is_some() {
+            self.anti_csrf = anti_csrf;
+        }
+        Ok(Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            set_cookies,
+        })
+    }
+}
+
+/// A small seeded pseudo-random generator (SplitMix64) so that a failing
+/// run can be repeated with the seed it printed.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The seed from `var` if set (decimal), else a fresh random one.
+    pub fn seed_from_env(var: &str) -> u64 {
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => v.trim().parse().expect("seed: a decimal u64"),
+            _ => {
+                let mut b = [0u8; 8];
+                getrandom::getrandom(&mut b).expect("OS random source");
+                u64::from_le_bytes(b)
+            }
+        }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// An environment variable parsed as a number, or `default` when unset.
+pub fn env_number<T: std::str::FromStr>(var: &str, default: T) -> T {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{var}={v:?} is not a number")),
+        _ => default,
     }
 }
