@@ -6,10 +6,7 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 use http::Method;
 use serde_json::Value;
-use tessera::{
-    RequestSource, SessionManager, UserId, ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE,
-    REFRESH_TOKEN_COOKIE,
-};
+use tessera::{RequestSource, SessionManager, UserId};
 
 use crate::error::Error;
 use crate::layer::{Recorder, RequestContext};
@@ -161,16 +158,19 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
         parts: &mut Parts,
         state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
+        // Insist on the layer first, so that a missing layer is loud here
+        // too; the cookie names come from the core's configuration (they
+        // change with the cookie-name prefix mode).
+        let ctx = context(parts)?;
+        let config = ctx.manager().config();
         let has_any = [
-            ID_REFRESH_TOKEN_COOKIE,
-            ACCESS_TOKEN_COOKIE,
-            REFRESH_TOKEN_COOKIE,
+            config.id_refresh_token_cookie_name(),
+            config.access_token_cookie_name(),
+            config.refresh_token_cookie_name(),
         ]
         .iter()
         .any(|name| parts.cookie(name).is_some());
         if !has_any {
-            // Still insist on the layer, so that a missing layer is loud here too.
-            context(parts)?;
             return Ok(None);
         }
         match <Session as FromRequestParts<S>>::from_request_parts(parts, state).await {

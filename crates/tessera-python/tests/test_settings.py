@@ -41,7 +41,7 @@ def test_defaults_are_the_seeds():
         "DATABASE_ALIAS": "default",
         "DATABASE_URL": None,
         "DATABASE_POOL_SIZE": 10,
-        "DATABASE_ACQUIRE_TIMEOUT": 30,
+        "DATABASE_ACQUIRE_TIMEOUT": 5,
     }
 
 
@@ -228,7 +228,7 @@ def test_key_function_supplies_the_key(login):
         s = login()
         supertokens.get_session(s.request(), HttpResponse(), True)
         assert len(calls) >= 2, "called on every sign and verify"
-        CURRENT_KEY["value"] = b"a different key, as bytes"
+        CURRENT_KEY["value"] = b"a different key, as bytes, 256 bits or more"
         try:
             with pytest.raises(SuperTokensTryRefreshTokenException):
                 supertokens.get_session(s.request(), HttpResponse(), True)
@@ -253,8 +253,9 @@ def test_key_function_as_a_dotted_path(login):
         (lambda: 1 / 0, "ZeroDivisionError"),
         (lambda: 12345, "must return str or bytes, not int"),
         (lambda: "", "empty"),
+        (lambda: "31 bytes, one short of 256 bits", "shorter than 256 bits"),
     ],
-    ids=["raises", "wrong-type", "empty"],
+    ids=["raises", "wrong-type", "empty", "short"],
 )
 def test_a_failing_key_function_is_a_general_error(function, message, user_id):
     with override_settings(SUPER_TOKENS={"ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION": function}):

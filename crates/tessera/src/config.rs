@@ -31,9 +31,67 @@ impl SameSite {
     }
 }
 
+/// Cookie-name prefix mode (RFC 6265bis "cookie prefixes"). A browser
+/// accepts a `__Secure-` cookie only with `Secure` from a secure origin, and a
+/// `__Host-` cookie only with `Secure`, `Path=/` and no `Domain`, so a
+/// prefixed cookie cannot be planted by a sibling subdomain or over plain
+/// HTTP. With a prefix, every session cookie (the id-refresh cookie too) is
+/// `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CookieNamePrefix {
+    /// The seed's names: `sAccessToken`, `sRefreshToken`, `sIdRefreshToken`.
+    /// The default.
+    #[default]
+    None,
+    /// `__Secure-sAccessToken`, `__Secure-sRefreshToken`,
+    /// `__Secure-sIdRefreshToken`. Needs `cookie_secure`; works with a
+    /// cookie domain and any paths.
+    Secure,
+    /// `__Host-sAccessToken` and `__Host-sIdRefreshToken` (Path=/), and
+    /// `__Secure-sRefreshToken` (its path is the refresh path, which
+    /// `__Host-` forbids). Needs `cookie_secure`, no cookie domain and the
+    /// access-token path `/`.
+    Host,
+}
+
+/// The three session cookie names of a [`CookieNamePrefix`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CookieNames {
+    pub(crate) access: &'static str,
+    pub(crate) refresh: &'static str,
+    pub(crate) id_refresh: &'static str,
+}
+
+impl CookieNamePrefix {
+    pub(crate) fn names(self) -> CookieNames {
+        use crate::http_io::{ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE};
+        match self {
+            CookieNamePrefix::None => CookieNames {
+                access: ACCESS_TOKEN_COOKIE,
+                refresh: REFRESH_TOKEN_COOKIE,
+                id_refresh: ID_REFRESH_TOKEN_COOKIE,
+            },
+            CookieNamePrefix::Secure => CookieNames {
+                access: "__Secure-sAccessToken",
+                refresh: "__Secure-sRefreshToken",
+                id_refresh: "__Secure-sIdRefreshToken",
+            },
+            CookieNamePrefix::Host => CookieNames {
+                access: "__Host-sAccessToken",
+                refresh: "__Secure-sRefreshToken",
+                id_refresh: "__Host-sIdRefreshToken",
+            },
+        }
+    }
+}
+
 /// A user-supplied function that returns the access-token signing key.
 /// It is called every time a token is signed or verified, so it must be
 /// cheap (as the seed documents for `ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION`).
+///
+/// The key must be at least 256 bits (32 bytes). `SessionManager::new`
+/// calls the function once and fails with a General error if the key is
+/// shorter; a later call that returns a short key is a General error too.
 pub type SigningKeyFn = Arc<dyn Fn() -> Result<Vec<u8>, BoxError> + Send + Sync>;
 
 /// Where the access-token signing key comes from.
@@ -79,6 +137,8 @@ pub struct Config {
     pub(crate) cookie_domain: Option<String>,
     pub(crate) cookie_secure: bool,
     pub(crate) same_site: SameSite,
+    pub(crate) cookie_name_prefix: CookieNamePrefix,
+    pub(crate) cookie_names: CookieNames,
     pub(crate) session_expired_status: u16,
     pub(crate) revoke_session_on_theft: bool,
     pub(crate) clock: Arc<dyn Clock>,
@@ -101,6 +161,7 @@ impl fmt::Debug for Config {
             .field("cookie_domain", &self.cookie_domain)
             .field("cookie_secure", &self.cookie_secure)
             .field("same_site", &self.same_site)
+            .field("cookie_name_prefix", &self.cookie_name_prefix)
             .field("session_expired_status", &self.session_expired_status)
             .field("revoke_session_on_theft", &self.revoke_session_on_theft)
             .finish_non_exhaustive()
@@ -144,6 +205,8 @@ impl Config {
                 cookie_domain: None,
                 cookie_secure: true,
                 same_site: SameSite::Lax,
+                cookie_name_prefix: CookieNamePrefix::None,
+                cookie_names: CookieNamePrefix::None.names(),
                 session_expired_status: 401,
                 revoke_session_on_theft: true,
                 clock: Arc::new(SystemClock),
@@ -193,6 +256,23 @@ impl Config {
     /// The cookies' `SameSite`.
     pub fn same_site(&self) -> SameSite {
         self.same_site
+    }
+    /// The cookie-name prefix mode.
+    pub fn cookie_name_prefix(&self) -> CookieNamePrefix {
+        self.cookie_name_prefix
+    }
+    /// Name of the access-token cookie (`sAccessToken` unless a prefix mode
+    /// is on). Adapters must read and clear cookies under these names.
+    pub fn access_token_cookie_name(&self) -> &'static str {
+        self.cookie_names.access
+    }
+    /// Name of the refresh-token cookie.
+    pub fn refresh_token_cookie_name(&self) -> &'static str {
+        self.cookie_names.refresh
+    }
+    /// Name of the id-refresh-token cookie.
+    pub fn id_refresh_token_cookie_name(&self) -> &'static str {
+        self.cookie_names.id_refresh
     }
     /// Whether theft detection also revokes the session.
     pub fn revoke_session_on_theft(&self) -> bool {
@@ -275,6 +355,13 @@ impl ConfigBuilder {
     /// Cookie `SameSite` (default `Lax`; `None` requires `Secure`).
     pub fn with_same_site(mut self, s: SameSite) -> Self {
         self.inner.same_site = s;
+        self
+    }
+    /// Cookie-name prefix mode (default none: the seed's names). See
+    /// [`CookieNamePrefix`]; `build` refuses a mode the other settings
+    /// cannot honour.
+    pub fn with_cookie_name_prefix(mut self, p: CookieNamePrefix) -> Self {
+        self.inner.cookie_name_prefix = p;
         self
     }
     /// Status for Unauthorized / TryRefreshToken / theft (default 401; 4xx).
@@ -368,6 +455,32 @@ impl ConfigBuilder {
                 )));
             }
         }
+        match c.cookie_name_prefix {
+            CookieNamePrefix::None => {}
+            _ if !c.cookie_secure => {
+                return Err(ConfigError(
+                    "the __Secure-/__Host- cookie-name prefixes require Secure cookies \
+                     (browsers reject them otherwise); enable cookie_secure or use no prefix"
+                        .into(),
+                ))
+            }
+            CookieNamePrefix::Host if c.cookie_domain.is_some() => {
+                return Err(ConfigError(
+                    "__Host- cookies cannot carry a Domain; remove the cookie domain or use \
+                     CookieNamePrefix::Secure"
+                        .into(),
+                ))
+            }
+            CookieNamePrefix::Host if c.access_token_path != "/" => {
+                return Err(ConfigError(format!(
+                    "__Host- cookies must have Path=/ but the access-token path is {:?}; \
+                     set it to \"/\" or use CookieNamePrefix::Secure",
+                    c.access_token_path
+                )))
+            }
+            CookieNamePrefix::Secure | CookieNamePrefix::Host => {}
+        }
+        c.cookie_names = c.cookie_name_prefix.names();
         Ok(c)
     }
 }

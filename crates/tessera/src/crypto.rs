@@ -75,7 +75,27 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// the construction of `subtle`'s `ct_eq`, done a word at a time instead of
 /// a byte at a time (for the 32- and 43-byte comparisons of `get_session`,
 /// ~900 instructions together with `subtle`, ~90 with this).
+///
+/// Never inlined, so that `scripts/ct-check.sh` can count the instructions
+/// spent in it with callgrind (`--toggle-collect`); the call costs a few
+/// cycles. In debug builds every call also emits a TRACE event (target
+/// `tessera::ct_eq`, the caller's source location and the length, never the
+/// contents): the security tests count these to prove that each secret
+/// comparison of a flow goes through here. Release builds compile it out.
+#[inline(never)]
+#[cfg_attr(debug_assertions, track_caller)]
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    #[cfg(debug_assertions)]
+    {
+        let site = std::panic::Location::caller();
+        tracing::trace!(
+            target: "tessera::ct_eq",
+            file = site.file(),
+            line = site.line(),
+            len = a.len(),
+            "constant-time comparison"
+        );
+    }
     if a.len() != b.len() {
         return false;
     }

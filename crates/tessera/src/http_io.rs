@@ -17,6 +17,18 @@ pub const ANTI_CSRF_HEADER: &str = "anti-csrf";
 /// Response header telling the front end a session exists (or `remove`).
 pub const ID_REFRESH_TOKEN_HEADER: &str = "id-refresh-token";
 
+/// A `Cookie` header value longer than this is ignored whole by the `http`
+/// implementations of [`RequestSource`] (as if it were absent), so a huge
+/// header costs one length check. Browsers send at most a few KiB per site.
+pub(crate) const MAX_COOKIE_HEADER_LEN: usize = 64 * 1024;
+
+/// The `Cookie` header values of a request that are within the size cap.
+fn cookie_headers(map: &HeaderMap) -> impl Iterator<Item = &HeaderValue> {
+    map.get_all(COOKIE)
+        .iter()
+        .filter(|v| v.len() <= MAX_COOKIE_HEADER_LEN)
+}
+
 /// Read access to an incoming request.
 pub trait RequestSource {
     /// The raw value of the first cookie named `name`, if any. Bytes, not
@@ -95,16 +107,14 @@ fn split_pair(pair: &[u8]) -> Option<(&[u8], &[u8])> {
 impl RequestSource for HeaderMap {
     fn cookie(&self, name: &str) -> Option<&[u8]> {
         // HTTP/2 may split cookies over several `Cookie` headers.
-        self.get_all(COOKIE)
-            .iter()
-            .find_map(|v| find_cookie(v.as_bytes(), name))
+        cookie_headers(self).find_map(|v| find_cookie(v.as_bytes(), name))
     }
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.get(name).map(HeaderValue::as_bytes)
     }
     fn cookie_pair(&self, first: &str, second: &str) -> (Option<&[u8]>, Option<&[u8]>) {
         let (mut a, mut b) = (None, None);
-        for v in self.get_all(COOKIE) {
+        for v in cookie_headers(self) {
             let [x, y] = find_cookies(v.as_bytes(), [first, second]);
             a = a.or(x);
             b = b.or(y);

@@ -17,7 +17,7 @@
 //!   rotated first); at most once per [`UNKNOWN_KID_RELOAD_GAP_MS`], so
 //!   forged tokens cannot make us hammer the database.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use crate::config::{Config, SigningKeyFn, SigningKeySource};
 use crate::crypto::random_array;
 use crate::error::{Error, Result};
 use crate::store::{SigningKeys, Store, StoredKey, REFRESH_TOKEN_KEY_NAME};
-use crate::tokens::{RefreshKey, SigningKey};
+use crate::tokens::{RefreshKey, SigningKey, MIN_SIGNING_KEY_LEN};
 
 /// How long a loaded key set is trusted before the database is asked again.
 pub const KEY_RECHECK_INTERVAL: Duration = Duration::from_secs(60);
@@ -60,6 +60,13 @@ pub(crate) struct KeyManager {
     access_validity_ms: i64,
     ring: ArcSwap<KeyRing>,
     reload: tokio::sync::Mutex<()>,
+    /// Reloads attempted so far (successful or not), counted under `reload`.
+    /// A task that waited for the lock while another reload ran shares that
+    /// reload's outcome instead of repeating it: during a database outage a
+    /// burst of logins then fails after one acquire timeout, not one each.
+    reload_attempts: AtomicU64,
+    /// Whether the last of those reloads failed (read with `reload_attempts`).
+    last_reload_failed: AtomicBool,
     background_reload: AtomicBool,
     last_unknown_kid_reload_ms: AtomicI64,
     pub(crate) refresh_key: RefreshKey,
@@ -81,12 +88,36 @@ fn new_key(now_ms: i64) -> Result<StoredKey> {
 }
 
 fn bad_key() -> Error {
-    Error::general("a stored key is not a usable key (empty or wrong length)")
+    Error::general("a stored key is not a usable key (shorter than 256 bits or wrong length)")
+}
+
+/// Calls the user's key function and refuses what it returns unless it is
+/// at least [`MIN_SIGNING_KEY_LEN`] bytes (256 bits).
+fn call_user_fn(f: &SigningKeyFn) -> Result<Vec<u8>> {
+    let raw = f().map_err(|e| Error::General {
+        message: "the user-supplied signing-key function failed".into(),
+        source: Some(e),
+    })?;
+    if raw.len() < MIN_SIGNING_KEY_LEN {
+        return Err(Error::general(format!(
+            "the user-supplied signing key is empty or shorter than 256 bits \
+             ({} bytes; give at least {MIN_SIGNING_KEY_LEN} random bytes)",
+            raw.len()
+        )));
+    }
+    Ok(raw)
 }
 
 impl KeyManager {
     pub(crate) async fn new(config: &Config, store: Arc<dyn Store>) -> Result<Self> {
         let now = config.clock.now_ms();
+        // "Configuration time" for a key *function*: the manager calls it
+        // once when it is constructed, so a function that returns a short
+        // (or no) key fails `SessionManager::new` instead of the first
+        // request. It is still checked on every call afterwards.
+        if let SigningKeySource::Function(f) = &config.signing_key {
+            call_user_fn(f)?;
+        }
         let refresh = store
             .get_or_create_key(REFRESH_TOKEN_KEY_NAME, &new_key(now)?)
             .await?;
@@ -107,6 +138,8 @@ impl KeyManager {
             access_validity_ms: config.access_token_validity.as_millis() as i64,
             ring: ArcSwap::from_pointee(ring),
             reload: tokio::sync::Mutex::new(()),
+            reload_attempts: AtomicU64::new(0),
+            last_reload_failed: AtomicBool::new(false),
             background_reload: AtomicBool::new(false),
             last_unknown_kid_reload_ms: AtomicI64::new(i64::MIN),
             refresh_key,
@@ -219,16 +252,13 @@ impl KeyManager {
     }
 
     fn ring_from_user_fn(&self, f: &SigningKeyFn, now: i64) -> Result<Arc<KeyRing>> {
-        let raw = f().map_err(|e| Error::General {
-            message: "the user-supplied signing-key function failed".into(),
-            source: Some(e),
-        })?;
+        let raw = call_user_fn(f)?;
         let ring = self.ring.load_full();
         if ring.current.same_raw(&raw) {
             return Ok(ring);
         }
         let key = SigningKey::new(&raw, now)
-            .ok_or_else(|| Error::general("the user-supplied signing key is empty"))?;
+            .ok_or_else(|| Error::general("the user-supplied signing key is too short"))?;
         let ring = Arc::new(KeyRing {
             current: Arc::new(key),
             previous: None,
@@ -269,6 +299,7 @@ impl KeyManager {
     }
 
     async fn reload(&self, now: i64, mode: Reload) -> Result<Arc<KeyRing>> {
+        let attempts_before = self.reload_attempts.load(Ordering::Acquire);
         let _guard = self.reload.lock().await;
         if mode == Reload::IfDue {
             // Another task may have reloaded while we waited for the lock.
@@ -276,8 +307,19 @@ impl KeyManager {
             if now < ring.next_check_ms {
                 return Ok(ring);
             }
+            if self.reload_attempts.load(Ordering::Acquire) != attempts_before {
+                // A reload ran while we waited: share its outcome. (If it
+                // failed, the database is likely down and the call would
+                // fail at its next query anyway; the next due call retries.)
+                if self.last_reload_failed.load(Ordering::Acquire) {
+                    return Err(Error::general(
+                        "reloading the signing keys failed (shared with a concurrent reload)",
+                    ));
+                }
+                return Ok(ring);
+            }
         }
-        let (ring, _) = Self::fetch(
+        let fetched = Self::fetch(
             &*self.store,
             &self.source,
             self.accept_previous,
@@ -285,7 +327,13 @@ impl KeyManager {
             now,
             mode == Reload::Rotate,
         )
-        .await?;
+        .await;
+        // Counted once finished, so that every task that arrived while it ran
+        // sees the change.
+        self.last_reload_failed
+            .store(fetched.is_err(), Ordering::Release);
+        self.reload_attempts.fetch_add(1, Ordering::AcqRel);
+        let (ring, _) = fetched?;
         let ring = Arc::new(ring);
         self.ring.store(ring.clone());
         Ok(ring)

@@ -46,6 +46,9 @@ mod clock;
 mod config;
 mod crypto;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http_io;
 mod keys;
 mod manager;
@@ -56,7 +59,7 @@ mod user_id;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    Config, ConfigBuilder, ConfigError, SameSite, SigningKeyFn, SigningKeySource,
+    Config, ConfigBuilder, ConfigError, CookieNamePrefix, SameSite, SigningKeyFn, SigningKeySource,
     ACCESS_TOKEN_VALIDITY_MAX, ACCESS_TOKEN_VALIDITY_MIN, KEY_UPDATE_INTERVAL_MAX,
     KEY_UPDATE_INTERVAL_MIN, REFRESH_TOKEN_VALIDITY_MAX, REFRESH_TOKEN_VALIDITY_MIN,
 };

@@ -9,20 +9,37 @@ use crate::config::Config;
 use crate::crypto::{ct_eq, random_handle, random_token, sha256_hex};
 use crate::error::{Error, Result};
 use crate::http_io::{
-    CookieSpec, RequestSource, ResponseSink, ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER,
-    ID_REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_HEADER, REFRESH_TOKEN_COOKIE,
+    CookieSpec, RequestSource, ResponseSink, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_HEADER,
 };
 use crate::keys::{KeyManager, KeyRing};
 use crate::session::Session;
 use crate::store::{NewSession, SessionSummary, Store};
 use crate::tokens::{
     decode_claims, header_kid, open_refresh_token, parse_claims, seal_refresh_token,
-    sign_access_token, signature_valid, split_token, ClaimsBuf, ClaimsIn, ClaimsOut, SigningKey,
-    SplitToken,
+    sign_access_token, signature_valid, split_token, ClaimsIn, ClaimsOut, SigningKey, SplitToken,
 };
 use crate::user_id::{UserId, MAX_USER_ID_STORAGE_LEN};
 
 const EXPOSE_HEADERS: &str = "access-control-expose-headers";
+
+/// Longest id-refresh-token cookie accepted. Tessera writes 43 characters;
+/// a longer value is malformed and treated like a missing cookie.
+pub(crate) const MAX_ID_REFRESH_LEN: usize = 256;
+
+/// The three session cookies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CookieRole {
+    Access,
+    Refresh,
+    IdRefresh,
+}
+
+/// Whether an id-refresh-token cookie value counts as present: non-empty
+/// (an empty value is a cleared cookie sent back anyway; Django's test
+/// client does) and within [`MAX_ID_REFRESH_LEN`].
+fn id_refresh_present(v: Option<&[u8]>) -> bool {
+    v.is_some_and(|v| !v.is_empty() && v.len() <= MAX_ID_REFRESH_LEN)
+}
 
 /// The entry point: holds the configuration, the store and the cached keys.
 /// Cheap to clone (one `Arc`); share one per process.
@@ -59,27 +76,6 @@ fn subrange(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
     let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
     debug_assert!(start <= whole.len() && start + part.len() <= whole.len());
     start..start + part.len()
-}
-
-/// The text a `get_session` Session keeps, and where its handle and payload
-/// are in it: the decoded claims themselves when they are UTF-8 (always for
-/// tokens Tessera writes); otherwise a copy of the two parts, which serde_json
-/// has checked to be UTF-8.
-fn session_text(
-    buf: ClaimsBuf,
-    handle: std::ops::Range<usize>,
-    payload_json: std::ops::Range<usize>,
-) -> (String, std::ops::Range<usize>, std::ops::Range<usize>) {
-    match buf {
-        ClaimsBuf::Text(text) => (text, handle, payload_json),
-        ClaimsBuf::Bytes(bytes) => {
-            let mut text = String::from_utf8_lossy(&bytes[handle]).into_owned();
-            let handle = 0..text.len();
-            text.push_str(&String::from_utf8_lossy(&bytes[payload_json]));
-            let payload_json = handle.end..text.len();
-            (text, handle, payload_json)
-        }
-    }
 }
 
 impl SessionManager {
@@ -234,12 +230,12 @@ impl SessionManager {
         csrf: Option<&str>,
     ) -> Result<()> {
         let cfg = &self.inner.config;
-        response.set_cookie(self.cookie(ACCESS_TOKEN_COOKIE, access.to_owned(), access_exp_ms));
+        response.set_cookie(self.cookie(CookieRole::Access, access.to_owned(), access_exp_ms));
         if let Some((refresh, refresh_exp)) = refresh {
-            response.set_cookie(self.cookie(REFRESH_TOKEN_COOKIE, refresh.to_owned(), refresh_exp));
+            response.set_cookie(self.cookie(CookieRole::Refresh, refresh.to_owned(), refresh_exp));
             let id_refresh = random_token()?;
             response.set_cookie(self.cookie(
-                ID_REFRESH_TOKEN_COOKIE,
+                CookieRole::IdRefresh,
                 id_refresh.clone(),
                 refresh_exp,
             ));
@@ -256,13 +252,29 @@ impl SessionManager {
         Ok(())
     }
 
-    fn cookie(&self, name: &'static str, value: String, expires_ms: i64) -> CookieSpec {
+    /// The cookie of `role` as set (and, with an empty value and expiry 0,
+    /// cleared): one place decides name, path, domain and flags, so clearing
+    /// always matches setting.
+    fn cookie(&self, role: CookieRole, value: String, expires_ms: i64) -> CookieSpec {
         let cfg = &self.inner.config;
-        let (path, http_only, secure) = match name {
-            REFRESH_TOKEN_COOKIE => (&cfg.refresh_path, true, cfg.cookie_secure),
-            ACCESS_TOKEN_COOKIE => (&cfg.access_token_path, true, cfg.cookie_secure),
-            // The front end must read it, and the seed sends it without Secure.
-            _ => (&cfg.access_token_path, false, false),
+        let names = &cfg.cookie_names;
+        let (name, path, http_only, secure) = match role {
+            CookieRole::Refresh => (names.refresh, &cfg.refresh_path, true, cfg.cookie_secure),
+            CookieRole::Access => (
+                names.access,
+                &cfg.access_token_path,
+                true,
+                cfg.cookie_secure,
+            ),
+            // The front end must read it, and the seed sends it without
+            // Secure; a cookie-name prefix requires Secure (and the prefix
+            // modes require HTTPS anyway).
+            CookieRole::IdRefresh => (
+                names.id_refresh,
+                &cfg.access_token_path,
+                false,
+                cfg.cookie_name_prefix != crate::CookieNamePrefix::None,
+            ),
         };
         // SameSite=None is only valid with Secure; the id-refresh cookie is
         // never Secure (the seed's rule), so it falls back to Lax then.
@@ -286,12 +298,12 @@ impl SessionManager {
     /// Clears the three session cookies (empty value, expiry in 1970, same
     /// path and domain) and sends `id-refresh-token: remove`.
     pub fn clear_session_cookies(&self, response: &mut (impl ResponseSink + ?Sized)) {
-        for name in [
-            ACCESS_TOKEN_COOKIE,
-            REFRESH_TOKEN_COOKIE,
-            ID_REFRESH_TOKEN_COOKIE,
+        for role in [
+            CookieRole::Access,
+            CookieRole::Refresh,
+            CookieRole::IdRefresh,
         ] {
-            response.set_cookie(self.cookie(name, String::new(), 0));
+            response.set_cookie(self.cookie(role, String::new(), 0));
         }
         response.set_header(ID_REFRESH_TOKEN_HEADER, "remove");
         response.append_to_list_header(EXPOSE_HEADERS, ID_REFRESH_TOKEN_HEADER);
@@ -318,12 +330,10 @@ impl SessionManager {
         response: &mut (impl ResponseSink + ?Sized),
         enable_csrf_protection: bool,
     ) -> Result<Session> {
+        let names = &self.inner.config.cookie_names;
         // Both cookies in one pass over the Cookie header.
-        let (id_refresh, access) =
-            request.cookie_pair(ID_REFRESH_TOKEN_COOKIE, ACCESS_TOKEN_COOKIE);
-        // An empty value is a cleared cookie that a client sent back anyway
-        // (Django's test client does): no session.
-        if id_refresh.is_none_or(<[u8]>::is_empty) {
+        let (id_refresh, access) = request.cookie_pair(names.id_refresh, names.access);
+        if !id_refresh_present(id_refresh) {
             return Err(self.unauthorized(response, "no id-refresh-token cookie"));
         }
         let Some(token) = access else {
@@ -355,6 +365,7 @@ impl SessionManager {
                 "access token signature or key is not valid",
             ));
         }
+        // The decoded claims (UTF-8 text); the Session keeps them.
         let buf =
             decode_claims(split.claims).ok_or_else(|| Error::try_refresh("malformed claims"))?;
         let claims: ClaimsIn<'_> =
@@ -379,12 +390,11 @@ impl SessionManager {
         let handle = subrange(buf.as_bytes(), claims.sh.as_bytes());
         let payload_json = subrange(buf.as_bytes(), claims.pld.get().as_bytes());
         let Some(prt) = claims.prt else {
-            let exp = claims.exp * 1000;
+            let exp = claims.exp.saturating_mul(1000);
             let uid = claims.uid;
-            let (text, handle, payload_json) = session_text(buf, handle, payload_json);
             return Ok(Session::from_text(
                 self.clone(),
-                text,
+                buf,
                 handle,
                 uid,
                 payload_json,
@@ -426,10 +436,9 @@ impl SessionManager {
         )?;
         self.write_tokens(response, &access, access_exp, None, None)?;
         let uid = claims.uid;
-        let (text, handle, payload_json) = session_text(buf, handle, payload_json);
         Ok(Session::from_text(
             self.clone(),
-            text,
+            buf,
             handle,
             uid,
             payload_json,
@@ -473,11 +482,10 @@ impl SessionManager {
         request: &(impl RequestSource + ?Sized),
         response: &mut (impl ResponseSink + ?Sized),
     ) -> Result<Session> {
-        let (Some(token), Some(_)) = (
-            request.cookie(REFRESH_TOKEN_COOKIE),
-            request
-                .cookie(ID_REFRESH_TOKEN_COOKIE)
-                .filter(|v| !v.is_empty()),
+        let names = &self.inner.config.cookie_names;
+        let (Some(token), true) = (
+            request.cookie(names.refresh),
+            id_refresh_present(request.cookie(names.id_refresh)),
         ) else {
             return Err(self.unauthorized(response, "refresh or id-refresh-token cookie missing"));
         };
@@ -527,8 +535,13 @@ impl SessionManager {
                 if cfg.revoke_session_on_theft {
                     store.delete_session(handle).await?;
                 }
+                // The security event: who and which session, never a token.
                 tracing::warn!(
-                    session_handle = handle,
+                    target: "tessera::security",
+                    event = "token_theft",
+                    user_id = %row.user_id,
+                    session_handle = %row.session_handle,
+                    session_revoked = cfg.revoke_session_on_theft,
                     "refresh token reuse: token theft detected"
                 );
                 return Err(Error::TokenTheftDetected {

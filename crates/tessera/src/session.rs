@@ -29,12 +29,15 @@ pub struct Session {
     access_token_expiry_ms: i64,
 }
 
+/// `Debug` shows the handle and the user id, and only the size of the JWT
+/// payload: the payload is the application's data and may hold personal
+/// details, so it stays out of logs.
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("handle", &self.handle())
             .field("user_id", &self.user_id)
-            .field("jwt_payload", &self.jwt_payload_json())
+            .field("jwt_payload_len", &self.jwt_payload_json().len())
             .finish_non_exhaustive()
     }
 }

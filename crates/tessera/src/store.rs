@@ -46,8 +46,9 @@ impl std::error::Error for StoreError {
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A session row as inserted by `create_new_session`.
-#[derive(Debug, Clone)]
+/// A session row as inserted by `create_new_session`. `Debug` shows the
+/// handle, user id and times, never the session info or the JWT payload.
+#[derive(Clone)]
 pub struct NewSession<'a> {
     /// Random, unique, stable for the session's life.
     pub session_handle: &'a str,
@@ -65,8 +66,22 @@ pub struct NewSession<'a> {
     pub expires_at_ms: i64,
 }
 
-/// What the refresh path needs of a row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl fmt::Debug for NewSession<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewSession")
+            .field("session_handle", &self.session_handle)
+            .field("user_id", &self.user_id)
+            .field("session_info", &"<redacted>")
+            .field("jwt_payload", &"<redacted>")
+            .field("created_at_ms", &self.created_at_ms)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the refresh path needs of a row. `Debug` never shows the JWT
+/// payload.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionRow {
     /// The session handle.
     pub session_handle: String,
@@ -80,6 +95,19 @@ pub struct SessionRow {
     pub created_at_ms: i64,
     /// Refresh expiry (ms).
     pub expires_at_ms: i64,
+}
+
+impl fmt::Debug for SessionRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRow")
+            .field("session_handle", &self.session_handle)
+            .field("user_id", &self.user_id)
+            .field("refresh_token_hash_2", &self.refresh_token_hash_2)
+            .field("jwt_payload", &"<redacted>")
+            .field("created_at_ms", &self.created_at_ms)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
 }
 
 /// One session of a user, for listings (admin tools, "your sessions" pages).

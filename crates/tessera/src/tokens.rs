@@ -31,6 +31,15 @@ use crate::user_id::UserId;
 /// at about 4 KiB anyway).
 pub(crate) const MAX_TOKEN_LEN: usize = 8192;
 
+/// Shortest access-token signing key accepted: 256 bits. Keys Tessera makes
+/// are exactly this long; a user-supplied key shorter than this is refused
+/// (RFC 7518 §3.2: an HS256 key must be at least as long as the hash).
+pub(crate) const MIN_SIGNING_KEY_LEN: usize = 32;
+
+/// Longest header segment [`header_kid`] decodes. Tessera's own header is 68
+/// characters; anything much longer cannot name one of our keys.
+pub(crate) const MAX_HEADER_B64_LEN: usize = 128;
+
 /// An access-token signing key with its precomputed header and HMAC state.
 pub(crate) struct SigningKey {
     pub(crate) header_b64: String,
@@ -50,8 +59,9 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
+    /// `None` for a key shorter than [`MIN_SIGNING_KEY_LEN`].
     pub(crate) fn new(raw: &[u8], created_at_ms: i64) -> Option<Self> {
-        if raw.is_empty() {
+        if raw.len() < MIN_SIGNING_KEY_LEN {
             return None;
         }
         // The key id names the key without revealing it: a hash of a 256-bit
@@ -62,7 +72,7 @@ impl SigningKey {
         let header = format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{kid}"}}"#);
         Some(SigningKey {
             header_b64: b64_encode(header.as_bytes()),
-            mac: <Hmac<Sha256> as Mac>::new_from_slice(raw).ok()?,
+            mac: hmac_key(raw)?,
             created_at_ms,
             raw: raw.to_vec(),
         })
@@ -73,10 +83,21 @@ impl SigningKey {
     }
 
     fn signature(&self, signing_input: &[u8]) -> [u8; 32] {
-        let mut mac = self.mac.clone();
-        mac.update(signing_input);
-        mac.finalize().into_bytes().into()
+        hmac_tag(&self.mac, signing_input)
     }
+}
+
+/// The HMAC-SHA256 state for a key of any length (the length policy is
+/// [`SigningKey::new`]'s); the layer the RFC 7515 and Wycheproof vectors test.
+pub(crate) fn hmac_key(raw: &[u8]) -> Option<Hmac<Sha256>> {
+    <Hmac<Sha256> as Mac>::new_from_slice(raw).ok()
+}
+
+/// HMAC-SHA256 of `input` under a prepared key.
+pub(crate) fn hmac_tag(key: &Hmac<Sha256>, input: &[u8]) -> [u8; 32] {
+    let mut mac = key.clone();
+    mac.update(input);
+    mac.finalize().into_bytes().into()
 }
 
 /// Claims written into a new access token.
@@ -176,25 +197,16 @@ pub(crate) fn signature_valid(key: &SigningKey, t: &SplitToken<'_>) -> bool {
     ct_eq(expected, t.signature)
 }
 
-/// The decoded claims segment of a verified token: text when it is UTF-8
-/// (always, for tokens Tessera writes), raw bytes otherwise (serde_json
-/// still accepts JSON whose *ignored* strings are not UTF-8, and
-/// [`parse_claims`] must accept what it accepts).
-pub(crate) enum ClaimsBuf {
-    Text(String),
-    Bytes(Vec<u8>),
+/// Decodes the claims segment of a verified token into its text; `None`
+/// unless it is unpadded base64url of UTF-8 (RFC 7519 §7.2: the claims are
+/// a UTF-8 JSON object; tokens Tessera writes always are).
+///
+/// The base64url part is [`decode_b64url`].
+pub(crate) fn decode_claims(claims_b64: &[u8]) -> Option<String> {
+    String::from_utf8(decode_b64url(claims_b64)?).ok()
 }
 
-impl ClaimsBuf {
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        match self {
-            ClaimsBuf::Text(s) => s.as_bytes(),
-            ClaimsBuf::Bytes(b) => b,
-        }
-    }
-}
-
-/// Decodes the claims segment of a verified token.
+/// Decodes unpadded base64url.
 ///
 /// With `base64-simd` (SSSE3/AVX2 chosen at run time), which is exactly as
 /// strict as the `base64` crate's `URL_SAFE_NO_PAD` used everywhere else:
@@ -202,34 +214,26 @@ impl ClaimsBuf {
 /// bits in the last character (the unit tests compare the two). The claims
 /// (~360 characters) are the largest thing `get_session` decodes, and the
 /// scalar decoder spent ~3,000 instructions on them.
-pub(crate) fn decode_claims(claims_b64: &[u8]) -> Option<ClaimsBuf> {
-    let bytes = base64_simd::URL_SAFE_NO_PAD
-        .decode_to_vec(claims_b64)
-        .ok()?;
-    Some(match String::from_utf8(bytes) {
-        Ok(text) => ClaimsBuf::Text(text),
-        Err(e) => ClaimsBuf::Bytes(e.into_bytes()),
-    })
+pub(crate) fn decode_b64url(claims_b64: &[u8]) -> Option<Vec<u8>> {
+    base64_simd::URL_SAFE_NO_PAD.decode_to_vec(claims_b64).ok()
 }
 
-/// Parses decoded claims. Same result as `serde_json::from_slice`, faster
-/// for the claims this module writes.
+/// Parses decoded claims. Same result as `serde_json::from_str`, faster
+/// for the claims this module writes. Each claim must have its JSON type
+/// (strings for `sh`, `rt`, and `prt`/`csrf` or null; an integer or a
+/// string for `uid`; integers for `iat` and `exp`): `"exp":"1700000000"` or
+/// `"exp":1.7e9` is refused.
 ///
 /// `get_session` parses the claims of every request. [`sign_access_token`]
 /// always writes them in one layout: the fields of [`ClaimsOut`] in order, no
 /// whitespace, plain strings for the handle and hashes. [`parse_claims_fast`]
 /// reads exactly that layout and accepts an input only when `serde_json`
 /// would read it the same way; anything else (escapes, other field orders,
-/// whitespace, unusual numbers, bytes that are not UTF-8: tokens Tessera
-/// never writes) goes to `serde_json`, so the result is the same for every
-/// input (the unit tests compare the two on thousands of mutations).
-pub(crate) fn parse_claims(buf: &ClaimsBuf) -> Option<ClaimsIn<'_>> {
-    match buf {
-        ClaimsBuf::Text(text) => {
-            parse_claims_fast(text).or_else(|| serde_json::from_str(text).ok())
-        }
-        ClaimsBuf::Bytes(bytes) => serde_json::from_slice(bytes).ok(),
-    }
+/// whitespace, unusual numbers: tokens Tessera never writes) goes to
+/// `serde_json`, so the result is the same for every input (the unit tests
+/// compare the two on thousands of mutations).
+pub(crate) fn parse_claims(text: &str) -> Option<ClaimsIn<'_>> {
+    parse_claims_fast(text).or_else(|| serde_json::from_str(text).ok())
 }
 
 /// The canonical-layout reader behind [`parse_claims`]; `None` = "not in
@@ -354,15 +358,25 @@ impl<'a> Reader<'a> {
 
 /// Reads the key id out of a header segment; used only to decide whether an
 /// unmatched header names a key this instance has not loaded yet.
+///
+/// The `kid` is untrusted input: the header segment is capped at
+/// [`MAX_HEADER_B64_LEN`] characters before it is decoded, and only a
+/// 16-character lowercase-hex `kid` (the form Tessera writes) is returned.
+/// Keys are never looked up by `kid`: a token verifies only when its whole
+/// header segment equals, byte for byte, the header of a key we hold.
 pub(crate) fn header_kid(header_b64: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Header {
         alg: String,
         kid: String,
     }
+    if header_b64.len() > MAX_HEADER_B64_LEN {
+        return None;
+    }
     let bytes = b64_decode(header_b64)?;
     let h: Header = serde_json::from_slice(&bytes).ok()?;
-    (h.alg == "HS256" && h.kid.len() == 16).then_some(h.kid)
+    let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+    (h.alg == "HS256" && h.kid.len() == 16 && h.kid.bytes().all(hex)).then_some(h.kid)
 }
 
 // ---------------------------------------------------------------------------
@@ -504,6 +518,14 @@ fn decode_hex32(s: &str) -> Option<[u8; 32]> {
 }
 
 #[cfg(test)]
+#[path = "tests_security.rs"]
+mod tests_security;
+
+#[cfg(test)]
+#[path = "tests_vectors.rs"]
+mod tests_vectors;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -576,14 +598,15 @@ mod tests {
         assert_ne!(t, t2, "two tokens of the same session differ");
     }
 
-    /// `parse_claims` must give what serde_json gives, for every input.
+    /// `parse_claims` must give what serde_json gives for every UTF-8 input
+    /// (claims that are not UTF-8 never reach it: `decode_claims` refuses
+    /// them).
     fn same_as_serde(bytes: &[u8]) {
-        let buf = match String::from_utf8(bytes.to_vec()) {
-            Ok(text) => ClaimsBuf::Text(text),
-            Err(e) => ClaimsBuf::Bytes(e.into_bytes()),
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return;
         };
-        let fast = parse_claims(&buf);
-        let serde: Option<ClaimsIn<'_>> = serde_json::from_slice(bytes).ok();
+        let fast = parse_claims(text);
+        let serde: Option<ClaimsIn<'_>> = serde_json::from_str(text).ok();
         let view = |c: &ClaimsIn<'_>| {
             (
                 c.sh.to_owned(),
@@ -630,16 +653,14 @@ mod tests {
                 },
             )
             .unwrap();
-            let buf = decode_claims(split_token(t.as_bytes()).unwrap().claims).unwrap();
-            let ClaimsBuf::Text(text) = &buf else {
-                panic!("Tessera writes UTF-8 claims")
-            };
+            let text = decode_claims(split_token(t.as_bytes()).unwrap().claims)
+                .expect("Tessera writes UTF-8 claims");
             same_as_serde(text.as_bytes());
             // Plain ids take the fast path; ids with escapes or beyond 18
             // digits fall back to serde_json (and still agree, above).
             let plain =
                 !matches!(&uid, UserId::Str(s) if s.contains('"')) && uid != UserId::from(i64::MAX);
-            assert_eq!(parse_claims_fast(text).is_some(), plain, "{uid:?}");
+            assert_eq!(parse_claims_fast(&text).is_some(), plain, "{uid:?}");
         }
     }
 
@@ -679,26 +700,25 @@ mod tests {
             br#"{"sh":"h","uid":1,"rt":"r","prt":null,"csrf":null,"pld":"a\"b","iat":1,"exp":2}"#,
             br#"{"sh":"h","uid":1,"rt":"r","prt":nul,"csrf":null,"pld":1,"iat":1,"exp":2}"#,
             br#"{"sh":"h\u0041","uid":1,"rt":"r","prt":null,"csrf":null,"pld":1,"iat":1,"exp":2}"#,
-            // Not UTF-8 in a field serde_json ignores: it accepts this, so
-            // parse_claims must too (the bytes path).
+            // Not UTF-8: skipped by same_as_serde (decode_claims refuses
+            // these before parsing; checked below).
             b"{\"x\":\"\xff\",\"sh\":\"h\",\"uid\":1,\"rt\":\"r\",\"prt\":null,\"csrf\":null,\"pld\":1,\"iat\":1,\"exp\":2}",
             b"{\"sh\":\"h\xff\",\"uid\":1,\"rt\":\"r\",\"prt\":null,\"csrf\":null,\"pld\":1,\"iat\":1,\"exp\":2}",
             b"{\"sh\":\"h\",\"uid\":1,\"rt\":\"r\",\"prt\":null,\"csrf\":null,\"pld\":\"\xc3\xa9\",\"iat\":1,\"exp\":2}",
         ] {
             same_as_serde(s);
         }
+        // Not UTF-8, even in a field serde_json would ignore: refused
+        // before parsing.
         let not_utf8 = b"{\"x\":\"\xff\",\"sh\":\"h\",\"uid\":1,\"rt\":\"r\",\"prt\":null,\"csrf\":null,\"pld\":1,\"iat\":1,\"exp\":2}";
-        assert!(
-            parse_claims(&ClaimsBuf::Bytes(not_utf8.to_vec())).is_some(),
-            "serde_json accepts non-UTF-8 ignored strings, and so must we"
-        );
+        assert!(decode_claims(b64_encode(not_utf8).as_bytes()).is_none());
     }
 
     #[test]
     fn claims_decoding_is_exactly_the_base64_crate() {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         use base64::Engine as _;
-        let decode = |input: &[u8]| decode_claims(input).map(|b| b.as_bytes().to_vec());
+        let decode = decode_b64url;
         let mut state: u64 = 0x2545_F491_4F6C_DD1D;
         let mut next = move || {
             state ^= state << 13;
