@@ -164,14 +164,22 @@ async fn sixty_four_way_refresh_races(h: Harness) {
         .manager(|c| c.with_blacklisting(false).with_anti_csrf(true))
         .await;
     let rounds = rounds();
+    let backend = h.url.split(':').next().unwrap_or("?").to_owned();
     let started = Instant::now();
     for round in 0..rounds {
         tokio::time::timeout(ROUND_LIMIT, one_round(&m, round))
             .await
             .unwrap_or_else(|_| panic!("round {round} did not finish in {ROUND_LIMIT:?}: deadlock or endless lock wait"));
+        if (round + 1) % 100 == 0 {
+            eprintln!(
+                "races {backend}: {} rounds done in {:.0} s",
+                round + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     eprintln!(
-        "races: {rounds} rounds of {TASKS}-way races in {:.1} s",
+        "races {backend}: {rounds} rounds of {TASKS}-way races in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }
