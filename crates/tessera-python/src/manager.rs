@@ -36,7 +36,7 @@ impl PyManager {
     /// returns a manager configured by `config` (`SUPER_TOKENS` merged with
     /// the defaults).
     #[staticmethod]
-    #[pyo3(signature = (url, config, *, pool_size = 10, acquire_timeout = 30.0, key_function = None, clock = None))]
+    #[pyo3(signature = (url, config, *, pool_size = 10, acquire_timeout = 5.0, key_function = None, clock = None))]
     fn connect(
         py: Python<'_>,
         url: &str,

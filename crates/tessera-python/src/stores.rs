@@ -81,7 +81,7 @@ pub(crate) async fn get(
 /// SQL files embedded in `tessera-sqlx` (`migrations/<database>/`). The
 /// Django migration `tessera_django.0001_initial` calls this.
 #[pyfunction]
-#[pyo3(signature = (url, pool_size = 10, acquire_timeout = 30.0))]
+#[pyo3(signature = (url, pool_size = 10, acquire_timeout = 5.0))]
 pub(crate) fn migrate(
     py: Python<'_>,
     url: &str,

@@ -24,8 +24,10 @@ key                                           default        notes
 ``DATABASE_ALIAS``                            ``"default"``  new; the Django database that holds the tables
 ``DATABASE_URL``                              ``None``       new; a sqlx URL used instead of the alias
 ``DATABASE_POOL_SIZE``                        ``10``         new; connections in Tessera's own pool
-``DATABASE_ACQUIRE_TIMEOUT``                  ``30``         new; seconds a call waits for a connection
+``DATABASE_ACQUIRE_TIMEOUT``                  ``5``          new; seconds a call waits for a connection
                                                              before ``SuperTokensGeneralException``
+                                                             (also how long a call takes to fail while
+                                                             the database is down)
 ============================================  =============  ==============================================
 
 Changes take effect when Django's ``setting_changed`` signal fires (so
@@ -67,7 +69,7 @@ EXTRA_DEFAULTS: Dict[str, Any] = {
     "DATABASE_ALIAS": "default",
     "DATABASE_URL": None,
     "DATABASE_POOL_SIZE": 10,
-    "DATABASE_ACQUIRE_TIMEOUT": 30,
+    "DATABASE_ACQUIRE_TIMEOUT": 5,
 }
 
 DEFAULTS: Dict[str, Any] = {**SEED_DEFAULTS, **EXTRA_DEFAULTS}
