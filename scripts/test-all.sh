@@ -31,9 +31,17 @@ step "backends exercised by the conformance suite (tests per backend)"
 grep -oE 'conformance [a-z_]+: backend [a-z]+' target/rust-tests.log | awk '{print $NF}' | sort | uniq -c
 step "demo on each backend and multi-instance"
 grep -oE '(demo accounts|multi-instance): backend [a-z]+' target/rust-tests.log | sort | uniq -c
+step "hardening (SECURITY.md): races, attacker model, crashes, load, database faults (short CI settings; scripts/soak.sh runs the long ones)"
+grep -E '^(races [a-z]+: [0-9]+ rounds of|properties \(|crash-soak:|load-soak:)' target/rust-tests.log || true
+grep -oE '^(security|faults) [a-z0-9_]+: backend [a-z]+' target/rust-tests.log | awk '{print $1, $NF}' | sort | uniq -c || true
+grep -E '^test result:' target/rust-tests.log | awk '{ran += $4; ign += $8} END {print ran " Rust tests passed, " ign " ignored"}'
 step "Django package: maturin build + pytest-django on SQLite, PostgreSQL, MariaDB"
 bash scripts/test-django.sh
 step "browser tests (real supertokens-website 4.2.0 and the demo page in Chromium), multi-instance demo"
 bash scripts/test-browser.sh
 step "benchmarks build and run once (tiny iteration counts)"
 bash scripts/bench.sh --quick
+step "constant-time comparisons (callgrind instruction counts)"
+bash scripts/ct-check.sh
+step "fuzz targets, smoke run (scripts/fuzz.sh --full runs 10M executions each)"
+bash scripts/fuzz.sh --smoke
