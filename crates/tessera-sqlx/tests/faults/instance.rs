@@ -70,11 +70,40 @@ fn lookup_ids(user: &str) -> (u32, u32) {
     panic!("no user {user} in /etc/passwd");
 }
 
+/// Where reserved ports are recorded (one empty file per port), so that two
+/// test processes never pick the same one.
+fn port_reservations() -> PathBuf {
+    std::env::temp_dir().join("tessera-faults-ports")
+}
+
+/// A free port of our own for the whole life of the instance.
+///
+/// Not `bind(0)`: that hands out ephemeral ports, and while our server is
+/// stopped (the outage) its port is free again, so another test's server
+/// started with `bind(0)` could take it and our clients would silently reach
+/// the wrong database. So: a random port below the kernel's ephemeral range
+/// (32768 and up; neither `bind(0)` nor outgoing connections use it),
+/// reserved with an exclusive file until `Drop`.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
+    let dir = port_reservations();
+    std::fs::create_dir_all(&dir).unwrap();
+    for _ in 0..1000 {
+        let mut b = [0u8; 2];
+        getrandom::getrandom(&mut b).unwrap();
+        let port = 20_000 + u16::from_le_bytes(b) % 12_000;
+        let reserved = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join(port.to_string()));
+        if reserved.is_err() {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+        let _ = std::fs::remove_file(dir.join(port.to_string()));
+    }
+    panic!("no free port in 20000..32000");
 }
 
 fn random_suffix() -> String {
@@ -385,5 +414,6 @@ impl Drop for Instance {
             let _ = w.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(port_reservations().join(self.port.to_string()));
     }
 }
