@@ -61,9 +61,9 @@ pub(crate) struct KeyManager {
     ring: ArcSwap<KeyRing>,
     reload: tokio::sync::Mutex<()>,
     /// Reloads attempted so far (successful or not), counted under `reload`.
-    /// A task that waited for the lock while another reload ran shares that
-    /// reload's outcome instead of repeating it: during a database outage a
-    /// burst of logins then fails after one acquire timeout, not one each.
+    /// A task that waited for the lock while another reload failed shares
+    /// that failure instead of repeating it: during a database outage a burst
+    /// of logins then fails after one acquire timeout, not one each.
     reload_attempts: AtomicU64,
     /// Whether the last of those reloads failed (read with `reload_attempts`).
     last_reload_failed: AtomicBool,
@@ -307,16 +307,18 @@ impl KeyManager {
             if now < ring.next_check_ms {
                 return Ok(ring);
             }
-            if self.reload_attempts.load(Ordering::Acquire) != attempts_before {
-                // A reload ran while we waited: share its outcome. (If it
-                // failed, the database is likely down and the call would
-                // fail at its next query anyway; the next due call retries.)
-                if self.last_reload_failed.load(Ordering::Acquire) {
-                    return Err(Error::general(
-                        "reloading the signing keys failed (shared with a concurrent reload)",
-                    ));
-                }
-                return Ok(ring);
+            if self.reload_attempts.load(Ordering::Acquire) != attempts_before
+                && self.last_reload_failed.load(Ordering::Acquire)
+            {
+                // A reload failed while we waited: share that failure. The
+                // database is likely down and the call would fail at its next
+                // query anyway; the next due call retries. (A reload that
+                // succeeded but left the keys due for our `now`, e.g. a
+                // background reload started earlier, is not shared: we
+                // reload ourselves so that a due rotation happens.)
+                return Err(Error::general(
+                    "reloading the signing keys failed (shared with a concurrent reload)",
+                ));
             }
         }
         let fetched = Self::fetch(
