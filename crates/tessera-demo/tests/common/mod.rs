@@ -130,25 +130,7 @@ impl Browser {
         body: Option<Value>,
     ) -> Reply {
         let client = reqwest::Client::new();
-        let mut req = client.request(method.parse().unwrap(), format!("{base}{path}"));
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req = req.header("cookie", c.join("; "));
-        }
-        if method != "GET" {
-            if let Some(t) = &self.anti_csrf {
-                req = req.header("anti-csrf", t);
-            }
-        }
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
+        let req = self.request(&client, base, method, path, body);
         let res = req.send().await.expect("request");
         let status = res.status().as_u16();
         let mut set_cookies = Vec::new();
@@ -180,19 +162,16 @@ impl Browser {
 pub struct NotAcknowledged(pub String);
 
 impl Browser {
-    /// Like [`Browser::send`] on a shared `client` (connection reuse, as a
-    /// browser does), but a transport failure is returned instead of
-    /// panicking, and cookies and the anti-CSRF token are taken from the
-    /// response only once the whole response has arrived: a response cut
-    /// short leaves the browser as it was before the request.
-    pub async fn try_send(
-        &mut self,
+    /// The request a browser would send: its cookies, the anti-CSRF header
+    /// on anything but GET, and a JSON body.
+    fn request(
+        &self,
         client: &reqwest::Client,
         base: &str,
         method: &str,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Reply, NotAcknowledged> {
+    ) -> reqwest::RequestBuilder {
         let mut req = client.request(method.parse().unwrap(), format!("{base}{path}"));
         if !self.cookies.is_empty() {
             let c: Vec<String> = self
@@ -212,6 +191,23 @@ impl Browser {
                 .header("content-type", "application/json")
                 .body(b.to_string());
         }
+        req
+    }
+
+    /// Like [`Browser::send`] on a shared `client` (connection reuse, as a
+    /// browser does), but a transport failure is returned instead of
+    /// panicking, and cookies and the anti-CSRF token are taken from the
+    /// response only once the whole response has arrived: a response cut
+    /// short leaves the browser as it was before the request.
+    pub async fn try_send(
+        &mut self,
+        client: &reqwest::Client,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Reply, NotAcknowledged> {
+        let req = self.request(client, base, method, path, body);
         let res = req
             .send()
             .await
