@@ -43,7 +43,10 @@ grep -q '"version": "4.2.0"' e2e/node_modules/supertokens-website/package.json \
   || { echo "e2e/node_modules has another supertokens-website than 4.2.0; run npm ci in e2e/" >&2; exit 1; }
 
 step "build the demo and the SDK test server"
-cargo build -q -p tessera-demo -p tessera-axum --example sdk_test_server
+# Two commands: with --example, cargo would build only the example and not
+# the demo's binary.
+cargo build -q -p tessera-demo --bin tessera-demo
+cargo build -q -p tessera-axum --example sdk_test_server
 
 step "browser tests (headless Chromium)"
 mkdir -p artifacts

@@ -89,6 +89,10 @@ test('sign in through the SDK', async () => {
 });
 
 test('a protected POST needs the anti-CSRF header, and the SDK sends it', async () => {
+  // A fresh access token first (it lives 2 s and sign-in may be longer ago on
+  // a slow machine), so that the bare request below is refused for the
+  // missing header, not for expiry, and the SDK's request needs no refresh.
+  assert.equal(await page.evaluate(() => window.SuperTokens.attemptRefreshingSession()), true);
   // Without the SDK (its saved original fetch), the same request is refused.
   const bare = await page.evaluate(async () => {
     const res = await window.SuperTokens.originalFetch('/api/protected', { method: 'POST', credentials: 'include' });
