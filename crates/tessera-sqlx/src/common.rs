@@ -1,6 +1,9 @@
 //! Pieces shared by the three stores: key encoding, input checks, row
 //! decoding and the connection guard for multi-statement transactions.
 
+use std::future::Future;
+use std::time::Duration;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use sqlx::pool::PoolConnection;
@@ -18,6 +21,32 @@ const MAX_HANDLE_LEN: usize = 64;
 const MAX_KEY_NAME_LEN: usize = 128;
 /// Width of `refresh_token_hash_2` (CHAR(64)): a SHA-256 in hex.
 const HASH_LEN: usize = 64;
+
+/// Runs one store call under its deadline (see [`crate::StoreOptions::call_timeout`]).
+///
+/// When the deadline passes, the call's future is dropped: a statement in
+/// flight is abandoned (sqlx pings a connection before it goes back to the
+/// pool and closes it if that fails) and an open transaction is never
+/// committed by us. Whether a single autocommit statement that was already
+/// sent took effect is unknown to the caller, as with any timeout over a
+/// network; every Tessera write is safe to find done or not done (PROTOCOL.md
+/// section 3: the client keeps a token that is valid either way).
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+pub(crate) async fn bounded<T>(
+    limit: Option<Duration>,
+    call: impl Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    let Some(limit) = limit else {
+        return call.await;
+    };
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::new(format!(
+            "the database did not answer within the call timeout ({} ms)",
+            limit.as_millis()
+        ))),
+    }
+}
 
 /// Wraps a driver error.
 pub(crate) fn db(e: sqlx::Error) -> StoreError {

@@ -45,10 +45,13 @@
 //!   long it takes to fail while the database is down (sqlx retries refused
 //!   connections until then), and a lock timeout set on every PostgreSQL and
 //!   MySQL connection bounds each wait for a row or table lock. Both default
-//!   to 5 s; see [`StoreOptions`]. A connection that dies (server stopped or
-//!   killed, backend terminated) fails the call in progress; the pool pings
-//!   idle connections before handing them out and opens new ones, so the
-//!   store recovers by itself when the database is back.
+//!   to 5 s. A server that keeps the connection open but stops answering
+//!   (frozen, or behind a network that drops packets) is bounded by a
+//!   deadline on the whole call, 10 s by default; see [`StoreOptions`]. A
+//!   connection that dies (server stopped or killed, backend terminated)
+//!   fails the call in progress; the pool pings idle connections before
+//!   handing them out and opens new ones, so the store recovers by itself
+//!   when the database is back.
 //! * **Exact comparison.** User ids are stored as
 //!   [`tessera::UserId::to_storage`] (JSON: `"7"` and `7` differ) and compared
 //!   byte for byte. SQLite and PostgreSQL compare text exactly by default;
@@ -129,15 +132,22 @@ pub use sqlite::SqliteStore;
 ///   stuck transaction elsewhere. Default 5 s. Ignored by SQLite, whose
 ///   writers wait up to its 10 s busy timeout. Migrations run without it.
 ///
+/// * **Call timeout** bounds one whole call on PostgreSQL and MySQL, for a
+///   server that holds the connection open but no longer answers (frozen,
+///   or cut off by a network that drops packets), where neither of the two
+///   above can fire. Default 10 s; see [`StoreOptions::call_timeout`].
+///
 /// A call does at most a few statements, so during an outage or behind a
-/// stuck lock it fails within a small multiple of these (see
-/// `tests/faults.rs`, which checks it against stopped and killed servers).
+/// stuck lock it fails within a small multiple of the first two, and never
+/// later than the call timeout (see `tests/faults.rs`, which checks this
+/// against stopped, killed and frozen servers).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct StoreOptions {
     pub(crate) max_connections: Option<u32>,
     pub(crate) acquire_timeout: Option<Duration>,
     pub(crate) lock_timeout: Option<Duration>,
+    pub(crate) call_timeout: Option<Duration>,
     pub(crate) run_migrations: bool,
 }
 
@@ -147,6 +157,8 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default lock timeout on PostgreSQL and MySQL.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default deadline of one whole call on PostgreSQL and MySQL.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -154,6 +166,7 @@ impl Default for StoreOptions {
             max_connections: None,
             acquire_timeout: None,
             lock_timeout: Some(DEFAULT_LOCK_TIMEOUT),
+            call_timeout: Some(DEFAULT_CALL_TIMEOUT),
             run_migrations: true,
         }
     }
@@ -161,7 +174,8 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// The defaults: 10 connections, 5 s to get one (30 s on SQLite), a 5 s
-    /// lock timeout, run migrations.
+    /// lock timeout, a 10 s call timeout (PostgreSQL and MySQL), run
+    /// migrations.
     pub fn new() -> Self {
         Self::default()
     }
@@ -189,6 +203,25 @@ impl StoreOptions {
     /// SQLite. A `lock_timeout` given in a PostgreSQL URL's `options` wins.
     pub fn lock_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.lock_timeout = timeout;
+        self
+    }
+
+    /// Deadline of one whole store call on PostgreSQL and MySQL: getting a
+    /// connection and every statement of the call, including the signing-key
+    /// transaction. Default 10 s; `None` for no deadline. Ignored by SQLite.
+    ///
+    /// The acquire and lock timeouts cover a database that is down or a lock
+    /// that is held; this covers a server that accepted the connection and
+    /// then stopped answering (a frozen host, a network path that drops
+    /// packets, a stalled disk), where no server-side timeout can fire and
+    /// a TCP read would otherwise wait for the kernel's retransmission limit
+    /// (about 15 minutes on Linux). A call past its deadline fails with a
+    /// General error; its statement is abandoned and its transaction, if
+    /// any, is not committed. Keep it above the acquire timeout plus the
+    /// lock timeout, so that those, with their clearer errors, fire first.
+    /// Migrations run without it.
+    pub fn call_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.call_timeout = timeout;
         self
     }
 

@@ -1,6 +1,7 @@
 //! The MySQL / MariaDB store.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
@@ -11,10 +12,10 @@ use tessera::{
 };
 
 use crate::common::{
-    check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
+    bounded, check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
     encode_key, invalid, user_id_column, TxConn, CURRENT_SIGNING_KEY, PREVIOUS_SIGNING_KEY,
 };
-use crate::StoreOptions;
+use crate::{StoreOptions, DEFAULT_CALL_TIMEOUT};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
@@ -44,13 +45,24 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 #[derive(Debug, Clone)]
 pub struct MySqlStore {
     pool: MySqlPool,
+    call_timeout: Option<Duration>,
 }
 
 impl MySqlStore {
     /// Wraps an existing pool. Call [`MySqlStore::migrate`] before use if the
     /// tables may not exist yet.
     pub fn new(pool: MySqlPool) -> Self {
-        MySqlStore { pool }
+        MySqlStore {
+            pool,
+            call_timeout: Some(DEFAULT_CALL_TIMEOUT),
+        }
+    }
+
+    /// Sets the deadline of every call (default [`DEFAULT_CALL_TIMEOUT`];
+    /// `None` for none). See [`StoreOptions::call_timeout`].
+    pub fn with_call_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.call_timeout = timeout;
+        self
     }
 
     /// Connects to `url` (`mysql://…`; [`crate::connect`] also accepts
@@ -82,7 +94,7 @@ impl MySqlStore {
             .connect_with(connect_options)
             .await
             .map_err(db)?;
-        let store = MySqlStore::new(pool);
+        let store = MySqlStore::new(pool).with_call_timeout(options.call_timeout);
         if options.run_migrations {
             store.migrate().await?;
         }
@@ -213,63 +225,72 @@ type SessionColumns = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64, i64);
 #[async_trait]
 impl Store for MySqlStore {
     async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
-        check_new_session(session)?;
-        sqlx::query(
-            "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
+        bounded(self.call_timeout, async {
+            check_new_session(session)?;
+            sqlx::query(
+                "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
              session_info, jwt_payload, created_at, expires_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(session.session_handle)
-        .bind(user_id_column(session.user_id)?)
-        .bind(session.refresh_token_hash_2)
-        .bind(session.session_info)
-        .bind(session.jwt_payload)
-        .bind(session.created_at_ms)
-        .bind(session.expires_at_ms)
-        .execute(&self.pool)
+            )
+            .bind(session.session_handle)
+            .bind(user_id_column(session.user_id)?)
+            .bind(session.refresh_token_hash_2)
+            .bind(session.session_info)
+            .bind(session.jwt_payload)
+            .bind(session.created_at_ms)
+            .bind(session.expires_at_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(())
+        })
         .await
-        .map_err(db)?;
-        Ok(())
     }
 
     async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
-        if !pad_safe(session_handle) {
-            return Ok(None);
-        }
-        let row: Option<SessionColumns> = sqlx::query_as(
-            "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
+        bounded(self.call_timeout, async {
+            if !pad_safe(session_handle) {
+                return Ok(None);
+            }
+            let row: Option<SessionColumns> = sqlx::query_as(
+                "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
              expires_at FROM tessera_sessions WHERE session_handle = ?",
-        )
-        .bind(session_handle)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        row.map(|(handle, user, hash, payload, created, expires)| {
-            Ok(SessionRow {
-                session_handle: text(handle)?,
-                user_id: decode_user_id(&text(user)?)?,
-                refresh_token_hash_2: text(hash)?,
-                jwt_payload: text(payload)?,
-                created_at_ms: created,
-                expires_at_ms: expires,
+            )
+            .bind(session_handle)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            row.map(|(handle, user, hash, payload, created, expires)| {
+                Ok(SessionRow {
+                    session_handle: text(handle)?,
+                    user_id: decode_user_id(&text(user)?)?,
+                    refresh_token_hash_2: text(hash)?,
+                    jwt_payload: text(payload)?,
+                    created_at_ms: created,
+                    expires_at_ms: expires,
+                })
             })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 
     async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool> {
-        if !pad_safe(session_handle) {
-            return Ok(false);
-        }
-        let row = sqlx::query(
-            "SELECT 1 FROM tessera_sessions WHERE session_handle = ? AND expires_at > ?",
-        )
-        .bind(session_handle)
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
+        bounded(self.call_timeout, async {
+            if !pad_safe(session_handle) {
+                return Ok(false);
+            }
+            let row = sqlx::query(
+                "SELECT 1 FROM tessera_sessions WHERE session_handle = ? AND expires_at > ?",
+            )
+            .bind(session_handle)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(row.is_some())
+        })
         .await
-        .map_err(db)?;
-        Ok(row.is_some())
     }
 
     async fn compare_and_set_refresh_hash(
@@ -280,58 +301,70 @@ impl Store for MySqlStore {
         new_expires_at_ms: i64,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        check_hash(new_hash_2)?;
-        if !pad_safe(session_handle) || !pad_safe(expected_hash_2) {
-            return Ok(false);
-        }
-        // Affected rows are matched rows (CLIENT_FOUND_ROWS), so a CAS that
-        // writes the same values still reports success.
-        let done = sqlx::query(
-            "UPDATE tessera_sessions SET refresh_token_hash_2 = ?, expires_at = ? \
+        bounded(self.call_timeout, async {
+            check_hash(new_hash_2)?;
+            if !pad_safe(session_handle) || !pad_safe(expected_hash_2) {
+                return Ok(false);
+            }
+            // Affected rows are matched rows (CLIENT_FOUND_ROWS), so a CAS that
+            // writes the same values still reports success.
+            let done = sqlx::query(
+                "UPDATE tessera_sessions SET refresh_token_hash_2 = ?, expires_at = ? \
              WHERE session_handle = ? AND refresh_token_hash_2 = ? AND expires_at > ?",
-        )
-        .bind(new_hash_2)
-        .bind(new_expires_at_ms)
-        .bind(session_handle)
-        .bind(expected_hash_2)
-        .bind(now_ms)
-        .execute(&self.pool)
+            )
+            .bind(new_hash_2)
+            .bind(new_expires_at_ms)
+            .bind(session_handle)
+            .bind(expected_hash_2)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(done.rows_affected() == 1)
+        })
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
-        if !pad_safe(session_handle) {
-            return Ok(false);
-        }
-        let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = ?")
-            .bind(session_handle)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() > 0)
+        bounded(self.call_timeout, async {
+            if !pad_safe(session_handle) {
+                return Ok(false);
+            }
+            let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = ?")
+                .bind(session_handle)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?")
-            .bind(user_id.to_storage())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected())
+        bounded(self.call_timeout, async {
+            let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?")
+                .bind(user_id.to_storage())
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 
     async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
-        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
-            "SELECT session_handle FROM tessera_sessions WHERE user_id = ? \
+        bounded(self.call_timeout, async {
+            let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+                "SELECT session_handle FROM tessera_sessions WHERE user_id = ? \
              ORDER BY created_at, session_handle",
-        )
-        .bind(user_id.to_storage())
-        .fetch_all(&self.pool)
+            )
+            .bind(user_id.to_storage())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            rows.into_iter().map(|(h,)| text(h)).collect()
+        })
         .await
-        .map_err(db)?;
-        rows.into_iter().map(|(h,)| text(h)).collect()
     }
 
     async fn sessions_for_user(
@@ -339,24 +372,27 @@ impl Store for MySqlStore {
         user_id: &UserId,
         now_ms: i64,
     ) -> StoreResult<Vec<SessionSummary>> {
-        let rows: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
-            "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
+        bounded(self.call_timeout, async {
+            let rows: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
+                "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
              WHERE user_id = ? AND expires_at > ? ORDER BY created_at, session_handle",
-        )
-        .bind(user_id.to_storage())
-        .bind(now_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.into_iter()
-            .map(|(handle, created_at_ms, expires_at_ms)| {
-                Ok(SessionSummary {
-                    session_handle: text(handle)?,
-                    created_at_ms,
-                    expires_at_ms,
+            )
+            .bind(user_id.to_storage())
+            .bind(now_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            rows.into_iter()
+                .map(|(handle, created_at_ms, expires_at_ms)| {
+                    Ok(SessionSummary {
+                        session_handle: text(handle)?,
+                        created_at_ms,
+                        expires_at_ms,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     async fn get_session_info(
@@ -364,19 +400,22 @@ impl Store for MySqlStore {
         session_handle: &str,
         now_ms: i64,
     ) -> StoreResult<Option<String>> {
-        if !pad_safe(session_handle) {
-            return Ok(None);
-        }
-        let row: Option<(Vec<u8>,)> = sqlx::query_as(
-            "SELECT session_info FROM tessera_sessions \
+        bounded(self.call_timeout, async {
+            if !pad_safe(session_handle) {
+                return Ok(None);
+            }
+            let row: Option<(Vec<u8>,)> = sqlx::query_as(
+                "SELECT session_info FROM tessera_sessions \
              WHERE session_handle = ? AND expires_at > ?",
-        )
-        .bind(session_handle)
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
+            )
+            .bind(session_handle)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            row.map(|(info,)| text(info)).transpose()
+        })
         .await
-        .map_err(db)?;
-        row.map(|(info,)| text(info)).transpose()
     }
 
     async fn update_session_info(
@@ -385,57 +424,69 @@ impl Store for MySqlStore {
         session_info: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        if !pad_safe(session_handle) {
-            return Ok(false);
-        }
-        // Matched rows, not changed rows (CLIENT_FOUND_ROWS): identical info
-        // on a live row is still `true`.
-        let done = sqlx::query(
-            "UPDATE tessera_sessions SET session_info = ? \
+        bounded(self.call_timeout, async {
+            if !pad_safe(session_handle) {
+                return Ok(false);
+            }
+            // Matched rows, not changed rows (CLIENT_FOUND_ROWS): identical info
+            // on a live row is still `true`.
+            let done = sqlx::query(
+                "UPDATE tessera_sessions SET session_info = ? \
              WHERE session_handle = ? AND expires_at > ?",
-        )
-        .bind(session_info)
-        .bind(session_handle)
-        .bind(now_ms)
-        .execute(&self.pool)
+            )
+            .bind(session_info)
+            .bind(session_handle)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(done.rows_affected() > 0)
+        })
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
-        // One autocommit statement walking the expires_at index.
-        let done = sqlx::query(
-            "DELETE FROM tessera_sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
-        )
-        .bind(now_ms)
-        .bind(batch_size)
-        .execute(&self.pool)
+        bounded(self.call_timeout, async {
+            // One autocommit statement walking the expires_at index.
+            let done = sqlx::query(
+                "DELETE FROM tessera_sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+            )
+            .bind(now_ms)
+            .bind(batch_size)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(done.rows_affected())
+        })
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected())
     }
 
     async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?")
-                .bind(now_ms)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
-        count(n)
+        bounded(self.call_timeout, async {
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?")
+                    .bind(now_ms)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db)?;
+            count(n)
+        })
+        .await
     }
 
     async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
-        check_key_name(name)?;
-        insert_key_if_absent(&self.pool, name, candidate).await?;
-        let row: Option<KeyColumns> =
-            sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = ?")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-        key_from(row)?.ok_or_else(|| invalid("key row vanished after it was inserted"))
+        bounded(self.call_timeout, async {
+            check_key_name(name)?;
+            insert_key_if_absent(&self.pool, name, candidate).await?;
+            let row: Option<KeyColumns> =
+                sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = ?")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+            key_from(row)?.ok_or_else(|| invalid("key row vanished after it was inserted"))
+        })
+        .await
     }
 
     async fn signing_keys(
@@ -443,21 +494,24 @@ impl Store for MySqlStore {
         candidate: &StoredKey,
         decide: RotationDecision<'_>,
     ) -> StoreResult<SigningKeys> {
-        insert_key_if_absent(&self.pool, CURRENT_SIGNING_KEY, candidate).await?;
-        let mut guard = TxConn::acquire(&self.pool).await?;
-        let mut tx = guard.conn.begin().await.map_err(db)?;
-        match signing_keys_locked(&mut tx, decide).await {
-            Ok(keys) => {
-                tx.commit().await.map_err(db)?;
-                guard.finished = true;
-                Ok(keys)
-            }
-            Err(e) => {
-                if tx.rollback().await.is_ok() {
+        bounded(self.call_timeout, async {
+            insert_key_if_absent(&self.pool, CURRENT_SIGNING_KEY, candidate).await?;
+            let mut guard = TxConn::acquire(&self.pool).await?;
+            let mut tx = guard.conn.begin().await.map_err(db)?;
+            match signing_keys_locked(&mut tx, decide).await {
+                Ok(keys) => {
+                    tx.commit().await.map_err(db)?;
                     guard.finished = true;
+                    Ok(keys)
                 }
-                Err(e)
+                Err(e) => {
+                    if tx.rollback().await.is_ok() {
+                        guard.finished = true;
+                    }
+                    Err(e)
+                }
             }
-        }
+        })
+        .await
     }
 }

@@ -1,6 +1,7 @@
 //! The PostgreSQL store.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -11,10 +12,10 @@ use tessera::{
 };
 
 use crate::common::{
-    check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
+    bounded, check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
     encode_key, invalid, user_id_column, TxConn, CURRENT_SIGNING_KEY, PREVIOUS_SIGNING_KEY,
 };
-use crate::StoreOptions;
+use crate::{StoreOptions, DEFAULT_CALL_TIMEOUT};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -33,13 +34,24 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    call_timeout: Option<Duration>,
 }
 
 impl PostgresStore {
     /// Wraps an existing pool. Call [`PostgresStore::migrate`] before use if
     /// the tables may not exist yet.
     pub fn new(pool: PgPool) -> Self {
-        PostgresStore { pool }
+        PostgresStore {
+            pool,
+            call_timeout: Some(DEFAULT_CALL_TIMEOUT),
+        }
+    }
+
+    /// Sets the deadline of every call (default [`DEFAULT_CALL_TIMEOUT`];
+    /// `None` for none). See [`StoreOptions::call_timeout`].
+    pub fn with_call_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.call_timeout = timeout;
+        self
     }
 
     /// Connects to `url` (`postgres://…` or `postgresql://…`) and runs the
@@ -62,7 +74,7 @@ impl PostgresStore {
             .connect_with(connect_options)
             .await
             .map_err(db)?;
-        let store = PostgresStore::new(pool);
+        let store = PostgresStore::new(pool).with_call_timeout(options.call_timeout);
         if options.run_migrations {
             store.migrate().await?;
         }
@@ -178,57 +190,66 @@ type SessionColumns = (String, String, String, String, i64, i64);
 #[async_trait]
 impl Store for PostgresStore {
     async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
-        check_new_session(session)?;
-        sqlx::query(
-            "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
+        bounded(self.call_timeout, async {
+            check_new_session(session)?;
+            sqlx::query(
+                "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
              session_info, jwt_payload, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(session.session_handle)
-        .bind(user_id_column(session.user_id)?)
-        .bind(session.refresh_token_hash_2)
-        .bind(session.session_info)
-        .bind(session.jwt_payload)
-        .bind(session.created_at_ms)
-        .bind(session.expires_at_ms)
-        .execute(&self.pool)
+            )
+            .bind(session.session_handle)
+            .bind(user_id_column(session.user_id)?)
+            .bind(session.refresh_token_hash_2)
+            .bind(session.session_info)
+            .bind(session.jwt_payload)
+            .bind(session.created_at_ms)
+            .bind(session.expires_at_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(())
+        })
         .await
-        .map_err(db)?;
-        Ok(())
     }
 
     async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
-        let row: Option<SessionColumns> = sqlx::query_as(
-            "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
+        bounded(self.call_timeout, async {
+            let row: Option<SessionColumns> = sqlx::query_as(
+                "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
              expires_at FROM tessera_sessions WHERE session_handle = $1",
-        )
-        .bind(session_handle)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        row.map(|(handle, user, hash, payload, created, expires)| {
-            Ok(SessionRow {
-                session_handle: handle,
-                user_id: decode_user_id(&user)?,
-                refresh_token_hash_2: hash,
-                jwt_payload: payload,
-                created_at_ms: created,
-                expires_at_ms: expires,
+            )
+            .bind(session_handle)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            row.map(|(handle, user, hash, payload, created, expires)| {
+                Ok(SessionRow {
+                    session_handle: handle,
+                    user_id: decode_user_id(&user)?,
+                    refresh_token_hash_2: hash,
+                    jwt_payload: payload,
+                    created_at_ms: created,
+                    expires_at_ms: expires,
+                })
             })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 
     async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool> {
-        let row: Option<(i32,)> = sqlx::query_as(
-            "SELECT 1 FROM tessera_sessions WHERE session_handle = $1 AND expires_at > $2",
-        )
-        .bind(session_handle)
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
+        bounded(self.call_timeout, async {
+            let row: Option<(i32,)> = sqlx::query_as(
+                "SELECT 1 FROM tessera_sessions WHERE session_handle = $1 AND expires_at > $2",
+            )
+            .bind(session_handle)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(row.is_some())
+        })
         .await
-        .map_err(db)?;
-        Ok(row.is_some())
     }
 
     async fn compare_and_set_refresh_hash(
@@ -239,50 +260,62 @@ impl Store for PostgresStore {
         new_expires_at_ms: i64,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        check_hash(new_hash_2)?;
-        let done = sqlx::query(
-            "UPDATE tessera_sessions SET refresh_token_hash_2 = $1, expires_at = $2 \
+        bounded(self.call_timeout, async {
+            check_hash(new_hash_2)?;
+            let done = sqlx::query(
+                "UPDATE tessera_sessions SET refresh_token_hash_2 = $1, expires_at = $2 \
              WHERE session_handle = $3 AND refresh_token_hash_2 = $4 AND expires_at > $5",
-        )
-        .bind(new_hash_2)
-        .bind(new_expires_at_ms)
-        .bind(session_handle)
-        .bind(expected_hash_2)
-        .bind(now_ms)
-        .execute(&self.pool)
+            )
+            .bind(new_hash_2)
+            .bind(new_expires_at_ms)
+            .bind(session_handle)
+            .bind(expected_hash_2)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(done.rows_affected() == 1)
+        })
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = $1")
-            .bind(session_handle)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() > 0)
+        bounded(self.call_timeout, async {
+            let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = $1")
+                .bind(session_handle)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
-            .bind(user_id.to_storage())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected())
+        bounded(self.call_timeout, async {
+            let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
+                .bind(user_id.to_storage())
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 
     async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT session_handle FROM tessera_sessions WHERE user_id = $1 \
+        bounded(self.call_timeout, async {
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT session_handle FROM tessera_sessions WHERE user_id = $1 \
              ORDER BY created_at, session_handle",
-        )
-        .bind(user_id.to_storage())
-        .fetch_all(&self.pool)
+            )
+            .bind(user_id.to_storage())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(rows.into_iter().map(|(h,)| h).collect())
+        })
         .await
-        .map_err(db)?;
-        Ok(rows.into_iter().map(|(h,)| h).collect())
     }
 
     async fn sessions_for_user(
@@ -290,25 +323,28 @@ impl Store for PostgresStore {
         user_id: &UserId,
         now_ms: i64,
     ) -> StoreResult<Vec<SessionSummary>> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
+        bounded(self.call_timeout, async {
+            let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
              WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, session_handle",
-        )
-        .bind(user_id.to_storage())
-        .bind(now_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(session_handle, created_at_ms, expires_at_ms)| SessionSummary {
-                    session_handle,
-                    created_at_ms,
-                    expires_at_ms,
-                },
             )
-            .collect())
+            .bind(user_id.to_storage())
+            .bind(now_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(session_handle, created_at_ms, expires_at_ms)| SessionSummary {
+                        session_handle,
+                        created_at_ms,
+                        expires_at_ms,
+                    },
+                )
+                .collect())
+        })
+        .await
     }
 
     async fn get_session_info(
@@ -316,16 +352,19 @@ impl Store for PostgresStore {
         session_handle: &str,
         now_ms: i64,
     ) -> StoreResult<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT session_info FROM tessera_sessions \
+        bounded(self.call_timeout, async {
+            let row: Option<(String,)> = sqlx::query_as(
+                "SELECT session_info FROM tessera_sessions \
              WHERE session_handle = $1 AND expires_at > $2",
-        )
-        .bind(session_handle)
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
+            )
+            .bind(session_handle)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(row.map(|(info,)| info))
+        })
         .await
-        .map_err(db)?;
-        Ok(row.map(|(info,)| info))
     }
 
     async fn update_session_info(
@@ -334,63 +373,76 @@ impl Store for PostgresStore {
         session_info: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE tessera_sessions SET session_info = $1 \
+        bounded(self.call_timeout, async {
+            let done = sqlx::query(
+                "UPDATE tessera_sessions SET session_info = $1 \
              WHERE session_handle = $2 AND expires_at > $3",
-        )
-        .bind(session_info)
-        .bind(session_handle)
-        .bind(now_ms)
-        .execute(&self.pool)
+            )
+            .bind(session_info)
+            .bind(session_handle)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(done.rows_affected() > 0)
+        })
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
-        // One autocommit statement. The subselect walks the expires_at index
-        // and skips rows another transaction holds (a refresh in flight, a
-        // second cleaner); a later batch picks them up. `= ANY(ARRAY(…))`
-        // rather than `IN (…)` so that the outer delete probes the primary
-        // key instead of hash-joining against a scan of the whole table.
-        let done = sqlx::query(
-            "DELETE FROM tessera_sessions WHERE session_handle = ANY(ARRAY(\
+        bounded(self.call_timeout, async {
+            // One autocommit statement. The subselect walks the expires_at index
+            // and skips rows another transaction holds (a refresh in flight, a
+            // second cleaner); a later batch picks them up. `= ANY(ARRAY(…))`
+            // rather than `IN (…)` so that the outer delete probes the primary
+            // key instead of hash-joining against a scan of the whole table.
+            let done = sqlx::query(
+                "DELETE FROM tessera_sessions WHERE session_handle = ANY(ARRAY(\
              SELECT session_handle FROM tessera_sessions WHERE expires_at <= $1 \
              ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
-        )
-        .bind(now_ms)
-        .bind(i64::from(batch_size))
-        .execute(&self.pool)
+            )
+            .bind(now_ms)
+            .bind(i64::from(batch_size))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(done.rows_affected())
+        })
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected())
     }
 
     async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= $1")
-                .bind(now_ms)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
-        count(n)
+        bounded(self.call_timeout, async {
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= $1")
+                    .bind(now_ms)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db)?;
+            count(n)
+        })
+        .await
     }
 
     async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
-        check_key_name(name)?;
-        // Insert-if-absent, then read: the first insert wins (a concurrent
-        // insert of the same name waits for it and then does nothing), and
-        // every caller reads the winner.
-        insert_key_if_absent(&self.pool, name, candidate).await?;
-        let row: Option<KeyColumns> =
-            sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-        let (value, created) =
-            row.ok_or_else(|| invalid("key row vanished after it was inserted"))?;
-        decode_key(&value, created)
+        bounded(self.call_timeout, async {
+            check_key_name(name)?;
+            // Insert-if-absent, then read: the first insert wins (a concurrent
+            // insert of the same name waits for it and then does nothing), and
+            // every caller reads the winner.
+            insert_key_if_absent(&self.pool, name, candidate).await?;
+            let row: Option<KeyColumns> = sqlx::query_as(
+                "SELECT key_value, created_at FROM tessera_keys WHERE key_name = $1",
+            )
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            let (value, created) =
+                row.ok_or_else(|| invalid("key row vanished after it was inserted"))?;
+            decode_key(&value, created)
+        })
+        .await
     }
 
     async fn signing_keys(
@@ -398,28 +450,31 @@ impl Store for PostgresStore {
         candidate: &StoredKey,
         decide: RotationDecision<'_>,
     ) -> StoreResult<SigningKeys> {
-        insert_key_if_absent(&self.pool, CURRENT_SIGNING_KEY, candidate).await?;
-        let mut guard = TxConn::acquire(&self.pool).await?;
-        // READ COMMITTED explicitly: under a stricter server default the
-        // queued rotations would fail with serialization errors instead of
-        // reading the winner's keys.
-        let mut tx = guard
-            .conn
-            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
-            .await
-            .map_err(db)?;
-        match signing_keys_locked(&mut tx, decide).await {
-            Ok(keys) => {
-                tx.commit().await.map_err(db)?;
-                guard.finished = true;
-                Ok(keys)
-            }
-            Err(e) => {
-                if tx.rollback().await.is_ok() {
+        bounded(self.call_timeout, async {
+            insert_key_if_absent(&self.pool, CURRENT_SIGNING_KEY, candidate).await?;
+            let mut guard = TxConn::acquire(&self.pool).await?;
+            // READ COMMITTED explicitly: under a stricter server default the
+            // queued rotations would fail with serialization errors instead of
+            // reading the winner's keys.
+            let mut tx = guard
+                .conn
+                .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                .await
+                .map_err(db)?;
+            match signing_keys_locked(&mut tx, decide).await {
+                Ok(keys) => {
+                    tx.commit().await.map_err(db)?;
                     guard.finished = true;
+                    Ok(keys)
                 }
-                Err(e)
+                Err(e) => {
+                    if tx.rollback().await.is_ok() {
+                        guard.finished = true;
+                    }
+                    Err(e)
+                }
             }
-        }
+        })
+        .await
     }
 }

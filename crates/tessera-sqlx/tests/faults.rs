@@ -18,6 +18,12 @@
 //!   gone, every refresh row holds the client's last acknowledged refresh
 //!   token or its legitimate parent (PROTOCOL.md §3), and every client can
 //!   verify, refresh and promote again.
+//! * `frozen_*`: the same clients and checks, but the server is frozen
+//!   (SIGSTOP to every server process) instead of stopped, then continued:
+//!   connections stay open and nothing answers, as with a hung host or a
+//!   network that drops packets. No acquire or lock timeout can fire on a
+//!   statement already sent, so here calls fail at the store's call timeout
+//!   (default 10 s), within [`ERROR_BOUND_FROZEN`].
 //! * `locks_*`: a Tessera connection is killed (`pg_terminate_backend`,
 //!   `KILL`) while it waits for a session row lock and while it holds the
 //!   signing-key row lock between the two writes of a key rotation; an
@@ -25,7 +31,8 @@
 //!   forever is bounded by the store's lock timeout.
 //!
 //! `TESSERA_SOAK_FAULT_CYCLES` sets how many outage cycles each backend runs
-//! (default 2: one clean stop and one `kill -9`; cycles alternate).
+//! (default 2: one clean stop and one `kill -9`; cycles alternate), and
+//! half as many freeze cycles (default 1).
 //! `TESSERA_FAULT_OUTAGE_SECS` sets how long each outage lasts (default 12,
 //! at least 10: calls must fit wholly inside the outage, and a failing one
 //! takes the 5 s acquire timeout).
@@ -51,6 +58,11 @@ use tessera_sqlx::{StoreOptions, DEFAULT_LOCK_TIMEOUT};
 mod instance;
 use instance::{Instance, Kind, Stop};
 
+/// Longest any call may take while the server is frozen: a call whose
+/// statement gets no answer fails at the store's call timeout (default
+/// 10 s), one that waits for a connection at the acquire timeout. Fixed
+/// here, not derived from the defaults.
+const ERROR_BOUND_FROZEN: Duration = Duration::from_millis(12_500);
 /// Longest any call may take while the database is down: a call fails at
 /// its first store call that cannot get a connection, one acquire timeout
 /// (default 5 s). Fixed here, not derived from the store's defaults, so
@@ -505,12 +517,27 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn outage(kind: Kind) {
-    let cycles = env_u64("TESSERA_SOAK_FAULT_CYCLES", 2).max(1);
+/// What an outage cycle does to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Stopped (cleanly or with `kill -9`), then started again.
+    Down(Stop),
+    /// Frozen with SIGSTOP, then continued: connections stay open and
+    /// nothing answers.
+    Freeze,
+}
+
+async fn outage(kind: Kind, plan: &[Fault]) {
+    let cycles = plan.len();
     let outage_for = Duration::from_secs(env_u64("TESSERA_FAULT_OUTAGE_SECS", 12).max(10));
     const CLIENTS: usize = 8;
     const VERIFIERS: usize = 2;
-    eprintln!("faults outage: backend {kind}, {cycles} cycles, outage {outage_for:?}");
+    let name = if plan.contains(&Fault::Freeze) {
+        "frozen"
+    } else {
+        "outage"
+    };
+    eprintln!("faults {name}: backend {kind}, {cycles} cycles {plan:?}, outage {outage_for:?}");
     let mut inst = private_instance(kind).await;
     let clock = Arc::new(ManualClock::starting_now());
     let m = manager_on(&inst, clock.clone()).await;
@@ -522,13 +549,14 @@ async fn outage(kind: Kind) {
         })
         .collect();
 
-    for cycle in 0..cycles {
-        let how = if cycle % 2 == 0 {
-            Stop::Clean
-        } else {
-            Stop::Kill9
+    for (cycle, &fault) in plan.iter().enumerate() {
+        let label = format!("{kind} cycle {cycle} ({fault:?})");
+        // A frozen server fails calls at the call timeout (10 s): the outage
+        // lasts long enough for whole failing calls to fit inside it.
+        let (outage_for, error_bound) = match fault {
+            Fault::Down(_) => (outage_for, ERROR_BOUND),
+            Fault::Freeze => (outage_for.max(Duration::from_secs(15)), ERROR_BOUND_FROZEN),
         };
-        let label = format!("{kind} cycle {cycle} ({how:?})");
         let running = Arc::new(AtomicBool::new(true));
         let records = Arc::new(Mutex::new(Vec::<Record>::new()));
         let mut tasks = Vec::new();
@@ -555,18 +583,91 @@ async fn outage(kind: Kind) {
         }
 
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Before a freeze, one call is put deterministically in the middle of
+        // a statement: its promotion UPDATE waits for a row lock held by
+        // another connection when the server freezes. Only the store's call
+        // timeout can end it then (the server's own lock timeout is frozen
+        // too).
+        let in_flight = if fault == Fault::Freeze {
+            let c = client_with_pending_promotion(&m, 2000 + cycle).await;
+            let handle = c.handle.clone().unwrap();
+            let mut holder = Admin::open(&inst).await;
+            begin(&mut holder).await;
+            holder.exec(&lock_row_sql(kind, &handle)).await;
+            let call = {
+                let (m, mut c) = (m.clone(), c.clone());
+                tokio::spawn(async move {
+                    let r = c.step(&m, Some(Op::Verify)).await;
+                    (r, c)
+                })
+            };
+            Admin::open(&inst)
+                .await
+                .wait_for_waiter("UPDATE tessera_sessions")
+                .await;
+            Some((call, holder, c))
+        } else {
+            None
+        };
         let stop_at = Instant::now();
-        tokio::task::block_in_place(|| inst.stop(how));
+        tokio::task::block_in_place(|| match fault {
+            Fault::Down(how) => inst.stop(how),
+            Fault::Freeze => inst.freeze(),
+        });
         let down_at = Instant::now();
         tokio::time::sleep(outage_for).await;
         let restart_at = Instant::now();
-        tokio::task::block_in_place(|| inst.restart());
+        tokio::task::block_in_place(|| match fault {
+            Fault::Down(_) => inst.restart(),
+            Fault::Freeze => inst.thaw(),
+        });
         wait_ready(&inst).await;
         let up_at = Instant::now();
+        if let Some((call, mut holder, before)) = in_flight {
+            let (r, mut c) = tokio::time::timeout(HANG, call)
+                .await
+                .expect("the in-flight call hung")
+                .unwrap();
+            assert_eq!(
+                r.outcome,
+                Outcome::General,
+                "{label}: the call in flight when the server froze"
+            );
+            assert!(
+                r.start + r.took < restart_at && r.took <= error_bound,
+                "{label}: the call in flight when the server froze took {:?}: it must fail while \
+                 the server is still frozen, within {error_bound:?}",
+                r.took
+            );
+            holder.exec("ROLLBACK").await;
+            // Whether the abandoned UPDATE ran after the thaw or not, the row
+            // holds the client's token or its parent, and the client goes on.
+            let handle = before.handle.clone().unwrap();
+            let row = row_hash(&m, &handle).await;
+            assert!(
+                row == h2(&before.refresh_token())
+                    || Some(row.clone()) == before.refresh_parent.as_deref().map(h2),
+                "{label}: the abandoned promotion left a foreign hash"
+            );
+            for op in [Op::Verify, Op::Refresh, Op::Verify] {
+                assert_eq!(
+                    c.step(&m, Some(op)).await.outcome,
+                    Outcome::Ok,
+                    "{label}: {op:?}"
+                );
+            }
+            assert_eq!(row_hash(&m, &handle).await, h2(&c.refresh_token()));
+            eprintln!(
+                "faults {name} {label}: the promotion in flight when the server froze failed \
+                 with General after {} ms, {} ms before the thaw",
+                r.took.as_millis(),
+                (restart_at - (r.start + r.took)).as_millis()
+            );
+        }
         // The same manager, no restart of the application: how soon does it
         // serve a create again?
         let recovered_at = loop {
-            let mut probe = Client::new(1000 + cycle as usize);
+            let mut probe = Client::new(1000 + cycle);
             let r = probe.step(&m, Some(Op::Create)).await;
             if r.outcome == Outcome::Ok {
                 break Instant::now();
@@ -598,8 +699,8 @@ async fn outage(kind: Kind) {
                 panic!("{label}: client {} {:?} answered {e}", r.client, r.op);
             }
             assert!(
-                r.took <= ERROR_BOUND,
-                "{label}: client {} {:?} took {:?} (bound {ERROR_BOUND:?}), {:?}",
+                r.took <= error_bound,
+                "{label}: client {} {:?} took {:?} (bound {error_bound:?}), {:?}",
                 r.client,
                 r.op,
                 r.took,
@@ -657,7 +758,7 @@ async fn outage(kind: Kind) {
             .max()
             .unwrap_or_default();
         eprintln!(
-            "faults outage {label}: stop took {} ms; {} calls during the outage: {} General errors \
+            "faults {name} {label}: stop took {} ms; {} calls during the outage: {} General errors \
              (latency p50 {} ms, p95 {} ms, max {} ms), {fast_ok} verifications without the \
              database ok (max {} µs); restart to ready {} ms, ready to first create {} ms; \
              all calls: {}",
@@ -680,12 +781,37 @@ async fn outage(kind: Kind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn outage_postgres() {
-    outage(Kind::Postgres).await;
+    outage(Kind::Postgres, &stop_plan()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn outage_mariadb() {
-    outage(Kind::MariaDb).await;
+    outage(Kind::MariaDb, &stop_plan()).await;
+}
+
+/// `TESSERA_SOAK_FAULT_CYCLES` stop cycles (default 2), alternately clean
+/// and `kill -9`.
+fn stop_plan() -> Vec<Fault> {
+    let cycles = env_u64("TESSERA_SOAK_FAULT_CYCLES", 2).max(1);
+    (0..cycles)
+        .map(|c| Fault::Down(if c % 2 == 0 { Stop::Clean } else { Stop::Kill9 }))
+        .collect()
+}
+
+/// Half as many freeze cycles as stop cycles (default 1).
+fn freeze_plan() -> Vec<Fault> {
+    let cycles = env_u64("TESSERA_SOAK_FAULT_CYCLES", 2).max(1).div_ceil(2);
+    vec![Fault::Freeze; cycles as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn frozen_postgres() {
+    outage(Kind::Postgres, &freeze_plan()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn frozen_mariadb() {
+    outage(Kind::MariaDb, &freeze_plan()).await;
 }
 
 // ---------------------------------------------------------------------------

@@ -57,6 +57,8 @@ pub(crate) struct Instance {
     watchdog: Option<Child>,
     /// uid/gid the PostgreSQL server runs as.
     pg_ids: (u32, u32),
+    /// Processes stopped by [`Instance::freeze`], to continue on thaw.
+    frozen: Vec<u32>,
 }
 
 fn lookup_ids(user: &str) -> (u32, u32) {
@@ -174,6 +176,7 @@ impl Instance {
             server: None,
             watchdog: None,
             pg_ids,
+            frozen: Vec::new(),
         };
         match kind {
             Kind::Postgres => {
@@ -368,6 +371,25 @@ impl Instance {
             assert!(Instant::now() < deadline, "port still open after stop");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Freezes the server without closing anything: SIGSTOP to the server
+    /// and, on PostgreSQL, to every backend (the postmaster first, so that it
+    /// forks none in between). Open connections stay open and the kernel
+    /// still accepts new ones into the listen queue, but nothing answers: a
+    /// hung host, or a network that silently drops packets.
+    pub(crate) fn freeze(&mut self) {
+        let pid = self.server.as_ref().expect("a running server").id();
+        signal("STOP", &[pid]);
+        let mut all = vec![pid];
+        all.extend(children_of(pid));
+        signal("STOP", &all);
+        self.frozen = all;
+    }
+
+    /// Lets a frozen server go on where it stopped.
+    pub(crate) fn thaw(&mut self) {
+        signal("CONT", &std::mem::take(&mut self.frozen));
     }
 
     /// Starts the stopped server again on the same port and data directory.
