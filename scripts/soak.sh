@@ -7,7 +7,7 @@
 #   model       attacker/client property test, 40 seeds per configuration
 #   crash       demo server SIGKILLed under load, 200 restart cycles
 #   load        64 clients verifying and refreshing for 60 s
-#   faults      private PostgreSQL and MariaDB stopped/killed mid-load, 20 cycles
+#   faults      private PostgreSQL and MariaDB stopped/killed mid-load, 20 cycles, and frozen (SIGSTOP) 10
 #   fuzz        each cargo-fuzz target for 10 million executions
 #
 #   bash scripts/soak.sh              # everything but fuzz (about an hour)
