@@ -45,7 +45,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
+use http::header::HeaderMap;
 use serde_json::json;
 use sqlx::{Connection, Executor, MySqlConnection, PgConnection, Row};
 use tessera::{
@@ -56,7 +56,9 @@ use tessera_sqlx::{StoreOptions, DEFAULT_LOCK_TIMEOUT};
 
 #[path = "faults/instance.rs"]
 mod instance;
+mod support;
 use instance::{Instance, Kind, Stop};
+use support::Browser;
 
 /// Longest any call may take while the server is frozen: a call whose
 /// statement gets no answer fails at the store's call timeout (default
@@ -101,59 +103,6 @@ fn h(x: &str) -> String {
 /// `H2` of a refresh token, as the row stores it.
 fn h2(token: &str) -> String {
     h(&h(token))
-}
-
-// ---------------------------------------------------------------------------
-// A minimal browser
-
-#[derive(Clone, Default, Debug)]
-struct Browser {
-    cookies: Vec<(String, String)>,
-    anti_csrf: Option<String>,
-}
-
-impl Browser {
-    /// Applies a response; returns whether it set a new access token.
-    fn absorb(&mut self, response: &HeaderMap) -> bool {
-        let mut new_access = false;
-        for v in response.get_all(SET_COOKIE) {
-            let s = v.to_str().unwrap();
-            let (pair, attrs) = s.split_once(';').unwrap_or((s, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(n, _)| n != name);
-            if !value.is_empty() && !attrs.contains("1970") {
-                new_access |= name == tessera::ACCESS_TOKEN_COOKIE;
-                self.cookies.push((name.to_owned(), value.to_owned()));
-            }
-        }
-        if let Some(c) = response.get("anti-csrf") {
-            self.anti_csrf = Some(c.to_str().unwrap().to_owned());
-        }
-        new_access
-    }
-
-    fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn request(&self) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect();
-            h.insert(COOKIE, HeaderValue::from_str(&c.join("; ")).unwrap());
-        }
-        if let Some(t) = &self.anti_csrf {
-            h.insert("anti-csrf", HeaderValue::from_str(t).unwrap());
-        }
-        h
-    }
 }
 
 // ---------------------------------------------------------------------------

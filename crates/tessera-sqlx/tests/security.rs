@@ -19,65 +19,37 @@ use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use tessera::{
-    Config, ConfigBuilder, CookieNamePrefix, Error, ManualClock, SameSite, SessionManager,
-    SigningKeySource, UserId,
+    Config, ConfigBuilder, CookieNamePrefix, Error, SameSite, SessionManager, SigningKeySource,
+    UserId,
 };
-use tessera_sqlx::testing::{fresh_url, Backend};
 use tessera_sqlx::SqlStore;
 use tracing_subscriber::layer::SubscriberExt as _;
+
+mod support;
+use support::{refresh, verify, Backend, Browser, Harness};
 
 // ---------------------------------------------------------------------------
 // Harness
 
-struct H {
-    backend: Backend,
-    url: String,
-    clock: Arc<ManualClock>,
+/// The shared harness ([`support::Harness`]) with a process-wide log capture
+/// installed first, and the raw-table readers these tests need.
+struct H(Harness);
+
+impl std::ops::Deref for H {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
 }
 
 impl H {
-    async fn new(backend: Backend, test: &str) -> Option<H> {
+    async fn new(backend: Backend, suite: &str, test: &str) -> Option<H> {
         // A TRACE subscriber for the whole process from the start, so that
         // no callsite's interest is ever cached as "never" (tracing caches
         // it when a callsite first fires with no interested subscriber, and
         // a thread-local capture installed later might then miss it).
         Capture::global();
-        let (var, name) = match backend {
-            Backend::Sqlite => ("", "sqlite"),
-            Backend::Postgres => ("TESSERA_TEST_POSTGRES_URL", "postgres"),
-            Backend::MySql => ("TESSERA_TEST_MYSQL_URL", "mysql"),
-        };
-        if !var.is_empty() && std::env::var_os(var).is_none() {
-            assert!(
-                std::env::var_os("TESSERA_REQUIRE_ALL_BACKENDS").is_none(),
-                "{var} is not set but TESSERA_REQUIRE_ALL_BACKENDS is"
-            );
-            eprintln!("security {test}: backend {name} NOT RUN ({var} unset)");
-            return None;
-        }
-        eprintln!("security {test}: backend {name}");
-        Some(H {
-            backend,
-            url: fresh_url(backend).await,
-            clock: Arc::new(ManualClock::new(1_800_000_000_000)),
-        })
-    }
-
-    fn config(&self) -> ConfigBuilder {
-        Config::builder().with_clock(self.clock.clone())
-    }
-
-    /// A manager with its own connection pool on the test database.
-    async fn try_manager(
-        &self,
-        f: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
-    ) -> tessera::Result<SessionManager> {
-        let store = tessera_sqlx::connect(&self.url).await.expect("connect");
-        SessionManager::new(f(self.config()).build().expect("config"), store).await
-    }
-
-    async fn manager(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionManager {
-        self.try_manager(f).await.expect("manager")
+        Harness::new(backend, suite, test).await.map(H)
     }
 
     /// A manager whose signing key the test knows (so it can forge
@@ -163,43 +135,6 @@ impl H {
     }
 }
 
-/// One `#[tokio::test]` per scenario and backend. Current-thread runtimes,
-/// so a thread-local log capture sees everything the core does.
-macro_rules! per_backend {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "current_thread")]
-                async fn $scenario() {
-                    if let Some(h) = super::H::new(super::Backend::Sqlite, stringify!($scenario)).await {
-                        super::$scenario(h).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "current_thread")]
-                async fn $scenario() {
-                    if let Some(h) = super::H::new(super::Backend::Postgres, stringify!($scenario)).await {
-                        super::$scenario(h).await;
-                    }
-                }
-            )*
-        }
-        mod mysql {
-            $(
-                #[tokio::test(flavor = "current_thread")]
-                async fn $scenario() {
-                    if let Some(h) = super::H::new(super::Backend::MySql, stringify!($scenario)).await {
-                        super::$scenario(h).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
 // ---------------------------------------------------------------------------
 // A browser that remembers every cookie attribute and every token it saw.
 
@@ -251,69 +186,11 @@ fn set_cookies(resp: &HeaderMap) -> Vec<SetCookie> {
         .collect()
 }
 
-#[derive(Clone, Default, Debug)]
-struct Browser {
-    cookies: Vec<(String, String)>,
-    anti_csrf: Option<String>,
-    /// Every token value the server ever handed this browser.
-    seen: Vec<String>,
-}
-
-impl Browser {
-    fn absorb(&mut self, resp: &HeaderMap) {
-        for c in set_cookies(resp) {
-            self.cookies.retain(|(n, _)| *n != c.name);
-            if !c.value.is_empty() {
-                self.seen.push(c.value.clone());
-                self.cookies.push((c.name, c.value));
-            }
-        }
-        if let Some(v) = resp.get("anti-csrf") {
-            let v = v.to_str().unwrap().to_owned();
-            self.seen.push(v.clone());
-            self.anti_csrf = Some(v);
-        }
-        if let Some(v) = resp.get("id-refresh-token") {
-            let v = v.to_str().unwrap();
-            if v != "remove" {
-                self.seen.push(v.split(';').next().unwrap().to_owned());
-            }
-        }
-    }
-
-    fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn set(&mut self, name: &str, value: &str) {
-        self.cookies.retain(|(n, _)| n != name);
-        self.cookies.push((name.to_owned(), value.to_owned()));
-    }
-
-    fn request(&self) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect();
-            h.insert(COOKIE, HeaderValue::from_str(&c.join("; ")).unwrap());
-        }
-        if let Some(t) = &self.anti_csrf {
-            h.insert("anti-csrf", HeaderValue::from_str(t).unwrap());
-        }
-        h
-    }
-
-    fn access(&self, m: &SessionManager) -> String {
-        self.cookie(m.config().access_token_cookie_name())
-            .expect("access cookie")
-            .to_owned()
-    }
+/// The access token a browser holds, under the manager's cookie name.
+fn access(b: &Browser, m: &SessionManager) -> String {
+    b.cookie(m.config().access_token_cookie_name())
+        .expect("access cookie")
+        .to_owned()
 }
 
 async fn login(m: &SessionManager, uid: impl Into<UserId>, payload: Value, info: Value) -> Browser {
@@ -324,20 +201,6 @@ async fn login(m: &SessionManager, uid: impl Into<UserId>, payload: Value, info:
     let mut b = Browser::default();
     b.absorb(&resp);
     b
-}
-
-async fn verify(m: &SessionManager, b: &mut Browser) -> Result<tessera::Session, Error> {
-    let mut resp = HeaderMap::new();
-    let r = m.get_session(&b.request(), &mut resp, true).await;
-    b.absorb(&resp);
-    r
-}
-
-async fn refresh(m: &SessionManager, b: &mut Browser) -> Result<tessera::Session, Error> {
-    let mut resp = HeaderMap::new();
-    let r = m.refresh_session(&b.request(), &mut resp).await;
-    b.absorb(&resp);
-    r
 }
 
 /// `get_session` with the access-token cookie replaced by `token`.
@@ -523,7 +386,7 @@ async fn item1_algorithm_fixed_by_key_and_kid_untrusted(h: H) {
     let m = h.keyed_manager().await;
     let mut b = login(&m, "u1", json!({"r": 1}), json!(null)).await;
     verify(&m, &mut b).await.unwrap();
-    let token = b.access(&m);
+    let token = access(&b, &m);
     let (header, claims, _) = segments(&token);
     // Control: re-signing the real token with the known key reproduces it,
     // so every rejection below comes from the check under test.
@@ -597,7 +460,7 @@ async fn item1_algorithm_fixed_by_key_and_kid_untrusted(h: H) {
     let md = h.manager(|c| c).await;
     let mut bd = login(&md, "u1", json!({"r": 1}), json!(null)).await;
     verify(&md, &mut bd).await.unwrap();
-    let td = bd.access(&md);
+    let td = access(&bd, &md);
     let (hd, cd, _) = segments(&td);
     let hdt = String::from_utf8(URL_SAFE_NO_PAD.decode(&hd).unwrap()).unwrap();
     let sig = segments(&td).2;
@@ -636,7 +499,7 @@ async fn item2_only_access_tokens_pass_as_access_tokens(h: H) {
     let refresh_token = b.cookie("sRefreshToken").unwrap().to_owned();
     let id_refresh = b.cookie("sIdRefreshToken").unwrap().to_owned();
     let csrf = b.anti_csrf.clone().unwrap();
-    let access = b.access(&m);
+    let access = access(&b, &m);
     let (header, _, _) = segments(&access);
     for (what, t) in [
         ("refresh token", refresh_token.clone()),
@@ -719,7 +582,7 @@ async fn item3_every_secret_comparison_uses_ct_eq(h: H) {
         "bad anti-CSRF"
     );
     // A tampered MAC.
-    let mut t = b.access(&m).into_bytes();
+    let mut t = access(&b, &m).into_bytes();
     let n = t.len();
     t[n - 2] = if t[n - 2] == b'A' { b'B' } else { b'A' };
     assert_try_refresh(
@@ -841,7 +704,7 @@ async fn item5_strict_parsing_and_size_caps(h: H) {
     let m = h.keyed_manager().await;
     let mut b = login(&m, "u5", json!({"k": "v"}), json!(null)).await;
     verify(&m, &mut b).await.unwrap();
-    let token = b.access(&m);
+    let token = access(&b, &m);
     let (header, claims_b64, _) = segments(&token);
     let claims = claims_text(&token);
     let c: Value = serde_json::from_str(&claims).unwrap();
@@ -1000,7 +863,7 @@ async fn item7_only_hashes_stored_no_secrets_in_logs_or_debug(h: H) {
     wrong.anti_csrf = Some("nope".into());
     assert_try_refresh(verify(&m, &mut wrong).await, "bad csrf");
     let mut tampered = b.clone();
-    tampered.set("sAccessToken", &format!("{}x", b.access(&m)));
+    tampered.set("sAccessToken", &format!("{}x", access(&b, &m)));
     assert_try_refresh(verify(&m, &mut tampered).await, "tampered");
     // The rows now hold only H2 of the committed refresh token.
     let committed = b.cookie("sRefreshToken").unwrap().to_owned();
@@ -1554,7 +1417,7 @@ async fn item10_revocation_is_committed_before_return(h: H) {
     }
 }
 
-per_backend!(
+per_backend!("security", H, (flavor = "current_thread");
     item1_algorithm_fixed_by_key_and_kid_untrusted,
     item2_only_access_tokens_pass_as_access_tokens,
     item3_every_secret_comparison_uses_ct_eq,

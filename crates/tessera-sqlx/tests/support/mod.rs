@@ -1,6 +1,7 @@
 //! The harness shared by the protocol test files (conformance, races,
-//! properties): a fresh database per test on each backend, a manual clock, and
-//! a minimal browser that keeps cookies and the anti-CSRF token.
+//! properties, security; faults uses the browser): a fresh database per test
+//! on each backend, a manual clock, and a minimal browser that keeps cookies
+//! and the anti-CSRF token.
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ pub use tessera_sqlx::testing::{fresh_url, Backend};
 // Harness
 
 pub struct Harness {
+    pub backend: Backend,
     pub url: String,
     pub clock: Arc<ManualClock>,
 }
@@ -38,6 +40,7 @@ impl Harness {
         }
         eprintln!("{suite} {test}: backend {name}");
         Some(Harness {
+            backend,
             url: fresh_url(backend).await,
             clock: Arc::new(ManualClock::new(1_800_000_000_000)),
         })
@@ -48,11 +51,16 @@ impl Harness {
     }
 
     /// A manager with its own connection pool on the harness database.
-    pub async fn manager(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionManager {
+    pub async fn try_manager(
+        &self,
+        f: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> tessera::Result<SessionManager> {
         let store = tessera_sqlx::connect(&self.url).await.expect("connect");
-        SessionManager::new(f(self.config()).build().expect("config"), store)
-            .await
-            .expect("manager")
+        SessionManager::new(f(self.config()).build().expect("config"), store).await
+    }
+
+    pub async fn manager(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionManager {
+        self.try_manager(f).await.expect("manager")
     }
 
     pub async fn default_manager(&self) -> SessionManager {
@@ -70,22 +78,40 @@ impl Harness {
 pub struct Browser {
     pub cookies: Vec<(String, String)>,
     pub anti_csrf: Option<String>,
+    /// Every token value the server ever handed this browser (cookie values,
+    /// the anti-CSRF and id-refresh-token headers).
+    pub seen: Vec<String>,
 }
 
 impl Browser {
-    pub fn absorb(&mut self, response: &HeaderMap) {
+    /// Applies a response; returns whether it set a new access token (under
+    /// the default cookie name).
+    pub fn absorb(&mut self, response: &HeaderMap) -> bool {
+        let mut new_access = false;
         for v in response.get_all(SET_COOKIE) {
             let s = v.to_str().unwrap();
             let (pair, attrs) = s.split_once(';').unwrap_or((s, ""));
             let (name, value) = pair.split_once('=').unwrap();
+            let (name, value) = (name.trim(), value.trim());
             self.cookies.retain(|(n, _)| n != name);
             if !value.is_empty() && !attrs.contains("1970") {
+                new_access |= name == tessera::ACCESS_TOKEN_COOKIE;
+                self.seen.push(value.to_owned());
                 self.cookies.push((name.to_owned(), value.to_owned()));
             }
         }
         if let Some(c) = response.get("anti-csrf") {
-            self.anti_csrf = Some(c.to_str().unwrap().to_owned());
+            let c = c.to_str().unwrap().to_owned();
+            self.seen.push(c.clone());
+            self.anti_csrf = Some(c);
         }
+        if let Some(v) = response.get("id-refresh-token") {
+            let v = v.to_str().unwrap();
+            if v != "remove" {
+                self.seen.push(v.split(';').next().unwrap().to_owned());
+            }
+        }
+        new_access
     }
 
     pub fn cookie(&self, name: &str) -> Option<&str> {
@@ -168,35 +194,27 @@ pub fn assert_unauthorized<T: std::fmt::Debug>(r: Result<T, Error>) {
 }
 
 /// One `#[tokio::test]` per scenario and backend: `per_backend!("suite"; a, b)`
-/// defines `sqlite::a`, `postgres::a`, `mysql::a`, …
+/// defines `sqlite::a`, `postgres::a`, `mysql::a`, … on a two-thread runtime,
+/// each handed a [`Harness`]. The long form names the harness type (any
+/// type with `async fn new(Backend, &str, &str) -> Option<Self>`) and the
+/// `tokio::test` arguments:
+/// `per_backend!("suite", H, (flavor = "current_thread"); a, b)`.
 #[macro_export]
 macro_rules! per_backend {
     ($suite:literal; $($scenario:ident),* $(,)?) => {
-        mod sqlite {
+        per_backend!($suite, Harness, (flavor = "multi_thread", worker_threads = 2); $($scenario),*);
+    };
+    ($suite:literal, $harness:ident, $runtime:tt; $($scenario:ident),* $(,)?) => {
+        per_backend!(@backend sqlite, Sqlite, $suite, $harness, $runtime, $($scenario),*);
+        per_backend!(@backend postgres, Postgres, $suite, $harness, $runtime, $($scenario),*);
+        per_backend!(@backend mysql, MySql, $suite, $harness, $runtime, $($scenario),*);
+    };
+    (@backend $module:ident, $backend:ident, $suite:literal, $harness:ident, $runtime:tt, $($scenario:ident),*) => {
+        mod $module {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[tokio::test $runtime]
                 async fn $scenario() {
-                    if let Some(h) = super::Harness::new(super::Backend::Sqlite, $suite, stringify!($scenario)).await {
-                        super::$scenario(h).await
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    if let Some(h) = super::Harness::new(super::Backend::Postgres, $suite, stringify!($scenario)).await {
-                        super::$scenario(h).await
-                    }
-                }
-            )*
-        }
-        mod mysql {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    if let Some(h) = super::Harness::new(super::Backend::MySql, $suite, stringify!($scenario)).await {
+                    if let Some(h) = super::$harness::new(super::Backend::$backend, $suite, stringify!($scenario)).await {
                         super::$scenario(h).await
                     }
                 }
