@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString};
-use tessera::{BoxError, Config, ManualClock, SameSite, SigningKeyFn, SigningKeySource};
+use tessera::{
+    BoxError, Config, CookieNamePrefix, ManualClock, SameSite, SigningKeyFn, SigningKeySource,
+};
 
 fn err(message: String) -> tessera::Error {
     tessera::Error::general(message)
@@ -162,6 +164,21 @@ pub(crate) fn build(
         )))
         }
     };
+    // New key: absent (a config dict built before it existed) means None.
+    let prefix_text = match config.get_item("COOKIE_NAME_PREFIX").ok().flatten() {
+        Some(_) => optional_text(config, "COOKIE_NAME_PREFIX")?,
+        None => None,
+    };
+    let prefix = match prefix_text.as_deref() {
+        None => CookieNamePrefix::None,
+        Some("__Secure-") => CookieNamePrefix::Secure,
+        Some("__Host-") => CookieNamePrefix::Host,
+        Some(other) => {
+            return Err(err(format!(
+                "SUPER_TOKENS: COOKIE_NAME_PREFIX must be None, \"__Secure-\" or \"__Host-\", not {other:?}"
+            )))
+        }
+    };
     let status_value = item(config, "SESSION_EXPIRED_STATUS_CODE")?;
     let status = (!status_value.is_instance_of::<PyBool>())
         .then(|| status_value.extract::<u16>().ok())
@@ -178,6 +195,7 @@ pub(crate) fn build(
         .with_cookie_domain(optional_text(config, "COOKIE_DOMAIN")?)
         .with_cookie_secure(boolean(config, "COOKIE_SECURE")?)
         .with_same_site(same_site)
+        .with_cookie_name_prefix(prefix)
         .with_session_expired_status(status)
         .with_revoke_session_on_theft(boolean(config, "REVOKE_SESSION_ON_TOKEN_THEFT")?)
         .with_accept_previous_signing_key(boolean(config, "ACCEPT_PREVIOUS_SIGNING_KEY")?);

@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString, PyTuple, PyType};
 use tessera::{
-    CookieSpec, RecordedResponse, RequestSource, ResponseChange, ResponseSink, UserId,
+    Config, CookieSpec, RecordedResponse, RequestSource, ResponseChange, ResponseSink, UserId,
     ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE,
 };
 
@@ -19,6 +19,9 @@ use crate::errors::{general, general_from};
 /// cleared (empty) id-refresh cookie sent back by a client as "no session".
 #[derive(Default)]
 pub(crate) struct RequestValues {
+    /// The names of the id-refresh, access and refresh cookies as the
+    /// configuration spells them (`COOKIE_NAME_PREFIX`).
+    names: [&'static str; 3],
     id_refresh: Option<String>,
     access: Option<String>,
     refresh: Option<String>,
@@ -49,6 +52,17 @@ fn lookup<'py>(
     Ok((!value.is_none()).then_some(value))
 }
 
+/// The `COOKIES` key of a session cookie: interned once for the seed's
+/// names, interned per call for prefixed ones.
+fn cookie_key<'py>(py: Python<'py>, name: &'static str) -> Bound<'py, PyString> {
+    match name {
+        ID_REFRESH_TOKEN_COOKIE => intern!(py, ID_REFRESH_TOKEN_COOKIE).clone(),
+        ACCESS_TOKEN_COOKIE => intern!(py, ACCESS_TOKEN_COOKIE).clone(),
+        REFRESH_TOKEN_COOKIE => intern!(py, REFRESH_TOKEN_COOKIE).clone(),
+        prefixed => PyString::intern(py, prefixed),
+    }
+}
+
 /// Which cookies an operation reads besides `sIdRefreshToken`.
 #[derive(Clone, Copy)]
 pub(crate) enum Wanted {
@@ -63,8 +77,12 @@ impl RequestValues {
     /// `COOKIES` and `META` mappings, such as DRF's `Request`) directly, with
     /// interned keys: `COOKIES` for the cookies, `META["HTTP_ANTI_CSRF"]` for
     /// the `anti-csrf` header. No `COOKIES` is a General error; no `META`
-    /// means no header.
-    pub(crate) fn from_django(request: &Bound<'_, PyAny>, wanted: Wanted) -> PyResult<Self> {
+    /// means no header. Cookie names are `config`'s (`COOKIE_NAME_PREFIX`).
+    pub(crate) fn from_django(
+        request: &Bound<'_, PyAny>,
+        wanted: Wanted,
+        config: &Config,
+    ) -> PyResult<Self> {
         let py = request.py();
         let cookies = match request.getattr(intern!(py, "COOKIES")) {
             Ok(c) => c,
@@ -79,20 +97,26 @@ impl RequestValues {
             }
             Err(e) => return Err(e),
         };
-        let id_refresh = text_of(lookup(&cookies, intern!(py, ID_REFRESH_TOKEN_COOKIE))?)?;
+        let names = [
+            config.id_refresh_token_cookie_name(),
+            config.access_token_cookie_name(),
+            config.refresh_token_cookie_name(),
+        ];
+        let id_refresh = text_of(lookup(&cookies, &cookie_key(py, names[0]))?)?;
         let mut values = RequestValues {
+            names,
             id_refresh,
             ..RequestValues::default()
         };
         match wanted {
             Wanted::AccessAndAntiCsrf => {
-                values.access = text_of(lookup(&cookies, intern!(py, ACCESS_TOKEN_COOKIE))?)?;
+                values.access = text_of(lookup(&cookies, &cookie_key(py, names[1]))?)?;
                 if let Ok(meta) = request.getattr(intern!(py, "META")) {
                     values.anti_csrf = text_of(lookup(&meta, intern!(py, ANTI_CSRF_META))?)?;
                 }
             }
             Wanted::Refresh => {
-                values.refresh = text_of(lookup(&cookies, intern!(py, REFRESH_TOKEN_COOKIE))?)?;
+                values.refresh = text_of(lookup(&cookies, &cookie_key(py, names[2]))?)?;
             }
         }
         Ok(values)
@@ -113,11 +137,15 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
 
 impl RequestSource for RequestValues {
     fn cookie(&self, name: &str) -> Option<&[u8]> {
-        match name {
-            ID_REFRESH_TOKEN_COOKIE => self.id_refresh.as_deref(),
-            ACCESS_TOKEN_COOKIE => self.access.as_deref(),
-            REFRESH_TOKEN_COOKIE => self.refresh.as_deref(),
-            _ => None,
+        let [id_refresh, access, refresh] = self.names;
+        if name == id_refresh {
+            self.id_refresh.as_deref()
+        } else if name == access {
+            self.access.as_deref()
+        } else if name == refresh {
+            self.refresh.as_deref()
+        } else {
+            None
         }
         .map(str::as_bytes)
     }

@@ -123,7 +123,8 @@ impl PyManager {
         enable_csrf_protection: bool,
     ) -> PyResult<PySession> {
         let target = Target::of(response)?;
-        let request = RequestValues::from_django(request, Wanted::AccessAndAntiCsrf)?;
+        let request =
+            RequestValues::from_django(request, Wanted::AccessAndAntiCsrf, self.inner.config())?;
         let manager = self.inner.clone();
         // Without blacklisting (and outside the first use of a refreshed
         // token) nothing is awaited: the first inline poll finishes it.
@@ -147,7 +148,7 @@ impl PyManager {
         response: &Bound<'_, PyAny>,
     ) -> PyResult<PySession> {
         let target = Target::of(response)?;
-        let request = RequestValues::from_django(request, Wanted::Refresh)?;
+        let request = RequestValues::from_django(request, Wanted::Refresh, self.inner.config())?;
         let manager = self.inner.clone();
         // Inline first poll: a request without the cookies, or with a token
         // that cannot be opened, is answered without the database.

@@ -101,3 +101,19 @@ def test_authentication_class_directly(login):
 
     empty = factory.get("/anything")
     assert SuperTokensAuthentication().authenticate(Request(empty)) is None
+
+
+def test_authentication_class_with_a_cookie_name_prefix(user_id):
+    # The class's "no session cookie: not attempted" shortcut must look for
+    # the prefixed names, or every request would be anonymous.
+    with override_settings(SUPER_TOKENS={"COOKIE_NAME_PREFIX": "__Host-", "COOKIE_DOMAIN": None}):
+        client = APIClient()
+        login = _login(client, user_id)
+        assert set(support.cookies(login)) == {
+            "__Host-sAccessToken",
+            "__Secure-sRefreshToken",
+            "__Host-sIdRefreshToken",
+        }
+        me = client.get("/api/me")
+        assert me.status_code == 200
+        assert me.json()["user_id"] == user_id

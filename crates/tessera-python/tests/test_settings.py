@@ -13,6 +13,7 @@ from tessera_django import _state, conf, supertokens
 from tessera_django.exceptions import (
     SuperTokensGeneralException,
     SuperTokensTryRefreshTokenException,
+    SuperTokensUnauthorizedException,
 )
 
 import support
@@ -35,6 +36,7 @@ def test_defaults_are_the_seeds():
     }
     assert conf.EXTRA_DEFAULTS == {
         "COOKIE_SAME_SITE": "Lax",
+        "COOKIE_NAME_PREFIX": None,
         "SESSION_EXPIRED_STATUS_CODE": 401,
         "REVOKE_SESSION_ON_TOKEN_THEFT": True,
         "ACCEPT_PREVIOUS_SIGNING_KEY": False,
@@ -86,6 +88,55 @@ def test_host_only_cookies_with_cookie_domain_none(login):
     assert all(m["domain"] == "" for m in support.cookies(s.response).values())
 
 
+@pytest.mark.parametrize(
+    "prefix, names",
+    [
+        ("__Host-", ("__Host-sAccessToken", "__Secure-sRefreshToken", "__Host-sIdRefreshToken")),
+        ("__Secure-", ("__Secure-sAccessToken", "__Secure-sRefreshToken", "__Secure-sIdRefreshToken")),
+    ],
+)
+def test_cookie_name_prefix(prefix, names, login, clock):
+    access, refresh, id_refresh = names
+    with override_settings(SUPER_TOKENS={"COOKIE_NAME_PREFIX": prefix, "COOKIE_DOMAIN": None}):
+        s = login()
+        jar = support.cookies(s.response)
+        assert set(jar) == set(names)
+        for morsel in jar.values():
+            # Secure (the id-refresh cookie too) and host-only, as browsers
+            # require for these names.
+            assert morsel["secure"] and morsel["domain"] == ""
+        assert jar[access]["path"] == "/" and jar[id_refresh]["path"] == "/"
+        assert jar[refresh]["path"] == "/refresh/"
+        assert s.response["id-refresh-token"].split(";")[0] == s.jar[id_refresh]
+
+        # Read under the prefixed names, and only under them.
+        supertokens.get_session(s.request(), HttpResponse(), True)
+        plain = {ACCESS: s.jar[access], REFRESH: s.jar[refresh], ID_REFRESH: s.jar[id_refresh]}
+        with pytest.raises(SuperTokensUnauthorizedException):
+            supertokens.get_session(
+                support.request(plain, anti_csrf=s.anti_csrf), HttpResponse(), True
+            )
+        with pytest.raises(SuperTokensUnauthorizedException):
+            supertokens.refresh_session(support.request(plain), HttpResponse())
+
+        # Refresh reads the prefixed refresh cookie and sets prefixed cookies.
+        clock.advance(3601)
+        with pytest.raises(SuperTokensTryRefreshTokenException):
+            supertokens.get_session(s.request(), HttpResponse(), True)
+        _, response = s.refresh()
+        assert set(support.cookies(response)) == set(names)
+        supertokens.get_session(s.request(), HttpResponse(), True)
+
+        # A revoked session's cookies are cleared under the same names.
+        supertokens.revoke_session(s.session.get_handle())
+        response = HttpResponse()
+        with pytest.raises(SuperTokensUnauthorizedException):
+            supertokens.refresh_session(s.request(), response)
+        cleared = support.cookies(response)
+        assert set(cleared) == set(names)
+        assert all(m.value == "" and m["expires"] == support.EPOCH for m in cleared.values())
+
+
 def test_samesite_none_requires_secure():
     with override_settings(SUPER_TOKENS={"COOKIE_SAME_SITE": "None", "COOKIE_SECURE": False}):
         with pytest.raises(SuperTokensGeneralException, match="SameSite=None requires Secure"):
@@ -114,6 +165,9 @@ def test_samesite_none_requires_secure():
         ({"ACCESS_TOKEN_VALIDITY": True}, "ACCESS_TOKEN_VALIDITY must be a number"),
         ({"COOKIE_DOMAIN": "https://example.com"}, "bare domain"),
         ({"COOKIE_SAME_SITE": "sometimes"}, "COOKIE_SAME_SITE must be"),
+        ({"COOKIE_NAME_PREFIX": "__Foo-"}, 'COOKIE_NAME_PREFIX must be None, "__Secure-" or "__Host-"'),
+        ({"COOKIE_NAME_PREFIX": "__Host-"}, "__Host- cookies cannot carry a Domain"),
+        ({"COOKIE_NAME_PREFIX": "__Secure-", "COOKIE_SECURE": False}, "require Secure cookies"),
         ({"SESSION_EXPIRED_STATUS_CODE": 200}, "4xx"),
         ({"SESSION_EXPIRED_STATUS_CODE": "440"}, "SESSION_EXPIRED_STATUS_CODE must be"),
         ({"ACCESS_TOKEN_PATH": "/a b"}, "not allowed in a cookie path"),

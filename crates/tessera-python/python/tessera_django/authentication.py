@@ -95,8 +95,12 @@ class SuperTokensAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Any) -> Optional[Tuple[Any, Session]]:
         cookies = request.COOKIES
-        if not cookies.get(_native.ID_REFRESH_TOKEN_COOKIE) and not cookies.get(
-            _native.ACCESS_TOKEN_COOKIE
+        # With COOKIE_NAME_PREFIX the access and id-refresh cookies both
+        # carry the prefix (the core validates it when it builds the manager).
+        prefix = _state.settings().core["COOKIE_NAME_PREFIX"]
+        prefix = prefix if isinstance(prefix, str) else ""
+        if not cookies.get(prefix + _native.ID_REFRESH_TOKEN_COOKIE) and not cookies.get(
+            prefix + _native.ACCESS_TOKEN_COOKIE
         ):
             return None
         pending = pending_response(request)

@@ -17,6 +17,9 @@ key                                           default        notes
 ``COOKIE_DOMAIN``                             ``"localhost"`` ``None`` for host-only cookies
 ``COOKIE_SECURE``                             ``True``       ``False`` only for plain-HTTP development
 ``COOKIE_SAME_SITE``                          ``"Lax"``      new; ``"Strict"`` or ``"None"`` (needs Secure)
+``COOKIE_NAME_PREFIX``                        ``None``       new; ``"__Secure-"`` or ``"__Host-"``: cookie names
+                                                             the browser protects (``__Host-``: no domain,
+                                                             access path ``"/"``; both need Secure)
 ``SESSION_EXPIRED_STATUS_CODE``               ``401``        new; 4xx; the seed's examples use 440
 ``REVOKE_SESSION_ON_TOKEN_THEFT``             ``True``       new; the seed leaves revocation to you
 ``ACCEPT_PREVIOUS_SIGNING_KEY``               ``False``      new; keep accepting tokens signed with the
@@ -63,6 +66,7 @@ SEED_DEFAULTS: Dict[str, Any] = {
 #: Keys Tessera adds for what the seed does not configure.
 EXTRA_DEFAULTS: Dict[str, Any] = {
     "COOKIE_SAME_SITE": "Lax",
+    "COOKIE_NAME_PREFIX": None,
     "SESSION_EXPIRED_STATUS_CODE": 401,
     "REVOKE_SESSION_ON_TOKEN_THEFT": True,
     "ACCEPT_PREVIOUS_SIGNING_KEY": False,
