@@ -56,12 +56,61 @@ pub fn available_backends() -> Vec<Backend> {
     backends
 }
 
-/// A random lowercase name such as `tessera_t_3f9c…` (64 random bits).
+/// Prefix of every database, schema and file [`fresh_url`] creates.
+const NAME_PREFIX: &str = "tessera_t_";
+
+/// Leftovers older than this are dropped by the next [`fresh_url`] on the
+/// same server. Far longer than any test or soak run (the longest soak
+/// keeps one database for about 40 minutes).
+const STALE_AFTER_SECS: u64 = 3 * 3600;
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A lowercase name such as `tessera_t_1795000000_3f9c…`: the creation time
+/// (so that a later run can tell a leftover from a database in use) and 64
+/// random bits.
 fn random_name() -> String {
     let mut bytes = [0u8; 8];
     getrandom::getrandom(&mut bytes).expect("the OS random source failed");
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("tessera_t_{hex}")
+    format!("{NAME_PREFIX}{}_{hex}", unix_secs())
+}
+
+/// Whether `name` is a [`fresh_url`] leftover to drop: ours, and created
+/// more than [`STALE_AFTER_SECS`] ago (or named before names carried a time).
+fn is_stale(name: &str, now: u64) -> bool {
+    let Some(rest) = name.strip_prefix(NAME_PREFIX) else {
+        return false;
+    };
+    let valid = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    match rest.split_once('_') {
+        Some((secs, hex)) if valid(hex) => secs
+            .parse::<u64>()
+            .is_ok_and(|t| now.saturating_sub(t) > STALE_AFTER_SECS),
+        Some(_) => false,
+        // The older form, `tessera_t_<hex>`, had no time: always a leftover.
+        None => valid(rest),
+    }
+}
+
+/// Once per process and server: drops the leftovers of earlier runs (tests
+/// that panicked or were killed before their clean-up). Errors are ignored:
+/// another process may be sweeping at the same time.
+fn first_sweep(backend: Backend) -> bool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static POSTGRES: AtomicBool = AtomicBool::new(false);
+    static MYSQL: AtomicBool = AtomicBool::new(false);
+    static SQLITE: AtomicBool = AtomicBool::new(false);
+    let flag = match backend {
+        Backend::Postgres => &POSTGRES,
+        Backend::MySql => &MYSQL,
+        Backend::Sqlite => &SQLITE,
+    };
+    !flag.swap(true, Ordering::SeqCst)
 }
 
 /// `base` with its database path replaced by `database`, query kept.
@@ -101,11 +150,35 @@ pub async fn fresh_url(backend: Backend) -> String {
     let name = random_name();
     match backend {
         Backend::Sqlite => {
+            if first_sweep(Backend::Sqlite) {
+                sweep_sqlite_files();
+            }
             let path = std::env::temp_dir().join(format!("{name}.sqlite"));
             format!("sqlite://{}", path.display())
         }
         Backend::Postgres => fresh_postgres(&name).await,
         Backend::MySql => fresh_mysql(&name).await,
+    }
+}
+
+/// Removes stale `tessera_t_….sqlite` files (and their `-wal` / `-shm`)
+/// from the temp dir.
+fn sweep_sqlite_files() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let now = unix_secs();
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else {
+            continue;
+        };
+        let stem = [".sqlite", ".sqlite-wal", ".sqlite-shm"]
+            .iter()
+            .find_map(|suffix| file.strip_suffix(suffix));
+        if stem.is_some_and(|stem| is_stale(stem, now)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -116,6 +189,20 @@ async fn fresh_postgres(name: &str) -> String {
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
         .expect("cannot connect to TESSERA_TEST_POSTGRES_URL");
+    if first_sweep(Backend::Postgres) {
+        let names: Vec<(String,)> = sqlx::query_as(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'tessera\\_t\\_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        let now = unix_secs();
+        for (stale,) in names.into_iter().filter(|(n,)| is_stale(n, now)) {
+            let _ = conn
+                .execute(format!("DROP SCHEMA IF EXISTS {stale} CASCADE").as_str())
+                .await;
+        }
+    }
     conn.execute(format!("CREATE SCHEMA {name}").as_str())
         .await
         .expect("CREATE SCHEMA failed");
@@ -136,6 +223,24 @@ async fn fresh_mysql(name: &str) -> String {
     let mut conn = sqlx::MySqlConnection::connect(&base)
         .await
         .expect("cannot connect to TESSERA_TEST_MYSQL_URL");
+    if first_sweep(Backend::MySql) {
+        let names: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT schema_name FROM information_schema.schemata \
+             WHERE schema_name LIKE 'tessera\\_t\\_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        let now = unix_secs();
+        for (stale,) in names {
+            let stale = String::from_utf8_lossy(&stale).into_owned();
+            if is_stale(&stale, now) {
+                let _ = conn
+                    .execute(format!("DROP DATABASE IF EXISTS {stale}").as_str())
+                    .await;
+            }
+        }
+    }
     conn.execute(
         format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci").as_str(),
     )
@@ -228,5 +333,28 @@ mod tests {
         assert!(a
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+    }
+
+    #[test]
+    fn only_old_names_of_ours_are_stale() {
+        let now = 1_800_000_000;
+        assert!(is_stale("tessera_t_1799980000_3f9c0a1b2c3d4e5f", now));
+        assert!(!is_stale("tessera_t_1799999000_3f9c0a1b2c3d4e5f", now));
+        assert!(
+            is_stale("tessera_t_3f9c0a1b2c3d4e5f", now),
+            "the older form"
+        );
+        assert!(!is_stale("tessera_bench_django", now));
+        assert!(!is_stale("test", now));
+        assert!(!is_stale("tessera_t_", now));
+        assert!(!is_stale("tessera_t_1799980000_", now));
+        assert!(!is_stale("tessera_t_12x_ab", now));
+        let fresh = random_name();
+        assert!(
+            fresh.starts_with(NAME_PREFIX) && fresh.len() <= 63,
+            "{fresh}"
+        );
+        assert!(!is_stale(&fresh, unix_secs()));
+        assert!(is_stale(&fresh, unix_secs() + STALE_AFTER_SECS + 1));
     }
 }

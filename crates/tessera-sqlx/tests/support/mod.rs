@@ -72,6 +72,25 @@ impl Harness {
     }
 }
 
+/// Drops the test's database, schema or file when the test ends (also when
+/// it panics), on a thread and runtime of its own: `Drop` cannot await, and
+/// the test's runtime may be a current-thread one. Leftovers of killed runs
+/// are swept by a later `fresh_url`.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let (backend, url) = (self.backend, self.url.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(tessera_sqlx::testing::discard(backend, &url));
+            }
+        })
+        .join();
+    }
+}
+
 /// A minimal browser: keeps the cookies and the anti-CSRF token the server
 /// sent, and sends them back.
 #[derive(Clone, Default, Debug)]
