@@ -80,9 +80,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::soak_backends;
 use common::{admin, env_number, stderr, stdout, Browser, Demo, Rng};
 use serde_json::{json, Value};
-use tessera_sqlx::testing::{available_backends, discard, fresh_url, Backend};
+use tessera_sqlx::testing::{discard, fresh_url, Backend};
 
 const PASSWORD: &str = "crash test password";
 const MAX_SESSIONS: usize = 4;
@@ -555,17 +556,6 @@ impl Client {
     }
 }
 
-/// Backends to run: those available, narrowed by `TESSERA_SOAK_BACKENDS`.
-fn soak_backends() -> Vec<Backend> {
-    let wanted = std::env::var("TESSERA_SOAK_BACKENDS").unwrap_or_default();
-    available_backends()
-        .into_iter()
-        .filter(|b| {
-            wanted.trim().is_empty() || wanted.split(',').any(|w| w.trim() == b.to_string())
-        })
-        .collect()
-}
-
 async fn crash_cycles(backend: Backend) {
     let cycles: u64 = env_number("TESSERA_SOAK_CRASH_CYCLES", 8);
     let n_clients: usize = env_number("TESSERA_SOAK_CRASH_CLIENTS", 6);
@@ -701,16 +691,7 @@ async fn crash_cycles(backend: Backend) {
 /// available backend (one after another, so their numbers do not mix).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_state_survives_sigkill() {
-    for var in ["TESSERA_TEST_POSTGRES_URL", "TESSERA_TEST_MYSQL_URL"] {
-        if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
-            assert!(
-                std::env::var("TESSERA_REQUIRE_ALL_BACKENDS").as_deref() != Ok("1"),
-                "{var} is not set"
-            );
-            println!("crash-soak: {var} is not set, that backend is skipped");
-        }
-    }
-    for backend in soak_backends() {
+    for backend in soak_backends("crash-soak") {
         crash_cycles(backend).await;
     }
 }

@@ -26,9 +26,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::soak_backends;
 use common::{env_number, Browser, Demo, NotAcknowledged, Reply, Rng};
 use serde_json::json;
-use tessera_sqlx::testing::{available_backends, discard, fresh_url, Backend};
+use tessera_sqlx::testing::{discard, fresh_url, Backend};
 
 const CLIENTS: usize = 64;
 const ACCESS_TOKEN_SECS: &str = "2";
@@ -183,16 +184,6 @@ fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
     sorted_us[i] as f64 / 1000.0
 }
 
-fn soak_backends() -> Vec<Backend> {
-    let wanted = std::env::var("TESSERA_SOAK_BACKENDS").unwrap_or_default();
-    available_backends()
-        .into_iter()
-        .filter(|b| {
-            wanted.trim().is_empty() || wanted.split(',').any(|w| w.trim() == b.to_string())
-        })
-        .collect()
-}
-
 async fn load(backend: Backend) {
     let secs: f64 = env_number("TESSERA_SOAK_LOAD_SECS", 5.0);
     let seed = Rng::seed_from_env("TESSERA_SOAK_SEED");
@@ -296,16 +287,7 @@ async fn load(backend: Backend) {
 /// backend in turn: no 5xx, no unexpected 401.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_clients_verify_and_refresh() {
-    for var in ["TESSERA_TEST_POSTGRES_URL", "TESSERA_TEST_MYSQL_URL"] {
-        if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
-            assert!(
-                std::env::var("TESSERA_REQUIRE_ALL_BACKENDS").as_deref() != Ok("1"),
-                "{var} is not set"
-            );
-            println!("load-soak: {var} is not set, that backend is skipped");
-        }
-    }
-    for backend in soak_backends() {
+    for backend in soak_backends("load-soak") {
         load(backend).await;
     }
 }

@@ -1012,23 +1012,27 @@ async fn item7_only_hashes_stored_no_secrets_in_logs_or_debug(h: H) {
         let e = r.unwrap_err();
         debug.push(format!("{e:?} {e}"));
     }
+    // No secret and no session data in `text`.
+    let assert_clean = |text: &str, place: &str| {
+        for t in tokens.iter().chain(&refresh_h1).chain(&key_spellings) {
+            assert!(
+                !text.contains(t.as_str()),
+                "a secret in {place}: {t}\n{text}"
+            );
+        }
+        for marker in [&marker_info, &marker_payload] {
+            assert!(
+                !text.contains(marker.as_str()),
+                "session data in {place}: {marker}\n{text}"
+            );
+        }
+    };
     let debug_text = debug.join("\n");
     assert!(
         debug_text.contains("<redacted>"),
         "the redactions are exercised"
     );
-    for t in tokens.iter().chain(&refresh_h1).chain(&key_spellings) {
-        assert!(
-            !debug_text.contains(t.as_str()),
-            "a secret in Debug output: {t}\n{debug_text}"
-        );
-    }
-    for marker in [&marker_info, &marker_payload] {
-        assert!(
-            !debug_text.contains(marker.as_str()),
-            "session data in Debug output: {marker}\n{debug_text}"
-        );
-    }
+    assert_clean(&debug_text, "Debug output");
 
     // 3. Every log line (TRACE, all targets, all threads): no secret, no
     // session data. The log did record the flow (so the scan is not vacuous).
@@ -1041,19 +1045,7 @@ async fn item7_only_hashes_stored_no_secrets_in_logs_or_debug(h: H) {
                 && e.fields.get("session_handle") == Some(&handle1)),
         "the theft event of this test was captured"
     );
-    let log_all = format!("{log}\n{events:?}");
-    for t in tokens.iter().chain(&refresh_h1).chain(&key_spellings) {
-        assert!(
-            !log_all.contains(t.as_str()),
-            "a secret reached the log: {t}"
-        );
-    }
-    for marker in [&marker_info, &marker_payload] {
-        assert!(
-            !log_all.contains(marker.as_str()),
-            "session data reached the log: {marker}"
-        );
-    }
+    assert_clean(&format!("{log}\n{events:?}"), "the log");
 }
 
 // ---------------------------------------------------------------------------

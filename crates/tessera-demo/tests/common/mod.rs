@@ -298,3 +298,26 @@ pub fn env_number<T: std::str::FromStr>(var: &str, default: T) -> T {
         _ => default,
     }
 }
+
+/// The backends a soak test runs on: those available, narrowed by
+/// `TESSERA_SOAK_BACKENDS` (e.g. `sqlite,postgres`). A missing PostgreSQL or
+/// MySQL URL is reported under `suite`, and fails the test when
+/// `TESSERA_REQUIRE_ALL_BACKENDS=1`.
+pub fn soak_backends(suite: &str) -> Vec<tessera_sqlx::testing::Backend> {
+    for var in ["TESSERA_TEST_POSTGRES_URL", "TESSERA_TEST_MYSQL_URL"] {
+        if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
+            assert!(
+                std::env::var("TESSERA_REQUIRE_ALL_BACKENDS").as_deref() != Ok("1"),
+                "{var} is not set"
+            );
+            println!("{suite}: {var} is not set, that backend is skipped");
+        }
+    }
+    let wanted = std::env::var("TESSERA_SOAK_BACKENDS").unwrap_or_default();
+    tessera_sqlx::testing::available_backends()
+        .into_iter()
+        .filter(|b| {
+            wanted.trim().is_empty() || wanted.split(',').any(|w| w.trim() == b.to_string())
+        })
+        .collect()
+}
