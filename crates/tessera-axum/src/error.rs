@@ -3,8 +3,9 @@
 use std::fmt;
 
 use axum::response::{IntoResponse, Response};
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::StatusCode;
+use tessera::GeneralKind;
 
 use crate::layer::SessionExpiredMarker;
 
@@ -18,14 +19,19 @@ use crate::layer::SessionExpiredMarker;
 /// | `Unauthorized` | session-expired status | `{"error":"unauthorized"}` |
 /// | `TryRefreshToken` | session-expired status | `{"error":"try_refresh_token"}` |
 /// | `TokenTheftDetected` | session-expired status | `{"error":"token_theft_detected"}` |
-/// | `General` | 500 | `{"error":"internal"}` |
+/// | `General`, kind `Unavailable` or `Timeout` | 503, `Retry-After: 1` | `{"error":"unavailable"}` |
+/// | `General`, kind `InvalidArgument` | 400 | `{"error":"invalid_argument"}` |
+/// | `General`, kind `Internal` | 500 | `{"error":"internal"}` |
 ///
 /// The session-expired status is the configured one
 /// (`Config::session_expired_status`, default 401). The error response is
 /// made with 401 and a private marker, and [`crate::TesseraLayer`] replaces
 /// the status with the configured one, so that `?` needs no access to the
-/// configuration. A 500 body says nothing about the cause; the cause is logged
-/// with `tracing` at error level.
+/// configuration. A `General` body says nothing about the cause (the kind
+/// only); the cause is logged with `tracing` (error level for 500 and 503,
+/// warn for 400). An outage or a timeout is 503 so that a load balancer or
+/// a client knows to retry; misuse is 400 because the same call fails again
+/// (for example a user id over the storage limit taken from a request).
 pub struct Error(tessera::Error);
 
 impl Error {
@@ -38,11 +44,15 @@ impl Error {
         self.0
     }
     /// The short machine-readable kind used in the response body:
-    /// `unauthorized`, `try_refresh_token`, `token_theft_detected` or
-    /// `internal`.
+    /// `unauthorized`, `try_refresh_token`, `token_theft_detected`,
+    /// `unavailable`, `invalid_argument` or `internal`.
     pub fn kind(&self) -> &'static str {
         match &self.0 {
-            tessera::Error::General { .. } => "internal",
+            tessera::Error::General { kind, .. } => match kind {
+                GeneralKind::Unavailable | GeneralKind::Timeout => "unavailable",
+                GeneralKind::InvalidArgument => "invalid_argument",
+                _ => "internal",
+            },
             tessera::Error::Unauthorized { .. } => "unauthorized",
             tessera::Error::TryRefreshToken { .. } => "try_refresh_token",
             tessera::Error::TokenTheftDetected { .. } => "token_theft_detected",
@@ -91,9 +101,17 @@ impl IntoResponse for Error {
             "unauthorized" => r#"{"error":"unauthorized"}"#,
             "try_refresh_token" => r#"{"error":"try_refresh_token"}"#,
             "token_theft_detected" => r#"{"error":"token_theft_detected"}"#,
+            "unavailable" => r#"{"error":"unavailable"}"#,
+            "invalid_argument" => r#"{"error":"invalid_argument"}"#,
             _ => r#"{"error":"internal"}"#,
         };
-        let mut res = if kind == "internal" {
+        let general_status = match kind {
+            "unavailable" => Some(StatusCode::SERVICE_UNAVAILABLE),
+            "invalid_argument" => Some(StatusCode::BAD_REQUEST),
+            "internal" => Some(StatusCode::INTERNAL_SERVER_ERROR),
+            _ => None,
+        };
+        let mut res = if let Some(status) = general_status {
             // The cause goes to the log, never to the client.
             let mut chain = String::new();
             let mut source = std::error::Error::source(&self.0);
@@ -102,8 +120,17 @@ impl IntoResponse for Error {
                 chain.push_str(&s.to_string());
                 source = s.source();
             }
-            tracing::error!(error = %self.0, cause = %chain, "tessera: internal error");
-            (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
+            if status == StatusCode::BAD_REQUEST {
+                tracing::warn!(error = %self.0, cause = %chain, "tessera: invalid argument");
+            } else {
+                tracing::error!(error = %self.0, cause = %chain, kind, "tessera: general error");
+            }
+            let mut res = (status, body).into_response();
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                res.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            res
         } else {
             tracing::debug!(error = %self.0, "tessera: session expired");
             let mut res = (StatusCode::UNAUTHORIZED, body).into_response();

@@ -260,20 +260,30 @@ async fn cookie_changes_reach_the_response_when_the_handler_fails() {
 }
 
 #[tokio::test]
-async fn internal_errors_are_opaque_500s() {
+async fn general_errors_are_opaque_and_say_their_kind() {
     let h = Harness::new(|c| c).await;
     let addr = h.serve().await;
     let mut b = logged_in(&h, addr, "erin").await;
+    // A user id over the storage limit, from the request: the caller's
+    // misuse, 400 (the same call fails again), not an outage.
+    let long = "u".repeat(300);
+    let r = Browser::default()
+        .send(addr, "POST", &format!("/login?user={long}"), false, None)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body, r#"{"error":"invalid_argument"}"#);
     h.store.close().await; // the database goes away
+                           // An outage: 503 with Retry-After (retryable), the cause not shown.
     let r = Browser::default()
         .send(addr, "POST", "/login?user=frank", false, None)
         .await;
-    assert_eq!(r.status, 500);
-    assert_eq!(r.body, r#"{"error":"internal"}"#);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, r#"{"error":"unavailable"}"#);
+    assert_eq!(r.headers["retry-after"], "1");
     assert_eq!(r.headers["content-type"], "application/json");
     let r = b.send(addr, "POST", "/refresh/", false, None).await;
-    assert_eq!(r.status, 500);
-    assert_eq!(r.body, r#"{"error":"internal"}"#);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, r#"{"error":"unavailable"}"#);
     // Verifying needs no database at all.
     assert_eq!(b.send(addr, "GET", "/me", false, None).await.status, 200);
 }

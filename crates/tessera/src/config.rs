@@ -287,10 +287,58 @@ impl Config {
     }
 }
 
+/// The setting a [`ConfigError`] is about, so that a caller (a settings
+/// loader, a CLI) can point at the right input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigSetting {
+    /// `with_access_token_validity`.
+    AccessTokenValidity,
+    /// `with_refresh_token_validity` (also its relation to the access-token validity).
+    RefreshTokenValidity,
+    /// `with_signing_key` (the update interval).
+    SigningKey,
+    /// `with_same_site` together with `with_cookie_secure`.
+    SameSite,
+    /// `with_session_expired_status`.
+    SessionExpiredStatus,
+    /// `with_access_token_path`.
+    AccessTokenPath,
+    /// `with_refresh_path`.
+    RefreshPath,
+    /// `with_cookie_domain`.
+    CookieDomain,
+    /// `with_cookie_name_prefix` together with the settings it constrains.
+    CookieNamePrefix,
+}
+
 /// A configuration value that cannot work, with what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid Tessera configuration: {0}")]
-pub struct ConfigError(String);
+#[error("invalid Tessera configuration: {message}")]
+pub struct ConfigError {
+    setting: ConfigSetting,
+    message: String,
+}
+
+impl ConfigError {
+    fn new(setting: ConfigSetting, message: impl Into<String>) -> Self {
+        ConfigError {
+            setting,
+            message: message.into(),
+        }
+    }
+
+    /// The setting to change.
+    pub fn setting(&self) -> ConfigSetting {
+        self.setting
+    }
+
+    /// What is wrong and what to change, without the "invalid Tessera
+    /// configuration" prefix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
 
 /// Builds a [`Config`]; every setter has a secure default.
 #[must_use]
@@ -400,24 +448,30 @@ impl ConfigBuilder {
             || atv > ACCESS_TOKEN_VALIDITY_MAX
             || atv.is_zero()
         {
-            return Err(ConfigError(format!(
-                "access-token validity is {} s; set it between 10 s and 86400000 s",
-                secs(atv)
-            )));
+            return Err(ConfigError::new(
+                ConfigSetting::AccessTokenValidity,
+                format!(
+                    "access-token validity is {} s; set it between 10 s and 86400000 s",
+                    secs(atv)
+                ),
+            ));
         }
         let rtv = c.refresh_token_validity;
         if (!short && rtv < REFRESH_TOKEN_VALIDITY_MIN)
             || rtv > REFRESH_TOKEN_VALIDITY_MAX
             || rtv.is_zero()
         {
-            return Err(ConfigError(format!(
-                "refresh-token validity is {} h; set it between 1 h and 8760 h (365 days)",
-                secs(rtv) / 3600.0
-            )));
+            return Err(ConfigError::new(
+                ConfigSetting::RefreshTokenValidity,
+                format!(
+                    "refresh-token validity is {} h; set it between 1 h and 8760 h (365 days)",
+                    secs(rtv) / 3600.0
+                ),
+            ));
         }
         if rtv < atv {
-            return Err(ConfigError(
-                "refresh-token validity is shorter than access-token validity; make it at least as long".into(),
+            return Err(ConfigError::new(ConfigSetting::RefreshTokenValidity,
+                "refresh-token validity is shorter than access-token validity; make it at least as long",
             ));
         }
         if let SigningKeySource::Dynamic { update_interval } = c.signing_key {
@@ -425,27 +479,38 @@ impl ConfigBuilder {
                 || update_interval > KEY_UPDATE_INTERVAL_MAX
                 || update_interval.is_zero()
             {
-                return Err(ConfigError(format!(
-                    "signing-key update interval is {} h; set it between 1 h and 720 h",
-                    secs(update_interval) / 3600.0
-                )));
+                return Err(ConfigError::new(
+                    ConfigSetting::SigningKey,
+                    format!(
+                        "signing-key update interval is {} h; set it between 1 h and 720 h",
+                        secs(update_interval) / 3600.0
+                    ),
+                ));
             }
         }
         if c.same_site == SameSite::None && !c.cookie_secure {
-            return Err(ConfigError(
+            return Err(ConfigError::new(
+                ConfigSetting::SameSite,
                 "SameSite=None requires Secure cookies (browsers reject them otherwise); \
-                 enable cookie_secure or choose SameSite Lax/Strict"
-                    .into(),
+                 enable cookie_secure or choose SameSite Lax/Strict",
             ));
         }
         if !(400..=499).contains(&c.session_expired_status) {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::new(
+                ConfigSetting::SessionExpiredStatus,
+                format!(
                 "session-expired status {} is not a 4xx status; use e.g. 401 (the default) or 440",
                 c.session_expired_status
-            )));
+            ),
+            ));
         }
-        c.access_token_path = normalize_path(&c.access_token_path, "access-token path")?;
-        c.refresh_path = normalize_path(&c.refresh_path, "refresh path")?;
+        c.access_token_path = normalize_path(
+            &c.access_token_path,
+            "access-token path",
+            ConfigSetting::AccessTokenPath,
+        )?;
+        c.refresh_path =
+            normalize_path(&c.refresh_path, "refresh path", ConfigSetting::RefreshPath)?;
         if let Some(d) = &c.cookie_domain {
             if d.is_empty()
                 || d.contains("://")
@@ -453,7 +518,7 @@ impl ConfigBuilder {
                 || d.contains('/')
                 || !is_cookie_attr_safe(d)
             {
-                return Err(ConfigError(format!(
+                return Err(ConfigError::new(ConfigSetting::CookieDomain, format!(
                     "cookie domain {d:?} is not a bare domain; give e.g. \"example.com\" without scheme, port or path"
                 )));
             }
@@ -461,25 +526,28 @@ impl ConfigBuilder {
         match c.cookie_name_prefix {
             CookieNamePrefix::None => {}
             _ if !c.cookie_secure => {
-                return Err(ConfigError(
+                return Err(ConfigError::new(
+                    ConfigSetting::CookieNamePrefix,
                     "the __Secure-/__Host- cookie-name prefixes require Secure cookies \
-                     (browsers reject them otherwise); enable cookie_secure or use no prefix"
-                        .into(),
+                     (browsers reject them otherwise); enable cookie_secure or use no prefix",
                 ))
             }
             CookieNamePrefix::Host if c.cookie_domain.is_some() => {
-                return Err(ConfigError(
+                return Err(ConfigError::new(
+                    ConfigSetting::CookieNamePrefix,
                     "__Host- cookies cannot carry a Domain; remove the cookie domain or use \
-                     CookieNamePrefix::Secure"
-                        .into(),
+                     CookieNamePrefix::Secure",
                 ))
             }
             CookieNamePrefix::Host if c.access_token_path != "/" => {
-                return Err(ConfigError(format!(
-                    "__Host- cookies must have Path=/ but the access-token path is {:?}; \
+                return Err(ConfigError::new(
+                    ConfigSetting::CookieNamePrefix,
+                    format!(
+                        "__Host- cookies must have Path=/ but the access-token path is {:?}; \
                      set it to \"/\" or use CookieNamePrefix::Secure",
-                    c.access_token_path
-                )))
+                        c.access_token_path
+                    ),
+                ))
             }
             CookieNamePrefix::Secure | CookieNamePrefix::Host => {}
         }
@@ -493,9 +561,9 @@ fn is_cookie_attr_safe(s: &str) -> bool {
         .all(|b| (0x21..0x7f).contains(&b) && b != b';' && b != b',')
 }
 
-fn normalize_path(p: &str, what: &str) -> Result<String, ConfigError> {
+fn normalize_path(p: &str, what: &str, setting: ConfigSetting) -> Result<String, ConfigError> {
     if !is_cookie_attr_safe(p) {
-        return Err(ConfigError(format!(
+        return Err(ConfigError::new(setting, format!(
             "{what} {p:?} contains characters not allowed in a cookie path (spaces, ';', ',' or control characters)"
         )));
     }
@@ -565,6 +633,63 @@ mod tests {
             .with_same_site(SameSite::None)
             .build()
             .is_ok());
+    }
+
+    #[test]
+    fn each_error_names_its_setting() {
+        use ConfigSetting as S;
+        let cases: Vec<(ConfigBuilder, ConfigSetting)> = vec![
+            (
+                Config::builder().with_access_token_validity(Duration::from_secs(5)),
+                S::AccessTokenValidity,
+            ),
+            (
+                Config::builder().with_refresh_token_validity(Duration::from_secs(60)),
+                S::RefreshTokenValidity,
+            ),
+            (
+                Config::builder()
+                    .with_access_token_validity(Duration::from_secs(7200))
+                    .with_refresh_token_validity(Duration::from_secs(3600)),
+                S::RefreshTokenValidity,
+            ),
+            (
+                Config::builder().with_signing_key(SigningKeySource::Dynamic {
+                    update_interval: Duration::from_secs(60),
+                }),
+                S::SigningKey,
+            ),
+            (
+                Config::builder()
+                    .with_same_site(SameSite::None)
+                    .with_cookie_secure(false),
+                S::SameSite,
+            ),
+            (
+                Config::builder().with_session_expired_status(500),
+                S::SessionExpiredStatus,
+            ),
+            (
+                Config::builder().with_access_token_path("a b"),
+                S::AccessTokenPath,
+            ),
+            (Config::builder().with_refresh_path("r;x"), S::RefreshPath),
+            (
+                Config::builder().with_cookie_domain(Some("x.com:80".into())),
+                S::CookieDomain,
+            ),
+            (
+                Config::builder()
+                    .with_cookie_name_prefix(CookieNamePrefix::Host)
+                    .with_cookie_domain(Some("x.com".into())),
+                S::CookieNamePrefix,
+            ),
+        ];
+        for (builder, setting) in cases {
+            let e = builder.build().unwrap_err();
+            assert_eq!(e.setting(), setting, "{e}");
+            assert!(e.to_string().ends_with(e.message()));
+        }
     }
 
     #[test]

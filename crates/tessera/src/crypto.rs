@@ -10,9 +10,8 @@ use crate::error::{Error, Result};
 /// Fills `buf` from the operating system's CSPRNG. Every key and token in
 /// Tessera comes from here.
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::getrandom(buf).map_err(|e| Error::General {
-        message: "the operating system's random number generator failed".into(),
-        source: Some(Box::new(e)),
+    getrandom::getrandom(buf).map_err(|e| {
+        Error::internal_from("the operating system's random number generator failed", e)
     })
 }
 

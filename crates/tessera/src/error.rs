@@ -8,6 +8,52 @@ use crate::user_id::UserId;
 /// A boxed error kept as the source of [`Error::General`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// What kind of [`Error::General`] it is: what the caller can do about it.
+///
+/// | kind | cause | what to do | integrations answer |
+/// |---|---|---|---|
+/// | `Unavailable` | the database cannot be reached or failed | retry later | 503 |
+/// | `Timeout` | the database did not answer within a deadline | retry later | 503 |
+/// | `InvalidArgument` | the call cannot be done as asked (a user id over the storage limit, a value that is not JSON) | fix the call; the same call fails again | 400 |
+/// | `Internal` | a fault inside Tessera or corrupt stored data | report it | 500 |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GeneralKind {
+    /// The database could not be reached or failed (connection refused or
+    /// lost, no pooled connection in time, a server-side error). Retryable.
+    Unavailable,
+    /// A deadline passed: the call timeout, a lock wait. Retryable.
+    Timeout,
+    /// The caller's misuse: an argument Tessera cannot accept. Not retryable.
+    InvalidArgument,
+    /// A bug or corrupt data. Not retryable.
+    Internal,
+}
+
+impl GeneralKind {
+    /// Whether the same call may succeed later (outages and timeouts).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, GeneralKind::Unavailable | GeneralKind::Timeout)
+    }
+
+    /// A short name for logs and response bodies: `unavailable`, `timeout`,
+    /// `invalid_argument`, `internal`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GeneralKind::Unavailable => "unavailable",
+            GeneralKind::Timeout => "timeout",
+            GeneralKind::InvalidArgument => "invalid_argument",
+            GeneralKind::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for GeneralKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything a Tessera operation can fail with.
 ///
 /// Integrations map these to HTTP: `General` → 500 with an opaque body; the
@@ -16,9 +62,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Storage unreachable or failing, misuse, internal faults.
+    /// Storage unreachable or failing, a timeout, misuse, internal faults:
+    /// `kind` says which.
     #[error("{message}")]
     General {
+        /// What the caller can do about it.
+        kind: GeneralKind,
         /// What went wrong, for logs (never shown to clients by integrations).
         message: Cow<'static, str>,
         /// The underlying error, if any.
@@ -53,12 +102,51 @@ pub enum Error {
 }
 
 impl Error {
-    /// A general error with a message and no source.
+    /// An [`GeneralKind::Internal`] general error with a message and no
+    /// source.
     pub fn general(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::with_kind(GeneralKind::Internal, message)
+    }
+
+    /// A general error of `kind` with a message and no source.
+    pub fn with_kind(kind: GeneralKind, message: impl Into<Cow<'static, str>>) -> Self {
         Error::General {
+            kind,
             message: message.into(),
             source: None,
         }
+    }
+
+    /// A [`GeneralKind::InvalidArgument`] error: the caller must change the
+    /// call.
+    pub fn invalid_argument(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::with_kind(GeneralKind::InvalidArgument, message)
+    }
+
+    /// An internal error caused by `source`.
+    pub(crate) fn internal_from(
+        message: impl Into<Cow<'static, str>>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::General {
+            kind: GeneralKind::Internal,
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The kind of a `General` error; `None` for the other three.
+    pub fn general_kind(&self) -> Option<GeneralKind> {
+        match self {
+            Error::General { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying the same call may succeed: a `General` error of a
+    /// retryable kind (outage, timeout).
+    pub fn is_retryable(&self) -> bool {
+        self.general_kind().is_some_and(GeneralKind::is_retryable)
     }
 
     pub(crate) fn unauthorized(reason: &'static str) -> Self {
@@ -78,10 +166,46 @@ impl Error {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
+        let kind = e.kind();
+        let message = match kind {
+            GeneralKind::Unavailable => "session store unavailable",
+            GeneralKind::Timeout => "session store timed out",
+            GeneralKind::InvalidArgument => "session store refused the arguments",
+            GeneralKind::Internal => "session store failed",
+        };
         Error::General {
-            message: Cow::Borrowed("session store failed"),
+            kind,
+            message: Cow::Borrowed(message),
             source: Some(Box::new(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_kept_and_classified() {
+        let e: Error = StoreError::new("connection refused").into();
+        assert_eq!(e.general_kind(), Some(GeneralKind::Unavailable));
+        assert!(e.is_retryable());
+        let e: Error = StoreError::with_kind(GeneralKind::Timeout, "slow").into();
+        assert_eq!(e.general_kind(), Some(GeneralKind::Timeout));
+        assert!(e.is_retryable());
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the source is kept"
+        );
+        let e: Error = StoreError::with_kind(GeneralKind::InvalidArgument, "too long").into();
+        assert!(!e.is_retryable());
+        assert!(!Error::general("bug").is_retryable());
+        assert_eq!(
+            Error::general("bug").general_kind(),
+            Some(GeneralKind::Internal)
+        );
+        assert_eq!(Error::unauthorized("x").general_kind(), None);
+        assert!(!Error::try_refresh("x").is_retryable());
     }
 }
 

@@ -94,12 +94,10 @@ fn bad_key() -> Error {
 /// Calls the user's key function and refuses what it returns unless it is
 /// at least [`MIN_SIGNING_KEY_LEN`] bytes (256 bits).
 fn call_user_fn(f: &SigningKeyFn) -> Result<Vec<u8>> {
-    let raw = f().map_err(|e| Error::General {
-        message: "the user-supplied signing-key function failed".into(),
-        source: Some(e),
-    })?;
+    let raw =
+        f().map_err(|e| Error::internal_from("the user-supplied signing-key function failed", e))?;
     if raw.len() < MIN_SIGNING_KEY_LEN {
-        return Err(Error::general(format!(
+        return Err(Error::invalid_argument(format!(
             "the user-supplied signing key is empty or shorter than 256 bits \
              ({} bytes; give at least {MIN_SIGNING_KEY_LEN} random bytes)",
             raw.len()
@@ -258,7 +256,7 @@ impl KeyManager {
             return Ok(ring);
         }
         let key = SigningKey::new(&raw, now)
-            .ok_or_else(|| Error::general("the user-supplied signing key is too short"))?;
+            .ok_or_else(|| Error::invalid_argument("the user-supplied signing key is too short"))?;
         let ring = Arc::new(KeyRing {
             current: Arc::new(key),
             previous: None,
@@ -291,7 +289,7 @@ impl KeyManager {
     /// see a token signed with the new key.
     pub(crate) async fn force_rotate(&self, now: i64) -> Result<()> {
         if self.user_fn().is_some() {
-            return Err(Error::general(
+            return Err(Error::invalid_argument(
                 "the signing key comes from a user function; rotate it there",
             ));
         }
@@ -316,7 +314,9 @@ impl KeyManager {
                 // succeeded but left the keys due for our `now`, e.g. a
                 // background reload started earlier, is not shared: we
                 // reload ourselves so that a due rotation happens.)
-                return Err(Error::general(
+                // The database is the likely cause: retryable.
+                return Err(Error::with_kind(
+                    crate::GeneralKind::Unavailable,
                     "reloading the signing keys failed (shared with a concurrent reload)",
                 ));
             }

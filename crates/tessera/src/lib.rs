@@ -59,12 +59,13 @@ mod user_id;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    Config, ConfigBuilder, ConfigError, CookieNamePrefix, SameSite, SigningKeyFn, SigningKeySource,
-    ACCESS_TOKEN_VALIDITY_MAX, ACCESS_TOKEN_VALIDITY_MIN, KEY_UPDATE_INTERVAL_MAX,
-    KEY_UPDATE_INTERVAL_MIN, REFRESH_TOKEN_VALIDITY_MAX, REFRESH_TOKEN_VALIDITY_MIN,
+    Config, ConfigBuilder, ConfigError, ConfigSetting, CookieNamePrefix, SameSite, SigningKeyFn,
+    SigningKeySource, ACCESS_TOKEN_VALIDITY_MAX, ACCESS_TOKEN_VALIDITY_MIN,
+    KEY_UPDATE_INTERVAL_MAX, KEY_UPDATE_INTERVAL_MIN, REFRESH_TOKEN_VALIDITY_MAX,
+    REFRESH_TOKEN_VALIDITY_MIN,
 };
 pub use crypto::sha256_hex;
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, GeneralKind, Result};
 pub use http_io::{
     cookie_headers_conflict, find_cookie, http_date, CookieSpec, RecordedResponse, RequestSource,
     ResponseChange, ResponseSink, ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE,

@@ -136,7 +136,7 @@ impl SessionManager {
         let user_id = user_id.into();
         let uid_storage = user_id.to_storage();
         if uid_storage.len() > MAX_USER_ID_STORAGE_LEN {
-            return Err(Error::general(format!(
+            return Err(Error::invalid_argument(format!(
                 "user id is too long ({} bytes stored, at most {MAX_USER_ID_STORAGE_LEN})",
                 uid_storage.len()
             )));
@@ -146,7 +146,7 @@ impl SessionManager {
         let handle = random_handle()?;
         let refresh = seal_refresh_token(&self.inner.keys.refresh_key, &handle, &user_id, None)?;
         let payload = RawValue::from_string(jwt_payload.to_string())
-            .map_err(|_| Error::general("JWT payload is not serialisable JSON"))?;
+            .map_err(|_| Error::invalid_argument("JWT payload is not serialisable JSON"))?;
         let info = session_info.to_string();
         let expires_at = now.saturating_add(secs_to_ms(cfg.refresh_token_validity));
         let ring = self.inner.keys.ring(now).await?;
@@ -550,8 +550,11 @@ impl SessionManager {
         let Some(contents) = open_refresh_token(&self.inner.keys.refresh_key, token) else {
             return Err(self.unauthorized(request, response, "refresh token cannot be opened"));
         };
-        // The cookie opened, so it is our base64url text.
-        let token = std::str::from_utf8(token).map_err(|_| Error::general("unreachable"))?;
+        // The cookie opened, so it is our base64url text; anything else is a
+        // token we did not make.
+        let Ok(token) = std::str::from_utf8(token) else {
+            return Err(self.unauthorized(request, response, "refresh token cannot be opened"));
+        };
         let cfg = &self.inner.config;
         let store = &self.inner.store;
         let handle = contents.session_handle.as_str();
@@ -648,8 +651,11 @@ impl SessionManager {
                 access_exp,
             ));
         }
-        Err(Error::general(
-            "refresh lost the race for the session row too many times",
+        // Other refreshes of this session kept changing its row: contention,
+        // which a retry resolves.
+        Err(Error::with_kind(
+            crate::GeneralKind::Unavailable,
+            "refresh lost the race for the session row too many times; retry",
         ))
     }
 
@@ -664,10 +670,8 @@ impl SessionManager {
             .get_session_info(session_handle, self.now())
             .await?
             .ok_or(Error::unauthorized("session not found"))?;
-        serde_json::from_str(&text).map_err(|e| Error::General {
-            message: "stored session info is not JSON".into(),
-            source: Some(Box::new(e)),
-        })
+        serde_json::from_str(&text)
+            .map_err(|e| Error::internal_from("stored session info is not JSON", e))
     }
 
     /// Replaces session info; missing or expired → Unauthorized.

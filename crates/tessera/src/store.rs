@@ -13,33 +13,57 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+use crate::error::GeneralKind;
 use crate::user_id::UserId;
 
-/// A failure of the storage layer. It becomes [`crate::Error::General`].
+/// A failure of the storage layer. It becomes [`crate::Error::General`] of
+/// the same [`GeneralKind`].
 #[derive(Debug)]
-pub struct StoreError(Box<dyn std::error::Error + Send + Sync + 'static>);
+pub struct StoreError {
+    kind: GeneralKind,
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
 
 impl StoreError {
-    /// Wraps any error of the underlying driver.
+    /// Wraps an error of the underlying driver as
+    /// [`GeneralKind::Unavailable`]: unless a store says otherwise, a
+    /// failing database is an outage the caller may retry.
     pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
-        StoreError(source.into())
+        StoreError::with_kind(GeneralKind::Unavailable, source)
+    }
+
+    /// Wraps an error of a known kind (a timeout, an argument the store
+    /// cannot hold, corrupt data).
+    pub fn with_kind(
+        kind: GeneralKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        StoreError {
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// What the caller can do about it.
+    pub fn kind(&self) -> GeneralKind {
+        self.kind
     }
 
     /// The underlying error.
     pub fn into_inner(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self.0
+        self.source
     }
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "session store: {}", self.0)
+        write!(f, "session store: {}", self.source)
     }
 }
 
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.0)
+        Some(&*self.source)
     }
 }
 

@@ -134,10 +134,8 @@ pub(crate) struct ClaimsIn<'a> {
 
 /// Signs claims into a compact JWT.
 pub(crate) fn sign_access_token(key: &SigningKey, claims: &ClaimsOut<'_>) -> Result<String> {
-    let json = serde_json::to_vec(claims).map_err(|e| crate::Error::General {
-        message: "could not serialise access-token claims".into(),
-        source: Some(Box::new(e)),
-    })?;
+    let json = serde_json::to_vec(claims)
+        .map_err(|e| crate::Error::internal_from("could not serialise access-token claims", e))?;
     let mut token = String::with_capacity(key.header_b64.len() + json.len() * 4 / 3 + 48);
     token.push_str(&key.header_b64);
     token.push('.');
