@@ -181,6 +181,9 @@ impl From<StoreError> for Error {
     }
 }
 
+/// Result of a Tessera operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +211,3 @@ mod tests {
         assert!(!Error::try_refresh("x").is_retryable());
     }
 }
-
-/// Result of a Tessera operation.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
