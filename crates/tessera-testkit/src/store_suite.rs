@@ -1,0 +1,541 @@
+//! The store conformance suite: the contract of [`tessera::Store`] as
+//! tests. Every implementation runs it; see [`run`].
+//!
+//! Each case gets a fresh, empty database and two handles on it (two
+//! connection pools for a SQL store, two clones for the memory store), so
+//! that what one instance writes is checked from another. Failures panic
+//! with the store's label in the message.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera::{GeneralKind, NewSession, SessionSummary, SigningKeys, Store, StoredKey, UserId};
+
+/// Two handles on one fresh database.
+pub type Handles = (Arc<dyn Store>, Arc<dyn Store>);
+
+/// The cases, by name.
+pub const CASES: &[&str] = &[
+    "round_trip",
+    "compare_and_set",
+    "liveness_and_listings",
+    "session_info",
+    "delete_expired",
+    "get_or_create_key",
+    "signing_keys_rotation",
+    "signing_keys_panic",
+];
+
+/// Runs every case of the suite. `open` gives two handles on a new, empty
+/// database each time it is called. Prints one line per case
+/// (`store-suite CASE: store LABEL`). Needs a multi-threaded tokio runtime
+/// (the concurrency cases spawn tasks that must overlap).
+pub async fn run<F, Fut>(label: &str, open: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Handles>,
+{
+    for case in CASES {
+        let handles = open().await;
+        eprintln!("store-suite {case}: store {label}");
+        match *case {
+            "round_trip" => round_trip(label, handles).await,
+            "compare_and_set" => compare_and_set(label, handles).await,
+            "liveness_and_listings" => liveness_and_listings(handles).await,
+            "session_info" => session_info(label, handles).await,
+            "delete_expired" => delete_expired(label, handles).await,
+            "get_or_create_key" => get_or_create_key(label, handles).await,
+            "signing_keys_rotation" => signing_keys_rotation(label, handles).await,
+            "signing_keys_panic" => signing_keys_panic(label, handles).await,
+            other => unreachable!("unknown case {other}"),
+        }
+    }
+}
+
+/// A 64-character hash made of one repeated character.
+fn hash(c: char) -> String {
+    c.to_string().repeat(64)
+}
+
+fn key(byte: u8, created_at_ms: i64) -> StoredKey {
+    StoredKey {
+        value: vec![byte; 32],
+        created_at_ms,
+    }
+}
+
+async fn insert(
+    store: &dyn Store,
+    handle: &str,
+    user: &UserId,
+    hash_2: &str,
+    created_at_ms: i64,
+    expires_at_ms: i64,
+) {
+    store
+        .insert_session(&NewSession {
+            session_handle: handle,
+            user_id: user,
+            refresh_token_hash_2: hash_2,
+            session_info: r#"{"info":true}"#,
+            jwt_payload: r#"{"role":"admin"}"#,
+            created_at_ms,
+            expires_at_ms,
+        })
+        .await
+        .unwrap();
+}
+
+async fn round_trip(label: &str, (store, other): Handles) {
+    let text_seven = UserId::from("7");
+    let int_seven = UserId::from(7);
+    let info = "x".repeat(200_000);
+    let payload = r#"{"name":"Zoë 🦀","n":[1,2,3]}"#;
+    store
+        .insert_session(&NewSession {
+            session_handle: "h-text",
+            user_id: &text_seven,
+            refresh_token_hash_2: &hash('a'),
+            session_info: &info,
+            jwt_payload: payload,
+            created_at_ms: 1_000,
+            expires_at_ms: 9_000,
+        })
+        .await
+        .unwrap();
+    insert(&*store, "h-int", &int_seven, &hash('b'), 1_001, 9_001).await;
+
+    // Read from the other handle: committed means visible everywhere.
+    let row = other.load_session("h-text").await.unwrap().unwrap();
+    assert_eq!(row.session_handle, "h-text");
+    assert_eq!(row.user_id, text_seven);
+    assert_eq!(row.refresh_token_hash_2, hash('a'));
+    assert_eq!(row.jwt_payload, payload);
+    assert_eq!((row.created_at_ms, row.expires_at_ms), (1_000, 9_000));
+    assert_eq!(
+        other.get_session_info("h-text", 0).await.unwrap(),
+        Some(info)
+    );
+    assert_eq!(
+        other.load_session("h-int").await.unwrap().unwrap().user_id,
+        int_seven
+    );
+
+    // "7" and 7 are different users.
+    assert_eq!(
+        store.session_handles_for_user(&text_seven).await.unwrap(),
+        ["h-text"]
+    );
+    assert_eq!(
+        store.session_handles_for_user(&int_seven).await.unwrap(),
+        ["h-int"]
+    );
+
+    // Case and trailing spaces matter, in user ids and in handles.
+    let alice = UserId::from("Alice");
+    insert(&*store, "h-Alice", &alice, &hash('c'), 1, 9_000).await;
+    insert(
+        &*store,
+        "h-alice",
+        &UserId::from("alice"),
+        &hash('c'),
+        2,
+        9_000,
+    )
+    .await;
+    insert(
+        &*store,
+        "h-alice-sp",
+        &UserId::from("alice "),
+        &hash('c'),
+        3,
+        9_000,
+    )
+    .await;
+    assert_eq!(
+        store.session_handles_for_user(&alice).await.unwrap(),
+        ["h-Alice"]
+    );
+    assert!(store
+        .session_handles_for_user(&UserId::from("ALICE"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.delete_sessions_for_user(&alice).await.unwrap(), 1);
+    assert!(store.load_session("h-alice").await.unwrap().is_some());
+    assert!(store.load_session("H-ALICE").await.unwrap().is_none());
+    assert!(store.load_session("h-alice ").await.unwrap().is_none());
+    assert!(!store.session_is_live("h-alice ", 0).await.unwrap());
+
+    // Missing rows, duplicate handles, bad handles and hashes, too-long
+    // user ids: refused as the caller's misuse, nothing written.
+    assert!(store.load_session("missing").await.unwrap().is_none());
+    let new = |handle: &'static str, user: &'static UserId, hash_2: &'static str| NewSession {
+        session_handle: handle,
+        user_id: user,
+        refresh_token_hash_2: hash_2,
+        session_info: "{}",
+        jwt_payload: "{}",
+        created_at_ms: 0,
+        expires_at_ms: 1,
+    };
+    static SEVEN: std::sync::LazyLock<UserId> = std::sync::LazyLock::new(|| UserId::from("7"));
+    static LONG: std::sync::LazyLock<UserId> =
+        std::sync::LazyLock::new(|| UserId::from("x".repeat(300)));
+    static Z: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash('z'));
+    let dup = store.insert_session(&new("h-int", &SEVEN, &Z)).await;
+    assert!(dup.is_err(), "{label}: duplicate handle accepted");
+    for bad in [
+        new("", &SEVEN, &Z),
+        new("ends with space ", &SEVEN, &Z),
+        new(
+            "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh",
+            &SEVEN,
+            &Z,
+        ),
+        new("h-short-hash", &SEVEN, "abc"),
+        new("h-long-user", &LONG, &Z),
+    ] {
+        let handle = bad.session_handle;
+        let e = store.insert_session(&bad).await.unwrap_err();
+        assert_eq!(
+            e.kind(),
+            GeneralKind::InvalidArgument,
+            "{label}: {handle:?}: {e}"
+        );
+        if !handle.is_empty() {
+            assert!(store.load_session(handle).await.unwrap().is_none());
+        }
+    }
+    assert_eq!(
+        store.load_session("h-int").await.unwrap().unwrap().user_id,
+        int_seven,
+        "{label}: the duplicate did not overwrite"
+    );
+}
+
+async fn compare_and_set(label: &str, (store, other): Handles) {
+    let user = UserId::from("u");
+    insert(&*store, "h", &user, &hash('a'), 0, 1_000).await;
+
+    // Wrong expected hash, missing row: nothing changes.
+    assert!(!store
+        .compare_and_set_refresh_hash("h", &hash('x'), &hash('b'), 5_000, 500)
+        .await
+        .unwrap());
+    assert!(!store
+        .compare_and_set_refresh_hash("nope", &hash('a'), &hash('b'), 5_000, 500)
+        .await
+        .unwrap());
+    let row = store.load_session("h").await.unwrap().unwrap();
+    assert_eq!(
+        (row.refresh_token_hash_2, row.expires_at_ms),
+        (hash('a'), 1_000)
+    );
+
+    // Succeeds once.
+    assert!(store
+        .compare_and_set_refresh_hash("h", &hash('a'), &hash('b'), 2_000, 500)
+        .await
+        .unwrap());
+    assert!(!other
+        .compare_and_set_refresh_hash("h", &hash('a'), &hash('c'), 3_000, 500)
+        .await
+        .unwrap());
+    let row = other.load_session("h").await.unwrap().unwrap();
+    assert_eq!(
+        (row.refresh_token_hash_2, row.expires_at_ms),
+        (hash('b'), 2_000)
+    );
+
+    // Writing the values the row already has still reports success.
+    assert!(store
+        .compare_and_set_refresh_hash("h", &hash('b'), &hash('b'), 2_000, 500)
+        .await
+        .unwrap());
+
+    // Expired (expires_at <= now): refused, unchanged.
+    assert!(!store
+        .compare_and_set_refresh_hash("h", &hash('b'), &hash('c'), 9_000, 2_000)
+        .await
+        .unwrap());
+    let row = store.load_session("h").await.unwrap().unwrap();
+    assert_eq!(
+        (row.refresh_token_hash_2, row.expires_at_ms),
+        (hash('b'), 2_000)
+    );
+
+    // Ten concurrent promotions from the same expected hash, from both
+    // handles: exactly one wins.
+    let mut tasks = Vec::new();
+    for i in 0..10u8 {
+        let s = Arc::clone(if i % 2 == 0 { &store } else { &other });
+        tasks.push(tokio::spawn(async move {
+            let new = hash(char::from(b'c' + i));
+            s.compare_and_set_refresh_hash("h", &hash('b'), &new, 3_000, 500)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        wins += usize::from(task.await.unwrap());
+    }
+    assert_eq!(wins, 1, "{label}: concurrent compare-and-set winners");
+    let row = store.load_session("h").await.unwrap().unwrap();
+    assert_ne!(row.refresh_token_hash_2, hash('b'));
+    assert_eq!(row.expires_at_ms, 3_000);
+}
+
+async fn liveness_and_listings((store, other): Handles) {
+    let user = UserId::from(42);
+    // Created out of order; listings follow created_at.
+    insert(&*store, "h3", &user, &hash('a'), 300, 5_000).await;
+    insert(&*store, "h1", &user, &hash('a'), 100, 1_000).await;
+    insert(&*store, "h2", &user, &hash('a'), 200, 5_000).await;
+    insert(&*store, "other", &UserId::from(43), &hash('a'), 50, 5_000).await;
+
+    assert!(other.session_is_live("h1", 999).await.unwrap());
+    assert!(!other.session_is_live("h1", 1_000).await.unwrap());
+    assert!(!other.session_is_live("missing", 0).await.unwrap());
+
+    // Handles include expired rows; summaries do not.
+    assert_eq!(
+        other.session_handles_for_user(&user).await.unwrap(),
+        ["h1", "h2", "h3"]
+    );
+    assert_eq!(
+        other.sessions_for_user(&user, 1_000).await.unwrap(),
+        vec![
+            SessionSummary {
+                session_handle: "h2".into(),
+                created_at_ms: 200,
+                expires_at_ms: 5_000
+            },
+            SessionSummary {
+                session_handle: "h3".into(),
+                created_at_ms: 300,
+                expires_at_ms: 5_000
+            },
+        ]
+    );
+
+    assert!(store.delete_session("h2").await.unwrap());
+    assert!(!other.delete_session("h2").await.unwrap());
+    assert!(!store.delete_session("missing").await.unwrap());
+    assert_eq!(store.delete_sessions_for_user(&user).await.unwrap(), 2);
+    assert_eq!(other.delete_sessions_for_user(&user).await.unwrap(), 0);
+    assert!(other
+        .session_handles_for_user(&user)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(other.load_session("other").await.unwrap().is_some());
+}
+
+async fn session_info(label: &str, (store, other): Handles) {
+    insert(&*store, "h", &UserId::from("u"), &hash('a'), 0, 1_000).await;
+
+    assert_eq!(
+        store.get_session_info("h", 999).await.unwrap().as_deref(),
+        Some(r#"{"info":true}"#)
+    );
+    assert_eq!(store.get_session_info("h", 1_000).await.unwrap(), None);
+    assert_eq!(store.get_session_info("missing", 0).await.unwrap(), None);
+
+    assert!(store
+        .update_session_info("h", r#"{"v":2}"#, 999)
+        .await
+        .unwrap());
+    // Identical info again: still a live row, still true.
+    assert!(
+        other
+            .update_session_info("h", r#"{"v":2}"#, 999)
+            .await
+            .unwrap(),
+        "{label}: identical update reported no row"
+    );
+    assert!(!store
+        .update_session_info("h", r#"{"v":3}"#, 1_000)
+        .await
+        .unwrap());
+    assert!(!store.update_session_info("missing", "{}", 0).await.unwrap());
+    assert_eq!(
+        other.get_session_info("h", 0).await.unwrap().as_deref(),
+        Some(r#"{"v":2}"#)
+    );
+}
+
+async fn delete_expired(label: &str, (store, other): Handles) {
+    let user = UserId::from("u");
+    for i in 0..25 {
+        insert(&*store, &format!("old{i}"), &user, &hash('a'), i, 100 + i).await;
+    }
+    for i in 0..5 {
+        insert(&*store, &format!("live{i}"), &user, &hash('a'), i, 10_000).await;
+    }
+    // An edge: expires exactly now counts as expired.
+    let now = 1_000;
+    insert(&*store, "edge", &user, &hash('a'), 0, now).await;
+
+    assert_eq!(other.count_expired_sessions(now).await.unwrap(), 26);
+    let mut batches = Vec::new();
+    loop {
+        let n = store.delete_expired_sessions(now, 10).await.unwrap();
+        batches.push(n);
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(batches, [10, 10, 6, 0], "{label}");
+    assert_eq!(other.count_expired_sessions(now).await.unwrap(), 0);
+    assert_eq!(store.delete_expired_sessions(now, 0).await.unwrap(), 0);
+    let left = other.session_handles_for_user(&user).await.unwrap();
+    assert_eq!(left, ["live0", "live1", "live2", "live3", "live4"]);
+}
+
+async fn get_or_create_key(label: &str, (first, second): Handles) {
+    let mut tasks = Vec::new();
+    for i in 0..10u8 {
+        let store = Arc::clone(if i % 2 == 0 { &first } else { &second });
+        tasks.push(tokio::spawn(async move {
+            store
+                .get_or_create_key("refresh_token_key", &key(i, i64::from(i)))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut keys = Vec::new();
+    for task in tasks {
+        keys.push(task.await.unwrap());
+    }
+    assert!(
+        keys.iter().all(|k| *k == keys[0]),
+        "{label}: callers disagree"
+    );
+    assert!((0..10).any(|i| keys[0] == key(i, i64::from(i))));
+    // Later callers keep getting it; other names are independent and
+    // case-sensitive.
+    let again = first
+        .get_or_create_key("refresh_token_key", &key(99, 99))
+        .await
+        .unwrap();
+    assert_eq!(again, keys[0]);
+    let other = first
+        .get_or_create_key("Refresh_Token_Key", &key(77, 77))
+        .await
+        .unwrap();
+    assert_eq!(other, key(77, 77));
+    assert!(first.get_or_create_key("", &key(1, 1)).await.is_err());
+}
+
+/// Rotates when the current key is older than 5 000 ms; counts decisions to
+/// write. Deciding takes a moment (a blocking sleep, as a slow callback
+/// would) so that concurrent callers overlap unless the store serialises
+/// them.
+fn rotate_if_old(
+    rotations: Arc<AtomicUsize>,
+    fresh: StoredKey,
+) -> impl Fn(&SigningKeys) -> Option<SigningKeys> + Send + Sync {
+    move |stored: &SigningKeys| {
+        std::thread::sleep(Duration::from_millis(100));
+        if stored.current.created_at_ms < 5_000 {
+            rotations.fetch_add(1, Ordering::SeqCst);
+            Some(SigningKeys {
+                current: fresh.clone(),
+                previous: Some(stored.current.clone()),
+            })
+        } else {
+            None
+        }
+    }
+}
+
+async fn signing_keys_rotation(label: &str, (first, second): Handles) {
+    // First use: the candidate becomes the current key, no previous.
+    let original = key(1, 1_000);
+    let keep = |_: &SigningKeys| None;
+    let keys = first.signing_keys(&original, &keep).await.unwrap();
+    assert_eq!(
+        keys,
+        SigningKeys {
+            current: original.clone(),
+            previous: None
+        }
+    );
+    // Another candidate does not replace it.
+    let keys = second.signing_keys(&key(2, 2_000), &keep).await.unwrap();
+    assert_eq!(keys.current, original);
+
+    let rotations = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..10u8 {
+        let store = Arc::clone(if i % 2 == 0 { &first } else { &second });
+        let decide = rotate_if_old(Arc::clone(&rotations), key(10 + i, 6_000 + i64::from(i)));
+        tasks.push(tokio::spawn(async move {
+            store.signing_keys(&key(50 + i, 0), &decide).await.unwrap()
+        }));
+    }
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(task.await.unwrap());
+    }
+    assert_eq!(rotations.load(Ordering::SeqCst), 1, "{label}: rotations");
+    let stored = first.signing_keys(&key(3, 3_000), &keep).await.unwrap();
+    assert_eq!(stored.previous.as_ref(), Some(&original));
+    assert!(stored.current.created_at_ms >= 6_000);
+    assert!(
+        seen.iter().all(|k| *k == stored),
+        "{label}: a caller saw keys other than the committed ones"
+    );
+
+    // A decision without a previous key removes the previous one.
+    let newest = key(9, 9_000);
+    let replace = |_: &SigningKeys| {
+        Some(SigningKeys {
+            current: newest.clone(),
+            previous: None,
+        })
+    };
+    first.signing_keys(&key(4, 0), &replace).await.unwrap();
+    let stored = second.signing_keys(&key(5, 0), &keep).await.unwrap();
+    assert_eq!(
+        stored,
+        SigningKeys {
+            current: newest.clone(),
+            previous: None
+        }
+    );
+}
+
+async fn signing_keys_panic(label: &str, (store, other): Handles) {
+    let original = key(1, 1_000);
+    store
+        .signing_keys(&original, &|_: &SigningKeys| None)
+        .await
+        .unwrap();
+    let task = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let boom = |_: &SigningKeys| -> Option<SigningKeys> { panic!("decision failed") };
+            store.signing_keys(&key(2, 0), &boom).await
+        })
+    };
+    assert!(task.await.unwrap_err().is_panic());
+    // Nothing was written, and the next rotation, from either handle, is
+    // not blocked by the one that panicked.
+    let rotations = Arc::new(AtomicUsize::new(0));
+    let decide = rotate_if_old(Arc::clone(&rotations), key(3, 7_000));
+    for s in [&store, &other] {
+        let keys =
+            tokio::time::timeout(Duration::from_secs(30), s.signing_keys(&key(4, 0), &decide))
+                .await
+                .expect("signing_keys hung after a panic")
+                .unwrap();
+        assert_eq!(keys.previous, Some(original.clone()), "{label}");
+    }
+    assert_eq!(rotations.load(Ordering::SeqCst), 1);
+    insert(&*store, "h", &UserId::from("u"), &hash('a'), 0, 10).await;
+}
