@@ -10,15 +10,43 @@ use std::time::Duration;
 use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
 use serde_json::{json, Value};
 use tessera::{Config, ConfigBuilder, Error, ManualClock, SessionManager, UserId};
-pub use tessera_sqlx::testing::{fresh_url, Backend};
+pub use tessera_sqlx::testing::fresh_url;
+use tessera_testkit::MemoryStore;
+
+/// Where a test's sessions live: one of the SQL databases, or the
+/// in-memory store of `tessera-testkit` (the protocol suites run on it too,
+/// so that a protocol failure and a store failure can be told apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+    Memory,
+}
+
+impl Backend {
+    fn sql(self) -> Option<tessera_sqlx::testing::Backend> {
+        use tessera_sqlx::testing::Backend as B;
+        match self {
+            Backend::Sqlite => Some(B::Sqlite),
+            Backend::Postgres => Some(B::Postgres),
+            Backend::MySql => Some(B::MySql),
+            Backend::Memory => None,
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Harness
 
 pub struct Harness {
     pub backend: Backend,
+    /// The database URL; `memory:` for the in-memory store.
     pub url: String,
     pub clock: Arc<ManualClock>,
+    /// The shared in-memory store (every manager of the test gets a clone:
+    /// several instances on one database).
+    memory: Option<MemoryStore>,
 }
 
 impl Harness {
@@ -29,6 +57,7 @@ impl Harness {
             Backend::Sqlite => ("", "sqlite"),
             Backend::Postgres => ("TESSERA_TEST_POSTGRES_URL", "postgres"),
             Backend::MySql => ("TESSERA_TEST_MYSQL_URL", "mysql"),
+            Backend::Memory => ("", "memory"),
         };
         if !var.is_empty() && std::env::var_os(var).is_none() {
             assert!(
@@ -39,10 +68,15 @@ impl Harness {
             return None;
         }
         eprintln!("{suite} {test}: backend {name}");
+        let (url, memory) = match backend.sql() {
+            Some(sql) => (fresh_url(sql).await, None),
+            None => ("memory:".to_owned(), Some(MemoryStore::new())),
+        };
         Some(Harness {
             backend,
-            url: fresh_url(backend).await,
+            url,
             clock: Arc::new(ManualClock::new(1_800_000_000_000)),
+            memory,
         })
     }
 
@@ -55,8 +89,12 @@ impl Harness {
         &self,
         f: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
     ) -> tessera::Result<SessionManager> {
+        let config = f(self.config()).build().expect("config");
+        if let Some(memory) = &self.memory {
+            return SessionManager::new(config, memory.clone()).await;
+        }
         let store = tessera_sqlx::connect(&self.url).await.expect("connect");
-        SessionManager::new(f(self.config()).build().expect("config"), store).await
+        SessionManager::new(config, store).await
     }
 
     pub async fn manager(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionManager {
@@ -78,7 +116,10 @@ impl Harness {
 /// are swept by a later `fresh_url`.
 impl Drop for Harness {
     fn drop(&mut self) {
-        let (backend, url) = (self.backend, self.url.clone());
+        let Some(backend) = self.backend.sql() else {
+            return;
+        };
+        let url = self.url.clone();
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -213,7 +254,8 @@ pub fn assert_unauthorized<T: std::fmt::Debug>(r: Result<T, Error>) {
 }
 
 /// One `#[tokio::test]` per scenario and backend: `per_backend!("suite"; a, b)`
-/// defines `sqlite::a`, `postgres::a`, `mysql::a`, … on a two-thread runtime,
+/// defines `sqlite::a`, `postgres::a`, `mysql::a` and `memory::a` (the
+/// in-memory store of `tessera-testkit`) on a two-thread runtime,
 /// each handed a [`Harness`]. The long form names the harness type (any
 /// type with `async fn new(Backend, &str, &str) -> Option<Self>`) and the
 /// `tokio::test` arguments:
@@ -222,6 +264,7 @@ pub fn assert_unauthorized<T: std::fmt::Debug>(r: Result<T, Error>) {
 macro_rules! per_backend {
     ($suite:literal; $($scenario:ident),* $(,)?) => {
         per_backend!($suite, Harness, (flavor = "multi_thread", worker_threads = 2); $($scenario),*);
+        per_backend!(@backend memory, Memory, $suite, Harness, (flavor = "multi_thread", worker_threads = 2), $($scenario),*);
     };
     ($suite:literal, $harness:ident, $runtime:tt; $($scenario:ident),* $(,)?) => {
         per_backend!(@backend sqlite, Sqlite, $suite, $harness, $runtime, $($scenario),*);
