@@ -24,6 +24,15 @@ pub enum Backend {
     Memory,
 }
 
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.sql() {
+            Some(b) => b.fmt(f),
+            None => f.write_str("memory"),
+        }
+    }
+}
+
 impl Backend {
     fn sql(self) -> Option<tessera_sqlx::testing::Backend> {
         use tessera_sqlx::testing::Backend as B;
