@@ -27,17 +27,45 @@
 //!
 //! ## Example
 //!
-//! ```no_run
-//! # async fn demo(store: impl tessera::Store) -> tessera::Result<()> {
-//! use http::HeaderMap;
-//! use tessera::{Config, SessionManager};
+//! A session's life, run here against the in-memory store of the
+//! `tessera-testkit` crate (a real application passes a `tessera-sqlx`
+//! store):
 //!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tessera::Result<()> {
+//! use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
+//! use serde_json::json;
+//! use tessera::{Config, Error, SessionManager, UserId};
+//!
+//! let store = tessera_testkit::MemoryStore::new();
 //! let manager = SessionManager::new(Config::default(), store).await?;
+//!
+//! // Sign-in: the three cookies and the anti-csrf header go to the response.
 //! let mut response = HeaderMap::new();
 //! let session = manager
-//!     .create_new_session(&mut response, "alice", serde_json::json!({"role": "admin"}), serde_json::json!(null))
+//!     .create_new_session(&mut response, "alice", json!({"role": "admin"}), json!({}))
 //!     .await?;
-//! assert_eq!(session.user_id(), &tessera::UserId::from("alice"));
+//! assert_eq!(session.user_id(), &UserId::from("alice"));
+//!
+//! // The browser sends the cookies back (and the anti-csrf header on POSTs).
+//! let cookies: Vec<&str> = response
+//!     .get_all(SET_COOKIE)
+//!     .iter()
+//!     .map(|v| v.to_str().unwrap().split(';').next().unwrap())
+//!     .collect();
+//! let mut request = HeaderMap::new();
+//! request.insert(COOKIE, HeaderValue::from_str(&cookies.join("; ")).unwrap());
+//! request.insert("anti-csrf", response["anti-csrf"].clone());
+//!
+//! // Every authenticated request: no database access.
+//! let verified = manager.get_session(&request, &mut HeaderMap::new(), true).await?;
+//! assert_eq!(verified.jwt_payload(), &json!({"role": "admin"}));
+//!
+//! // After revocation the refresh API refuses the session.
+//! manager.revoke_session(verified.handle()).await?;
+//! let refreshed = manager.refresh_session(&request, &mut HeaderMap::new()).await;
+//! assert!(matches!(refreshed, Err(Error::Unauthorized { .. })));
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
