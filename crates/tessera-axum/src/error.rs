@@ -1,4 +1,4 @@
-//! Tessera errors as HTTP responses (PROTOCOL.md §4).
+//! Tessera errors as HTTP responses (docs/PROTOCOL.md §4.3).
 
 use std::fmt;
 

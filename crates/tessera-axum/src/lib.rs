@@ -2,7 +2,7 @@
 //!
 //! Sessions in an [axum](https://docs.rs/axum) application, on top of the
 //! framework-free [`tessera`] core. This crate only translates between axum
-//! and the core; every protocol decision stays in the core (PROTOCOL.md).
+//! and the core; every protocol decision stays in the core (docs/PROTOCOL.md).
 //!
 //! ## Pieces
 //!
@@ -19,7 +19,7 @@
 //!   [`tessera::SessionManager`] for by-handle and by-user operations.
 //! * [`refresh_router`] / [`refresh_handler`]: the refresh API, `POST` at the
 //!   configured refresh path. [`preflight`] answers CORS preflights.
-//! * [`Error`]: errors as responses (PROTOCOL.md §4). `Unauthorized`,
+//! * [`Error`]: errors as responses (docs/PROTOCOL.md §4.3). `Unauthorized`,
 //!   `TryRefreshToken` and `TokenTheftDetected` get the configured
 //!   session-expired status (default 401) and a small JSON body naming the
 //!   kind; anything else is a 500 whose body reveals nothing.

@@ -26,7 +26,7 @@
 //! a client holds exactly what it held before it.
 //!
 //! The server may have committed a request whose response never arrived. The
-//! checks allow for that (PROTOCOL §3):
+//! checks allow for that (docs/PROTOCOL.md §8.1):
 //!
 //! * The row's committed refresh token only ever moves to a *child* of the
 //!   committed token, and only the presented token (a refresh) or the `rt`

@@ -29,8 +29,8 @@ const HASH_LEN: usize = 64;
 /// pool and closes it if that fails) and an open transaction is never
 /// committed by us. Whether a single autocommit statement that was already
 /// sent took effect is unknown to the caller, as with any timeout over a
-/// network; every Tessera write is safe to find done or not done (PROTOCOL.md
-/// section 3: the client keeps a token that is valid either way).
+/// network; every Tessera write is safe to find done or not done
+/// (docs/PROTOCOL.md §8.1: the client keeps a token that is valid either way).
 #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 pub(crate) async fn bounded<T>(
     limit: Option<Duration>,

@@ -1,4 +1,4 @@
-//! The protocol conformance suite (PROTOCOL.md §3–§5), run against every
+//! The protocol conformance suite (docs/PROTOCOL.md §3–§5), run against every
 //! store: SQLite always, PostgreSQL and MariaDB/MySQL when
 //! `TESSERA_TEST_POSTGRES_URL` / `TESSERA_TEST_MYSQL_URL` are set. With
 //! `TESSERA_REQUIRE_ALL_BACKENDS=1` (as CI sets it) a missing URL is a
@@ -821,7 +821,7 @@ async fn mutated_tokens_never_verify(h: Harness) {
     );
 }
 
-/// The refresh state machine against a model of PROTOCOL.md §3: random
+/// The refresh state machine against a model of docs/PROTOCOL.md §3.2–§3.3: random
 /// sequences of verify, refresh and "copy the cookies" (an attacker cloning
 /// a browser) over several browsers of one session, each outcome compared
 /// with what the model predicts. Seeds are fixed, so runs are reproducible.

@@ -16,7 +16,7 @@
 //!   recovers by itself within [`RECOVERY_BOUND`], and then the state is
 //!   checked: every acknowledged create exists, every acknowledged revoke is
 //!   gone, every refresh row holds the client's last acknowledged refresh
-//!   token or its legitimate parent (PROTOCOL.md §3), and every client can
+//!   token or its legitimate parent (docs/PROTOCOL.md §8.1), and every client can
 //!   verify, refresh and promote again.
 //! * `frozen_*`: the same clients and checks, but the server is frozen
 //!   (SIGSTOP to every server process) instead of stopped, then continued:
@@ -390,7 +390,7 @@ async fn check_state(m: &SessionManager, clients: &mut [Client], label: &str) {
         if c.state == State::Live {
             let handle = c.handle.clone().unwrap();
             let row = m.store().load_session(&handle).await.unwrap().unwrap();
-            // PROTOCOL §3: the row commits either the client's refresh token
+            // docs/PROTOCOL.md §8.1: the row commits either the client's refresh token
             // (a login token, or a child that was promoted) or, if the child
             // has not been promoted yet, the parent it was issued from.
             let mine = h2(&c.refresh_token());

@@ -1,4 +1,4 @@
-//! Model-based property test of the refresh state machine (PROTOCOL.md §3)
+//! Model-based property test of the refresh state machine (docs/PROTOCOL.md §3.3)
 //! with a legitimate client and an attacker.
 //!
 //! Several sessions live side by side. In each, a client acts in order, the

@@ -1,4 +1,4 @@
-//! Refresh races (PROTOCOL.md §3), on every backend, many rounds.
+//! Refresh races (docs/PROTOCOL.md §8.2), on every backend, many rounds.
 //!
 //! Each round starts a session and then, with 64 tasks at once:
 //!

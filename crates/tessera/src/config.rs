@@ -1,4 +1,4 @@
-//! Configuration: a builder with the seed's defaults (PROTOCOL.md §6),
+//! Configuration: a builder with the seed's defaults (docs/PROTOCOL.md §6.1),
 //! validated when built.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The four kinds of error of the protocol (PROTOCOL.md §4).
+//! The four kinds of error of the protocol (docs/PROTOCOL.md §4).
 
 use std::borrow::Cow;
 

@@ -1,4 +1,4 @@
-//! Access-token signing keys and the refresh-token key (PROTOCOL.md §5).
+//! Access-token signing keys and the refresh-token key (docs/PROTOCOL.md §5).
 //!
 //! The signing keys are cached in an [`ArcSwap`] so that `get_session` reads
 //! them without a lock or a database call (when the cache is due, the

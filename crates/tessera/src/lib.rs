@@ -3,7 +3,7 @@
 //! The framework-free heart of Tessera: the session system of SuperTokens'
 //! "ref-jwt" generation (short-lived JWT access tokens, rotating refresh
 //! tokens with theft detection, an id-refresh token, an anti-CSRF token),
-//! written to the behaviour contract in `PROTOCOL.md`.
+//! written to the behaviour contract in `docs/PROTOCOL.md`.
 //!
 //! ## Design
 //!

@@ -1,4 +1,4 @@
-//! The session operations of PROTOCOL.md §3.
+//! The session operations of docs/PROTOCOL.md §3.
 
 use std::sync::Arc;
 
@@ -348,7 +348,7 @@ impl SessionManager {
 
     // -- verify -------------------------------------------------------------
 
-    /// Verifies the session of a request (PROTOCOL.md §3 get_session). Needs
+    /// Verifies the session of a request (docs/PROTOCOL.md §3.2). Needs
     /// no database access unless blacklisting is on or this is the first use
     /// of an access token issued by a refresh. `enable_csrf_protection` is
     /// ignored (treated as false) when anti-CSRF is disabled in the config.
@@ -525,7 +525,7 @@ impl SessionManager {
 
     // -- refresh ------------------------------------------------------------
 
-    /// Rotates the refresh token (PROTOCOL.md §3 refresh_session): issues a
+    /// Rotates the refresh token (docs/PROTOCOL.md §3.3): issues a
     /// child refresh token, a new access token, anti-CSRF token and id
     /// refresh token. Reuse of a superseded refresh token is theft.
     pub async fn refresh_session(

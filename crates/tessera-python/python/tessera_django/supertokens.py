@@ -2,7 +2,7 @@
 
 Every function has the seed's name, signature, return value, cookie and
 header effects and exceptions (see the seed's API reference and
-``PROTOCOL.md``). The work is done by Tessera's Rust core, with the GIL
+``docs/PROTOCOL.md``). The work is done by Tessera's Rust core, with the GIL
 released while it waits on the database. The request and the response are
 read and written by the native module itself (interned keys, no Python-level
 helper in between): these functions are the whole Python-level cost of a
