@@ -1722,6 +1722,38 @@ async fn review5_the_silent_thief_is_reported(h: H) {
     }
 }
 
+async fn review_unknown_kid_during_an_outage_is_try_refresh(h: H) {
+    // A manager on a pool of its own, which the test then closes: the
+    // database is gone for it.
+    let store = tessera_sqlx::connect(&h.url).await.expect("connect");
+    let m = SessionManager::new(h.config().build().unwrap(), store.clone())
+        .await
+        .unwrap();
+    let mut b = login(&m, "outage", json!(null), json!(null)).await;
+    verify(&m, &mut b).await.unwrap();
+    let (header, claims, sig) = segments(&access(&b, &m));
+    let hdr = String::from_utf8(URL_SAFE_NO_PAD.decode(&header).unwrap()).unwrap();
+    let kid = serde_json::from_str::<Value>(&hdr).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Well formed, naming a key this instance does not know (as a token
+    // signed by another instance after a rotation would).
+    let unknown = b64(hdr.replace(&kid, "0123456789abcdef").as_bytes());
+    let token = format!("{unknown}.{claims}.{sig}");
+    store.close().await;
+    // The key reload this triggers fails: the token is one to refresh, not
+    // a General error.
+    assert_try_refresh(
+        verify_with_access(&m, &b, &token).await,
+        "unknown kid, database down",
+    );
+    // The client's own token still verifies without the database.
+    verify(&m, &mut b)
+        .await
+        .expect("verification needs no database");
+}
+
 per_backend!("security", H, (flavor = "current_thread");
     item1_algorithm_fixed_by_key_and_kid_untrusted,
     item2_only_access_tokens_pass_as_access_tokens,
@@ -1736,4 +1768,5 @@ per_backend!("security", H, (flavor = "current_thread");
     review3_responses_with_tokens_are_no_store,
     review4_conflicting_session_cookies_are_refused,
     review5_the_silent_thief_is_reported,
+    review_unknown_kid_during_an_outage_is_try_refresh,
 );

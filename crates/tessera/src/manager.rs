@@ -383,12 +383,21 @@ impl SessionManager {
             Some(ok) => (ring, ok),
             // A key id we do not know: another instance may have rotated.
             None if header_kid(split.header).is_some() => {
-                match self.inner.keys.reload_for_unknown_kid(now).await? {
-                    Some(r) => {
+                match self.inner.keys.reload_for_unknown_kid(now).await {
+                    Ok(Some(r)) => {
                         let ok = self.check_signature(&r, &split, now).unwrap_or(false);
                         (r, ok)
                     }
-                    None => (ring, false),
+                    Ok(None) => (ring, false),
+                    // The keys cannot be reloaded (the database is down):
+                    // the token cannot be checked with the keys at hand, so
+                    // it is one to refresh, never a General error for what
+                    // may be a forged header. The refresh that follows
+                    // meets the outage as a retryable General error.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "tessera: key reload for an unknown kid failed");
+                        (ring, false)
+                    }
                 }
             }
             None => (ring, false),
