@@ -119,6 +119,12 @@ fn database_kind(url: &str) -> &'static str {
     }
 }
 
+/// Whether access tokens signed with the previous signing key stay valid
+/// after a rotation (the core's `with_accept_previous_signing_key`). Off, as
+/// in the reference library: a key change makes them refresh. The
+/// `rotate-key` message depends on it.
+pub(crate) const ACCEPT_PREVIOUS_SIGNING_KEY: bool = false;
+
 fn config(access_token_secs: f64) -> Result<Config, Box<dyn std::error::Error>> {
     if !(access_token_secs.is_finite() && access_token_secs > 0.0) {
         return Err("--access-token-secs must be a positive number".into());
@@ -126,6 +132,7 @@ fn config(access_token_secs: f64) -> Result<Config, Box<dyn std::error::Error>> 
     // Development configuration: plain HTTP on localhost, so no `Secure`.
     let mut b = Config::builder()
         .with_cookie_secure(false)
+        .with_accept_previous_signing_key(ACCEPT_PREVIOUS_SIGNING_KEY)
         .with_access_token_validity(Duration::from_secs_f64(access_token_secs));
     if access_token_secs < 10.0 {
         eprintln!(

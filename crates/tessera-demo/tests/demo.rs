@@ -257,6 +257,76 @@ async fn admin_subcommands() {
     );
 }
 
+/// `rotate-key` says what really happens: a running server keeps the old
+/// key until it reloads (here it has not: it still accepts the old token),
+/// a server started afterwards uses the new key at once, a token signed with
+/// the new key makes the running server reload at once, and from then on the
+/// old token gets try-refresh.
+#[tokio::test]
+async fn rotate_key_message_says_what_running_servers_do() {
+    let db = fresh_url(Backend::Sqlite).await;
+    let running = Demo::start(&db, &[], "3600");
+    let mut a = Browser::default();
+    let r = a
+        .send(
+            &running.base,
+            "POST",
+            "/api/signup",
+            creds("erin", "password eight"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let out = admin(&db, &["rotate-key"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let recheck = format!("{} s", tessera::KEY_RECHECK_INTERVAL.as_secs());
+    for expected in [
+        "signing key rotated",
+        "running servers keep signing new access tokens with the old key, and accepting it",
+        recheck.as_str(),
+        "at once when a request brings an access token signed with the new key",
+        "Servers started from now on use the new key",
+        "TryRefreshToken",
+        "the demo does not accept the previous key",
+        "nobody is signed out",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("now get TryRefreshToken"),
+        "the old, wrong claim: {text}"
+    );
+
+    // The running server has not reloaded its keys: the old token still works.
+    let r = a.send(&running.base, "GET", "/api/me", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A server started now signs and verifies with the new key only.
+    let fresh = Demo::start(&db, &[], "3600");
+    let mut old = a.clone();
+    let r = a.send(&fresh.base, "GET", "/api/me", None).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("try_refresh_token"))
+    );
+    assert_eq!(
+        a.send(&fresh.base, "POST", "/refresh/", None).await.status,
+        200
+    );
+    // The new-key token makes the running server reload at once...
+    let r = a.send(&running.base, "GET", "/api/me", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // ...after which it refuses the old-key token.
+    let r = old.send(&running.base, "GET", "/api/me", None).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("try_refresh_token"))
+    );
+}
+
 #[tokio::test]
 async fn walkthrough_subcommand() {
     let db = fresh_url(Backend::Sqlite).await;
