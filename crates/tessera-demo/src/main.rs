@@ -28,6 +28,7 @@
 //! (secure) cookies.
 
 mod admin;
+mod listing;
 mod server;
 mod users;
 mod walkthrough;

@@ -14,15 +14,23 @@
 //! | `POST /api/signup` `POST /api/signin` | `{username, password}` → a new session |
 //! | `GET /api/me` | user id, JWT payload, handle, session info, access-token expiry |
 //! | `PUT /api/me/info` | `{info}` replaces the session info |
-//! | `GET /api/sessions` | the user's sessions, the current one marked |
+//! | `GET /api/sessions?limit=&cursor=` | one page of the user's sessions (default 50, at most 200), the current one marked, `next` the cursor of the next page or `null` |
 //! | `DELETE /api/sessions/{handle}` | revoke one of the user's sessions |
 //! | `POST /api/logout` `POST /api/logout-all` | revoke this / every session of the user |
 //! | `POST <refresh path>` | the refresh API (`tessera_axum::refresh_router`) |
+//!
+//! Without blacklisting, the `Session` extractor only proves that the access
+//! token is genuine and unexpired; after log-out or revocation it stays so
+//! for the rest of its lifetime. The routes that read or change the account
+//! in the database (`/api/me`, the session info, the sessions list, revoking,
+//! log out everywhere) first check that the calling session is still live:
+//! a revoked one gets `Unauthorized`, which answers the session-expired
+//! status and clears the cookies.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, USER_AGENT};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -33,6 +41,7 @@ use serde_json::{json, Value};
 use tessera::{SessionManager, UserId};
 use tessera_axum::{Session, Tessera, TesseraLayer};
 
+use crate::listing::Cursor;
 use crate::users::{self, SignupError, Users};
 
 #[derive(Clone)]
@@ -337,12 +346,61 @@ async fn update_info(session: Session, Json(body): Json<InfoBody>) -> ApiResult 
     Ok(Json(json!({"sessionInfo": body.info})))
 }
 
-async fn list_sessions(State(app): State<App>, session: Session) -> ApiResult {
-    let list = app
-        .manager
-        .list_sessions_for_user(session.user_id())
+/// Refuses to act for a session that is no longer live (see the module
+/// documentation): reads the session's row, and a missing or expired one
+/// gives `Unauthorized` with the cookies cleared.
+async fn require_live(session: &Session) -> Result<(), AppError> {
+    session.get_session_info().await?;
+    Ok(())
+}
+
+/// Sessions per page of `GET /api/sessions` unless `limit` says otherwise:
+/// more than a person has devices, small enough to render at once.
+const SESSIONS_PAGE_DEFAULT: u32 = 50;
+/// The largest `limit`: bounds the rows read and the response (about 150
+/// bytes of JSON per session, so 30 KB) whatever the client asks.
+const SESSIONS_PAGE_MAX: u32 = 200;
+
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list_sessions(
+    State(app): State<App>,
+    session: Session,
+    Query(q): Query<PageQuery>,
+) -> ApiResult {
+    let limit = match q.limit.as_deref() {
+        None => SESSIONS_PAGE_DEFAULT,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(AppError::Status(StatusCode::BAD_REQUEST, "invalid_limit"))?
+            .min(SESSIONS_PAGE_MAX),
+    };
+    let cursor = match q.cursor.as_deref() {
+        None | Some("") => Cursor::start(),
+        Some(c) => {
+            Cursor::decode(c).ok_or(AppError::Status(StatusCode::BAD_REQUEST, "invalid_cursor"))?
+        }
+    };
+    require_live(&session).await?;
+    let now = app.manager.config().clock().now_ms();
+    // One row more than the page tells whether there is a next page.
+    let mut page = app
+        .users
+        .sessions_page(session.user_id(), now, &cursor, limit + 1)
         .await?;
-    let sessions: Vec<Value> = list
+    let next = if page.len() > limit as usize {
+        page.truncate(limit as usize);
+        page.last().map(|s| Cursor::after(s).encode())
+    } else {
+        None
+    };
+    let sessions: Vec<Value> = page
         .iter()
         .map(|s| {
             json!({
@@ -353,7 +411,7 @@ async fn list_sessions(State(app): State<App>, session: Session) -> ApiResult {
             })
         })
         .collect();
-    Ok(Json(json!({"sessions": sessions})))
+    Ok(Json(json!({"sessions": sessions, "next": next})))
 }
 
 async fn revoke_one(
@@ -365,13 +423,17 @@ async fn revoke_one(
         session.revoke_session().await?;
         return Ok(Json(json!({"revoked": true, "current": true})));
     }
-    // Only the user's own sessions.
-    let mine = app
+    require_live(&session).await?;
+    // Only the user's own live sessions: the row names its owner, so one
+    // lookup by handle decides (no listing of every session of the user).
+    let now = app.manager.config().clock().now_ms();
+    let row = app
         .manager
-        .list_sessions_for_user(session.user_id())
-        .await?
-        .iter()
-        .any(|s| s.session_handle == handle);
+        .store()
+        .load_session(&handle)
+        .await
+        .map_err(tessera::Error::from)?;
+    let mine = row.is_some_and(|r| &r.user_id == session.user_id() && r.expires_at_ms > now);
     if !mine {
         return Err(AppError::Status(StatusCode::NOT_FOUND, "no_such_session"));
     }
@@ -385,6 +447,7 @@ async fn logout(session: Session) -> ApiResult {
 }
 
 async fn logout_all(State(app): State<App>, tessera: Tessera, session: Session) -> ApiResult {
+    require_live(&session).await?;
     let n = app
         .manager
         .revoke_all_sessions_for_user(session.user_id())
