@@ -389,22 +389,30 @@ mod tests {
         let pool = HashPool::new(1, 1);
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
-        let running = tokio::spawn({
-            let pool = pool.clone();
-            async move {
-                pool.run(move || {
-                    started_tx.send(()).unwrap();
-                    release_rx.recv().unwrap();
-                })
-                .await
-            }
+        // The only worker runs a job that waits for `release`...
+        let blocker: Job = Box::new(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
         });
+        assert!(pool.queue.try_send(blocker).is_ok());
         started_rx.recv().unwrap();
-        // One running, one queued, the next is refused at once.
+        // ...one more job fills the queue, and the next is refused at once.
         assert!(pool.queue.try_send(Box::new(|| {})).is_ok());
         assert!(matches!(pool.run(|| 3).await, Err(HashError::Busy(_))));
         release_tx.send(()).unwrap();
-        running.await.unwrap().unwrap();
-        assert_eq!(pool.run(|| 4).await.unwrap(), 4);
+        // Busy until the worker has drained the queue.
+        let four = loop {
+            match pool.run(|| 4).await {
+                Err(HashError::Busy(_)) => tokio::time::sleep(Duration::from_millis(5)).await,
+                r => break r.unwrap(),
+            }
+        };
+        assert_eq!(four, 4);
+        // A panicking job loses its answer, not the worker.
+        assert!(matches!(
+            pool.run(|| panic!("a bug")).await,
+            Err(HashError::Panicked)
+        ));
+        assert_eq!(pool.run(|| 5).await.unwrap(), 5);
     }
 }
