@@ -514,6 +514,7 @@ async fn sessions_list_is_paginated() {
             );
         }
         drop(demo);
+        eprintln!("demo pagination: backend {backend}");
         tessera_sqlx::testing::discard(backend, &db).await;
     }
 }
