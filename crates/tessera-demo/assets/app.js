@@ -186,12 +186,18 @@ async function loadMe() {
   tick();
 }
 
-async function loadSessions() {
-  const res = await api('GET', '/api/sessions');
+// The sessions list comes in pages: the first page replaces the table,
+// "Show more sessions" appends the next one (`cursor` from the last reply).
+async function loadSessions(cursor) {
+  const path = cursor ? `/api/sessions?cursor=${encodeURIComponent(cursor)}` : '/api/sessions';
+  const res = await api('GET', path);
   if (!res.ok) throw new Error(`GET /api/sessions: ${res.status}`);
-  const { sessions } = await res.json();
+  const { sessions, next } = await res.json();
   const body = $('sessions-table').tBodies[0];
-  body.replaceChildren();
+  if (!cursor) body.replaceChildren();
+  const more = $('sessions-more');
+  more.hidden = !next;
+  more.onclick = next ? () => guarded(() => loadSessions(next)) : null;
   for (const s of sessions) {
     const tr = document.createElement('tr');
     tr.dataset.handle = s.handle;

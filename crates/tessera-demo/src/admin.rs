@@ -96,11 +96,37 @@ pub(crate) async fn cleanup(manager: &SessionManager, batch_size: u32) -> CmdRes
     Ok(())
 }
 
+/// What `rotate-key` prints. It must say what really happens (see
+/// `tessera`'s `keys.rs`): the command writes a new current key to the
+/// database and exits; servers that are running hold their keys in memory
+/// and only pick the new one up when they next reload them.
+pub(crate) fn rotate_key_message() -> String {
+    let recheck = tessera::KEY_RECHECK_INTERVAL.as_secs();
+    let old_tokens = if crate::ACCEPT_PREVIOUS_SIGNING_KEY {
+        "a server that has reloaded keeps accepting them until they expire".to_owned()
+    } else {
+        "a server that has reloaded answers them TryRefreshToken (401 try_refresh_token) and \
+         the page refreshes them; the demo does not accept the previous key, so they are not \
+         honoured until they expire"
+            .to_owned()
+    };
+    format!(
+        "signing key rotated: the database now holds a new current key.\n\
+         - running servers keep signing new access tokens with the old key, and accepting it, \
+         until they reload their keys: on their first request once {recheck} s have passed \
+         since their last load (the key recheck interval; that request may still be served \
+         with the old key), or at once when a request brings an access token signed with the \
+         new key (at most one such reload per second). Servers started from now on use the new \
+         key from the start.\n\
+         - access tokens signed with the old key: {old_tokens}. A refresh answered by a server \
+         that has not reloaded yet still issues an old-key token, which needs one more refresh \
+         later.\n\
+         - sessions and refresh tokens are not affected: nobody is signed out."
+    )
+}
+
 pub(crate) async fn rotate_key(manager: &SessionManager) -> CmdResult {
     manager.rotate_signing_key().await?;
-    println!(
-        "signing key rotated; access tokens signed with the previous key now get \
-         TryRefreshToken (the front end refreshes them)"
-    );
+    println!("{}", rotate_key_message());
     Ok(())
 }

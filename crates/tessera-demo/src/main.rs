@@ -21,13 +21,26 @@
 //! Settings: `--database` / `TESSERA_DATABASE_URL` (`sqlite://…`,
 //! `postgres://…`, `mysql://…`), `--listen` / `TESSERA_LISTEN`,
 //! `--access-token-secs` / `TESSERA_DEMO_ACCESS_TOKEN_SECS` (default 60, so
-//! that refreshes happen while you watch; below 10 s only for tests).
+//! that refreshes happen while you watch; below 10 s only for tests),
+//! `--header-read-timeout-secs` / `TESSERA_DEMO_HEADER_READ_TIMEOUT_SECS`
+//! (default 10: a client that has not sent a request's headers by then, or
+//! an idle keep-alive connection, is disconnected), `--max-connections` /
+//! `TESSERA_DEMO_MAX_CONNECTIONS` (default 1024, lowered to fit the
+//! open-files limit; more connections wait until one closes).
+//!
+//! Sign-in and sign-up hash passwords (Argon2id, 19 MiB each) on one thread
+//! per core with a short queue; when it is full they answer 503 with
+//! `Retry-After`. Failed sign-ins are limited per user name (5, then one a
+//! minute) and per client address (20, then one every 30 s), answered 429
+//! with `Retry-After`; a successful sign-in clears the name's count.
 //!
 //! This is a **development configuration**: plain HTTP, so cookies are sent
 //! without `Secure`. Serve a real deployment over HTTPS with the default
 //! (secure) cookies.
 
 mod admin;
+mod limits;
+mod listing;
 mod server;
 mod users;
 mod walkthrough;
@@ -71,6 +84,25 @@ struct Cli {
         default_value_t = 60.0
     )]
     access_token_secs: f64,
+
+    /// Seconds a client may take to send a request's headers (and how long
+    /// an idle keep-alive connection stays open); then it is disconnected.
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_DEMO_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 10.0
+    )]
+    header_read_timeout_secs: f64,
+
+    /// Most client connections served at once; more wait until one closes.
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_DEMO_MAX_CONNECTIONS",
+        default_value_t = 1024
+    )]
+    max_connections: usize,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -119,6 +151,12 @@ fn database_kind(url: &str) -> &'static str {
     }
 }
 
+/// Whether access tokens signed with the previous signing key stay valid
+/// after a rotation (the core's `with_accept_previous_signing_key`). Off, as
+/// in the reference library: a key change makes them refresh. The
+/// `rotate-key` message depends on it.
+pub(crate) const ACCEPT_PREVIOUS_SIGNING_KEY: bool = false;
+
 fn config(access_token_secs: f64) -> Result<Config, Box<dyn std::error::Error>> {
     if !(access_token_secs.is_finite() && access_token_secs > 0.0) {
         return Err("--access-token-secs must be a positive number".into());
@@ -126,6 +164,7 @@ fn config(access_token_secs: f64) -> Result<Config, Box<dyn std::error::Error>> 
     // Development configuration: plain HTTP on localhost, so no `Secure`.
     let mut b = Config::builder()
         .with_cookie_secure(false)
+        .with_accept_previous_signing_key(ACCEPT_PREVIOUS_SIGNING_KEY)
         .with_access_token_validity(Duration::from_secs_f64(access_token_secs));
     if access_token_secs < 10.0 {
         eprintln!(
@@ -135,6 +174,22 @@ fn config(access_token_secs: f64) -> Result<Config, Box<dyn std::error::Error>> 
         b = b.danger_allow_short_validity_for_tests();
     }
     Ok(b.build()?)
+}
+
+fn connection_limits(
+    header_read_timeout_secs: f64,
+    max_connections: usize,
+) -> Result<server::ConnectionLimits, Box<dyn std::error::Error>> {
+    if !(header_read_timeout_secs.is_finite() && header_read_timeout_secs > 0.0) {
+        return Err("--header-read-timeout-secs must be a positive number".into());
+    }
+    if max_connections == 0 {
+        return Err("--max-connections must be at least 1".into());
+    }
+    Ok(server::ConnectionLimits {
+        header_read_timeout: Duration::from_secs_f64(header_read_timeout_secs),
+        max_connections,
+    })
 }
 
 #[tokio::main]
@@ -175,7 +230,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 "  access tokens live: {} s (then the page refreshes them)",
                 cli.access_token_secs
             );
-            server::serve(manager, users, database_kind(&url), cli.listen).await
+            let limits = connection_limits(cli.header_read_timeout_secs, cli.max_connections)?;
+            server::serve(manager, users, database_kind(&url), cli.listen, limits).await
         }
         Command::Walkthrough => unreachable!("handled above"),
         Command::Sessions { user } => admin::list(&manager, &users, &user).await,

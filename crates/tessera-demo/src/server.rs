@@ -14,16 +14,29 @@
 //! | `POST /api/signup` `POST /api/signin` | `{username, password}` → a new session |
 //! | `GET /api/me` | user id, JWT payload, handle, session info, access-token expiry |
 //! | `PUT /api/me/info` | `{info}` replaces the session info |
-//! | `GET /api/sessions` | the user's sessions, the current one marked |
+//! | `GET /api/sessions?limit=&cursor=` | one page of the user's sessions (default 50, at most 200), the current one marked, `next` the cursor of the next page or `null` |
 //! | `DELETE /api/sessions/{handle}` | revoke one of the user's sessions |
 //! | `POST /api/logout` `POST /api/logout-all` | revoke this / every session of the user |
 //! | `POST <refresh path>` | the refresh API (`tessera_axum::refresh_router`) |
+//!
+//! Without blacklisting, the `Session` extractor only proves that the access
+//! token is genuine and unexpired; after log-out or revocation it stays so
+//! for the rest of its lifetime. The routes that read or change the account
+//! in the database (`/api/me`, the session info, the sessions list, revoking,
+//! log out everywhere) first check that the calling session is still live:
+//! a revoked one gets `Unauthorized`, which answers the session-expired
+//! status and clears the cookies.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::pin::pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, USER_AGENT};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::http::header::{
+    HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
+};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -33,6 +46,8 @@ use serde_json::{json, Value};
 use tessera::{SessionManager, UserId};
 use tessera_axum::{Session, Tessera, TesseraLayer};
 
+use crate::limits::{self, FailureLimiter, HashError, HashPool};
+use crate::listing::Cursor;
 use crate::users::{self, SignupError, Users};
 
 #[derive(Clone)]
@@ -40,6 +55,8 @@ struct App {
     users: Users,
     manager: SessionManager,
     database_kind: &'static str,
+    hashing: HashPool,
+    failures: FailureLimiter,
 }
 
 /// Errors of the demo's own routes. Session errors are passed through to
@@ -47,7 +64,22 @@ struct App {
 enum AppError {
     Session(tessera_axum::Error),
     Status(StatusCode, &'static str),
+    /// 503 or 429 with `Retry-After` (seconds).
+    RetryLater(StatusCode, &'static str, u64),
     Internal(String),
+}
+
+impl From<HashError> for AppError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy(_) => AppError::RetryLater(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                limits::BUSY_RETRY_AFTER_SECS,
+            ),
+            HashError::Panicked => AppError::Internal("password hashing panicked".into()),
+        }
+    }
 }
 
 impl From<tessera_axum::Error> for AppError {
@@ -75,6 +107,12 @@ impl IntoResponse for AppError {
             AppError::Status(status, code) => {
                 (status, Json(json!({ "error": code }))).into_response()
             }
+            AppError::RetryLater(status, code, secs) => (
+                status,
+                [(RETRY_AFTER, secs.to_string())],
+                Json(json!({ "error": code, "retryAfterSecs": secs })),
+            )
+                .into_response(),
             AppError::Internal(msg) => {
                 tracing::error!("demo: {msg}");
                 (
@@ -95,6 +133,8 @@ pub(crate) fn app(manager: SessionManager, users: Users, database_kind: &'static
         users,
         manager: manager.clone(),
         database_kind,
+        hashing: HashPool::for_this_machine(),
+        failures: FailureLimiter::new(),
     };
     Router::new()
         .route("/", get(index))
@@ -115,22 +155,163 @@ pub(crate) fn app(manager: SessionManager, users: Users, database_kind: &'static
         .with_state(state)
 }
 
+/// How the server treats connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionLimits {
+    /// How long a client may take to send a request's head (request line and
+    /// headers), and so also how long an idle keep-alive connection stays
+    /// open; then the server closes the connection.
+    pub(crate) header_read_timeout: Duration,
+    /// Connections served at once. Beyond that the server stops accepting:
+    /// new connections wait in the kernel's listen backlog (holding none of
+    /// this process's file descriptors) until a served one closes.
+    pub(crate) max_connections: usize,
+}
+
+/// File descriptors kept free for everything but client connections: the
+/// database pool (sqlx's default is 10 connections; SQLite also opens its
+/// WAL and shared-memory files), the listener, standard streams.
+const RESERVED_FDS: u64 = 64;
+
+/// The soft open-files limit (`ulimit -n`), where the OS tells it.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_open_files_limit(&limits)
+}
+
+fn parse_open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `max_connections`, lowered if the open-files limit could not hold that
+/// many connections next to [`RESERVED_FDS`]: past it, `accept` would fail
+/// and the cap would not protect anything.
+fn effective_max_connections(requested: usize, fd_limit: Option<u64>) -> usize {
+    let Some(limit) = fd_limit else {
+        return requested.max(1);
+    };
+    let room = usize::try_from(limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+    requested.min(room).max(1)
+}
+
 /// Serves until Ctrl-C.
 pub(crate) async fn serve(
     manager: SessionManager,
     users: Users,
     database_kind: &'static str,
     listen: SocketAddr,
+    limits: ConnectionLimits,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
+    let fd_limit = open_files_limit();
+    let max = effective_max_connections(limits.max_connections, fd_limit);
+    if max < limits.max_connections {
+        eprintln!(
+            "warning: --max-connections {} lowered to {max}: the open-files limit is {} \
+             and {RESERVED_FDS} are kept for the database and the listener",
+            limits.max_connections,
+            fd_limit.unwrap_or_default()
+        );
+    }
+    println!(
+        "  connections:        at most {max} at once; request headers within {} s",
+        limits.header_read_timeout.as_secs_f64()
+    );
     println!("listening on http://{addr}  (Ctrl-C stops)");
-    axum::serve(listener, app(manager, users, database_kind))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = ConnectionLimits {
+        max_connections: max,
+        ..limits
+    };
+    run(
+        listener,
+        app(manager, users, database_kind),
+        limits,
+        shutdown_signal(),
+    )
+    .await;
     Ok(())
+}
+
+/// The accept loop: hyper's HTTP/1 server per connection with a header-read
+/// timeout, at most `max_connections` connections at once, the client
+/// address as `ConnectInfo`, and graceful shutdown when `shutdown` completes
+/// (no new connections; open ones finish their current request).
+async fn run(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower_service::Service as _;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        // A slot first, then accept: at the cap the server does not accept.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors or memory, or a connection
+                    // reset before it was accepted: not fatal. Pause so
+                    // that a persistent error does not spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let router = router.clone();
+        let mut stop = stop_rx.clone();
+        let header_read_timeout = limits.header_read_timeout;
+        connections.spawn(async move {
+            let _slot = slot;
+            let service = hyper::service::service_fn(
+                move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(remote));
+                    router.clone().call(req)
+                },
+            );
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!("connection from {remote}: {e}");
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    while connections.join_next().await.is_some() {}
 }
 
 /// Ctrl-C, or SIGTERM (what service managers and containers send).
@@ -261,9 +442,10 @@ async fn signup(
         ));
     }
     let password = c.password;
-    let hash = tokio::task::spawn_blocking(move || users::hash_password(&password))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
+    let hash = app
+        .hashing
+        .run(move || users::hash_password(&password))
+        .await?
         .map_err(AppError::Internal)?;
     let user = match app.users.create(&c.username, &hash).await {
         Ok(u) => u,
@@ -276,7 +458,8 @@ async fn signup(
 }
 
 /// A hash to verify against when the user does not exist, so that a wrong
-/// user name takes as long as a wrong password.
+/// user name takes as long as a wrong password. Made on first use, on a
+/// hashing thread.
 fn dummy_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| users::hash_password("not a real password").unwrap_or_default())
@@ -284,6 +467,7 @@ fn dummy_hash() -> &'static str {
 
 async fn signin(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     tessera: Tessera,
     headers: HeaderMap,
     Json(c): Json<Credentials>,
@@ -294,18 +478,48 @@ async fn signin(
     if c.password.len() > 4 * users::MAX_PASSWORD_LEN || !users::valid_username(&c.username) {
         return Err(denied);
     }
-    let found = app.users.find_by_name(&c.username).await?;
-    let stored = found
-        .as_ref()
-        .map_or_else(|| dummy_hash().to_owned(), |(_, h)| h.clone());
-    let password = c.password;
-    let ok = tokio::task::spawn_blocking(move || users::verify_password(&password, &stored))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    match found {
-        Some((user, _)) if ok => start_session(&tessera, &user, &headers).await,
-        _ => Err(denied),
+    // Throttled names and addresses are refused before any hashing.
+    let attempt = app
+        .failures
+        .begin(&c.username, client.ip())
+        .map_err(|wait| {
+            AppError::RetryLater(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                limits::retry_after_secs(wait),
+            )
+        })?;
+    let checked = check_password(&app, &c.username, c.password).await;
+    match checked {
+        Ok(Some(user)) => {
+            attempt.succeeded();
+            start_session(&tessera, &user, &headers).await
+        }
+        // Dropping the attempt counts the failure.
+        Ok(None) => Err(denied),
+        Err(e) => {
+            attempt.not_made();
+            Err(e)
+        }
     }
+}
+
+/// The user if the password is right. The hash is verified on the hashing
+/// pool, against a dummy hash when the user does not exist.
+async fn check_password(
+    app: &App,
+    username: &str,
+    password: String,
+) -> Result<Option<users::User>, AppError> {
+    let found = app.users.find_by_name(username).await?;
+    let stored = found.as_ref().map(|(_, h)| h.clone());
+    let ok = app
+        .hashing
+        .run(move || {
+            users::verify_password(&password, stored.as_deref().unwrap_or_else(|| dummy_hash()))
+        })
+        .await?;
+    Ok(found.filter(|_| ok).map(|(user, _)| user))
 }
 
 // -- the session --------------------------------------------------------------
@@ -337,12 +551,61 @@ async fn update_info(session: Session, Json(body): Json<InfoBody>) -> ApiResult 
     Ok(Json(json!({"sessionInfo": body.info})))
 }
 
-async fn list_sessions(State(app): State<App>, session: Session) -> ApiResult {
-    let list = app
-        .manager
-        .list_sessions_for_user(session.user_id())
+/// Refuses to act for a session that is no longer live (see the module
+/// documentation): reads the session's row, and a missing or expired one
+/// gives `Unauthorized` with the cookies cleared.
+async fn require_live(session: &Session) -> Result<(), AppError> {
+    session.get_session_info().await?;
+    Ok(())
+}
+
+/// Sessions per page of `GET /api/sessions` unless `limit` says otherwise:
+/// more than a person has devices, small enough to render at once.
+const SESSIONS_PAGE_DEFAULT: u32 = 50;
+/// The largest `limit`: bounds the rows read and the response (about 150
+/// bytes of JSON per session, so 30 KB) whatever the client asks.
+const SESSIONS_PAGE_MAX: u32 = 200;
+
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list_sessions(
+    State(app): State<App>,
+    session: Session,
+    Query(q): Query<PageQuery>,
+) -> ApiResult {
+    let limit = match q.limit.as_deref() {
+        None => SESSIONS_PAGE_DEFAULT,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(AppError::Status(StatusCode::BAD_REQUEST, "invalid_limit"))?
+            .min(SESSIONS_PAGE_MAX),
+    };
+    let cursor = match q.cursor.as_deref() {
+        None | Some("") => Cursor::start(),
+        Some(c) => {
+            Cursor::decode(c).ok_or(AppError::Status(StatusCode::BAD_REQUEST, "invalid_cursor"))?
+        }
+    };
+    require_live(&session).await?;
+    let now = app.manager.config().clock().now_ms();
+    // One row more than the page tells whether there is a next page.
+    let mut page = app
+        .users
+        .sessions_page(session.user_id(), now, &cursor, limit + 1)
         .await?;
-    let sessions: Vec<Value> = list
+    let next = if page.len() > limit as usize {
+        page.truncate(limit as usize);
+        page.last().map(|s| Cursor::after(s).encode())
+    } else {
+        None
+    };
+    let sessions: Vec<Value> = page
         .iter()
         .map(|s| {
             json!({
@@ -353,7 +616,7 @@ async fn list_sessions(State(app): State<App>, session: Session) -> ApiResult {
             })
         })
         .collect();
-    Ok(Json(json!({"sessions": sessions})))
+    Ok(Json(json!({"sessions": sessions, "next": next})))
 }
 
 async fn revoke_one(
@@ -365,13 +628,17 @@ async fn revoke_one(
         session.revoke_session().await?;
         return Ok(Json(json!({"revoked": true, "current": true})));
     }
-    // Only the user's own sessions.
-    let mine = app
+    require_live(&session).await?;
+    // Only the user's own live sessions: the row names its owner, so one
+    // lookup by handle decides (no listing of every session of the user).
+    let now = app.manager.config().clock().now_ms();
+    let row = app
         .manager
-        .list_sessions_for_user(session.user_id())
-        .await?
-        .iter()
-        .any(|s| s.session_handle == handle);
+        .store()
+        .load_session(&handle)
+        .await
+        .map_err(tessera::Error::from)?;
+    let mine = row.is_some_and(|r| &r.user_id == session.user_id() && r.expires_at_ms > now);
     if !mine {
         return Err(AppError::Status(StatusCode::NOT_FOUND, "no_such_session"));
     }
@@ -385,6 +652,7 @@ async fn logout(session: Session) -> ApiResult {
 }
 
 async fn logout_all(State(app): State<App>, tessera: Tessera, session: Session) -> ApiResult {
+    require_live(&session).await?;
     let n = app
         .manager
         .revoke_all_sessions_for_user(session.user_id())

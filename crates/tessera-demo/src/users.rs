@@ -6,8 +6,10 @@
 //! migrations). User ids are the table's integer key, and sessions are
 //! created for `UserId::Int(id)`.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tessera_sqlx::SqlStore;
 
 /// A user row (the password hash stays in the database layer).
@@ -193,28 +195,83 @@ pub(crate) fn valid_username(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// Argon2 memory blocks kept per thread for reuse, at most 64 MiB; a stored
+/// hash asking for more gets a buffer of its own for that one call.
+const MAX_REUSED_BLOCKS: usize = 64 * 1024;
+
+thread_local! {
+    /// The Argon2 working memory of this thread (19 MiB with the defaults).
+    /// Hashing runs on a few fixed threads (`limits::HashPool`), so the demo
+    /// holds exactly one buffer per hashing thread. Allocating 19 MiB per
+    /// hash instead left the allocator holding on to freed buffers: the
+    /// process grew by about 19 MiB per hash for the first dozens of hashes.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with `n` Argon2 blocks of this thread's reused memory. Their
+/// contents are left from the previous hash; Argon2 overwrites every block
+/// in its first pass before reading it.
+fn with_blocks<T>(n: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    if n > MAX_REUSED_BLOCKS {
+        return f(&mut vec![Block::default(); n]);
+    }
+    BLOCKS.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() < n {
+            b.resize(n, Block::default());
+        }
+        f(&mut b[..n])
+    })
+}
+
 /// Argon2id (the crate's defaults: 19 MiB, 2 passes) with a random salt from
-/// the OS. CPU-heavy: call it from `spawn_blocking`.
+/// the OS, as a PHC string. CPU-heavy: call it on the hashing pool.
 pub(crate) fn hash_password(password: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
     getrandom::getrandom(&mut salt).map_err(|e| e.to_string())?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    let salt_b64 = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    let params = Params::default();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    with_blocks(params.block_count(), |blocks| {
+        argon.hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, blocks)
+    })
+    .map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+        salt: Some(salt_b64.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
 }
 
-/// Checks a password against a stored PHC string (constant-time inside the
-/// argon2 crate). A malformed stored hash never matches.
+/// Checks a password against a stored PHC string, with the algorithm,
+/// version and parameters it names (the comparison is `Output`'s, constant
+/// time). A malformed stored hash never matches.
 pub(crate) fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    verify(password, stored).unwrap_or(false)
+}
+
+fn verify(password: &str, stored: &str) -> Option<bool> {
+    let phc = PasswordHash::new(stored).ok()?;
+    let algorithm = Algorithm::try_from(phc.algorithm).ok()?;
+    let version = match phc.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(&phc).ok()?;
+    let expected = phc.hash?;
+    let mut salt_buf = [0u8; 64];
+    let salt = phc.salt?.decode_b64(&mut salt_buf).ok()?;
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    with_blocks(params.block_count(), |blocks| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, blocks)
+    })
+    .ok()?;
+    Some(Output::new(&out).ok()? == expected)
 }
 
 #[cfg(test)]
@@ -230,6 +287,43 @@ mod tests {
         assert!(verify_password("correct horse", &a));
         assert!(!verify_password("correct horsf", &a));
         assert!(!verify_password("x", "not a phc string"));
+    }
+
+    /// The reused-memory hashing agrees with the argon2 crate's own
+    /// `PasswordHasher` / `PasswordVerifier`, both ways, hash after hash on
+    /// one thread (so on reused, dirty memory).
+    #[test]
+    fn agrees_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        for i in 0..3 {
+            let pw = format!("password number {i}");
+            let ours = hash_password(&pw).unwrap();
+            let parsed = PasswordHash::new(&ours).unwrap();
+            assert!(Argon2::default()
+                .verify_password(pw.as_bytes(), &parsed)
+                .is_ok());
+            assert!(Argon2::default()
+                .verify_password(b"another password", &parsed)
+                .is_err());
+            let salt = SaltString::encode_b64(&[i as u8; 16]).unwrap();
+            let theirs = Argon2::default()
+                .hash_password(pw.as_bytes(), &salt)
+                .unwrap()
+                .to_string();
+            assert!(verify_password(&pw, &theirs), "{theirs}");
+            assert!(!verify_password("another password", &theirs));
+            // Other parameters than ours are honoured (here: 8 MiB, 3 passes).
+            let other = Argon2::new(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(8 * 1024, 3, 1, None).unwrap(),
+            )
+            .hash_password(pw.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+            assert!(verify_password(&pw, &other), "{other}");
+            assert!(!verify_password("x", &other.replace("t=3", "t=2")));
+        }
     }
 
     #[test]

@@ -257,6 +257,268 @@ async fn admin_subcommands() {
     );
 }
 
+/// `rotate-key` says what really happens: a running server keeps the old
+/// key until it reloads (here it has not: it still accepts the old token),
+/// a server started afterwards uses the new key at once, a token signed with
+/// the new key makes the running server reload at once, and from then on the
+/// old token gets try-refresh.
+#[tokio::test]
+async fn rotate_key_message_says_what_running_servers_do() {
+    let db = fresh_url(Backend::Sqlite).await;
+    let running = Demo::start(&db, &[], "3600");
+    let mut a = Browser::default();
+    let r = a
+        .send(
+            &running.base,
+            "POST",
+            "/api/signup",
+            creds("erin", "password eight"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let out = admin(&db, &["rotate-key"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let recheck = format!("{} s", tessera::KEY_RECHECK_INTERVAL.as_secs());
+    for expected in [
+        "signing key rotated",
+        "running servers keep signing new access tokens with the old key, and accepting it",
+        recheck.as_str(),
+        "at once when a request brings an access token signed with the new key",
+        "Servers started from now on use the new key",
+        "TryRefreshToken",
+        "the demo does not accept the previous key",
+        "nobody is signed out",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("now get TryRefreshToken"),
+        "the old, wrong claim: {text}"
+    );
+
+    // The running server has not reloaded its keys: the old token still works.
+    let r = a.send(&running.base, "GET", "/api/me", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A server started now signs and verifies with the new key only.
+    let fresh = Demo::start(&db, &[], "3600");
+    let mut old = a.clone();
+    let r = a.send(&fresh.base, "GET", "/api/me", None).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("try_refresh_token"))
+    );
+    assert_eq!(
+        a.send(&fresh.base, "POST", "/refresh/", None).await.status,
+        200
+    );
+    // The new-key token makes the running server reload at once...
+    let r = a.send(&running.base, "GET", "/api/me", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // ...after which it refuses the old-key token.
+    let r = old.send(&running.base, "GET", "/api/me", None).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("try_refresh_token"))
+    );
+}
+
+/// Without blacklisting a logged-out session's access token still passes
+/// verification until it expires; the account routes must still refuse it:
+/// it can neither list the user's sessions nor revoke another one, and the
+/// other session keeps working.
+#[tokio::test]
+async fn revoked_session_cannot_act_on_the_account() {
+    let db = fresh_url(Backend::Sqlite).await;
+    let demo = Demo::start(&db, &[], "3600");
+    let base = demo.base.as_str();
+    let mut a = Browser::default();
+    let r = a
+        .send(base, "POST", "/api/signup", creds("frank", "password nine"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut b = Browser::default();
+    let r = b
+        .send(base, "POST", "/api/signin", creds("frank", "password nine"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let b_handle = r.body["sessionHandle"].as_str().unwrap().to_owned();
+
+    // Session A logs out; its (unexpired) tokens are kept, as a thief would.
+    let mut stale = a.clone();
+    assert_eq!(a.send(base, "POST", "/api/logout", None).await.status, 200);
+
+    let r = stale.send(base, "GET", "/api/sessions", None).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("unauthorized")),
+        "listing with a logged-out session: {}",
+        r.body
+    );
+    assert!(
+        r.set_cookies.iter().any(|c| c == "sAccessToken"),
+        "the refusal clears the cookies: {:?}",
+        r.set_cookies
+    );
+    for (method, path) in [
+        ("DELETE", format!("/api/sessions/{b_handle}")),
+        ("POST", "/api/logout-all".to_owned()),
+        ("GET", "/api/me".to_owned()),
+        ("PUT", "/api/me/info".to_owned()),
+    ] {
+        let mut stale = stale.clone();
+        let body = (method == "PUT").then(|| json!({"info": {"stolen": true}}));
+        let r = stale.send(base, method, &path, body).await;
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (401, Some("unauthorized")),
+            "{method} {path} with a logged-out session: {}",
+            r.body
+        );
+    }
+
+    // B is untouched.
+    let r = b.send(base, "GET", "/api/me", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["sessionInfo"]["note"], "", "info not overwritten");
+    let list = b.send(base, "GET", "/api/sessions", None).await;
+    assert_eq!(list.status, 200);
+    let handles: Vec<&str> = list.body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["handle"].as_str().unwrap())
+        .collect();
+    assert_eq!(handles, [b_handle.as_str()]);
+    assert_eq!(b.send(base, "POST", "/refresh/", None).await.status, 200);
+}
+
+/// `GET /api/sessions` pages: 120 sessions of one user (made with the core
+/// API on the same database) come 50 at a time with a `next` cursor, and
+/// following the cursors yields every handle exactly once; `limit` is capped.
+/// On every backend, since the page is read with each database's SQL.
+#[tokio::test]
+async fn sessions_list_is_paginated() {
+    for backend in common::soak_backends("demo pagination") {
+        let db = fresh_url(backend).await;
+        let demo = Demo::start(&db, &[], "3600");
+        let base = demo.base.as_str();
+        let mut me = Browser::default();
+        let r = me
+            .send(base, "POST", "/api/signup", creds("hana", "password ten"))
+            .await;
+        assert_eq!(r.status, 200, "{backend}: {}", r.body);
+        let uid = tessera::UserId::Int(r.body["userId"].as_i64().unwrap());
+        let current = r.body["sessionHandle"].as_str().unwrap().to_owned();
+
+        let store = tessera_sqlx::connect(&db).await.unwrap();
+        let config = tessera::Config::builder()
+            .with_cookie_secure(false)
+            .build()
+            .unwrap();
+        let core = tessera::SessionManager::new(config, store).await.unwrap();
+        for _ in 0..119 {
+            core.create_new_session(
+                &mut tessera::RecordedResponse::default(),
+                uid.clone(),
+                json!({}),
+                json!({}),
+            )
+            .await
+            .unwrap();
+        }
+        // Someone else's session is never listed.
+        core.create_new_session(
+            &mut tessera::RecordedResponse::default(),
+            tessera::UserId::Int(9999),
+            json!({}),
+            json!({}),
+        )
+        .await
+        .unwrap();
+        let mut expected = core.get_all_session_handles_for_user(&uid).await.unwrap();
+        assert_eq!(expected.len(), 120);
+
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        let mut path = "/api/sessions".to_owned();
+        loop {
+            let r = me.send(base, "GET", &path, None).await;
+            assert_eq!(r.status, 200, "{backend}: {path}: {}", r.body);
+            let page = r.body["sessions"].as_array().unwrap();
+            sizes.push(page.len());
+            for s in page {
+                let h = s["handle"].as_str().unwrap().to_owned();
+                assert_eq!(s["current"], h == current, "{backend}");
+                seen.push(h);
+            }
+            match r.body["next"].as_str() {
+                Some(next) => path = format!("/api/sessions?cursor={next}"),
+                None => break,
+            }
+            assert!(sizes.len() < 10, "{backend}: the pages never end");
+        }
+        assert_eq!(sizes, [50, 50, 20], "{backend}: default page size");
+        let listed = seen.len();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), listed, "{backend}: a handle listed twice");
+        expected.sort();
+        assert_eq!(seen, expected, "{backend}: every handle exactly once");
+
+        for (query, len, has_next) in [("?limit=7", 7, true), ("?limit=200", 120, false)] {
+            let r = me
+                .send(base, "GET", &format!("/api/sessions{query}"), None)
+                .await;
+            assert_eq!(r.status, 200, "{backend}: {query}");
+            assert_eq!(r.body["sessions"].as_array().unwrap().len(), len, "{query}");
+            assert_eq!(r.body["next"].is_string(), has_next, "{backend}: {query}");
+        }
+        // More than the largest page: a bigger `limit` is capped at 200.
+        for _ in 0..90 {
+            core.create_new_session(
+                &mut tessera::RecordedResponse::default(),
+                uid.clone(),
+                json!({}),
+                json!({}),
+            )
+            .await
+            .unwrap();
+        }
+        let r = me
+            .send(base, "GET", "/api/sessions?limit=100000", None)
+            .await;
+        assert_eq!(r.status, 200, "{backend}: {}", r.body);
+        assert_eq!(
+            r.body["sessions"].as_array().unwrap().len(),
+            200,
+            "{backend}"
+        );
+        assert!(r.body["next"].is_string(), "{backend}");
+        for (query, err) in [
+            ("?limit=0", "invalid_limit"),
+            ("?limit=x", "invalid_limit"),
+            ("?cursor=junk", "invalid_cursor"),
+        ] {
+            let r = me
+                .send(base, "GET", &format!("/api/sessions{query}"), None)
+                .await;
+            assert_eq!(
+                (r.status, r.body["error"].as_str()),
+                (400, Some(err)),
+                "{query}"
+            );
+        }
+        drop(demo);
+        eprintln!("demo pagination: backend {backend}");
+        tessera_sqlx::testing::discard(backend, &db).await;
+    }
+}
+
 #[tokio::test]
 async fn walkthrough_subcommand() {
     let db = fresh_url(Backend::Sqlite).await;
