@@ -54,6 +54,7 @@ fn tessera_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<manager::PyManualClock>()?;
     m.add_function(wrap_pyfunction!(manager::set_headers_for_options_api, m)?)?;
     m.add_function(wrap_pyfunction!(manager::validate_config, m)?)?;
+    m.add_function(wrap_pyfunction!(manager::config_warnings, m)?)?;
     m.add_function(wrap_pyfunction!(stores::migrate, m)?)?;
     m.add_function(wrap_pyfunction!(stores::close_stores, m)?)?;
     m.add_function(wrap_pyfunction!(manager::_panic_for_tests, m)?)?;

@@ -364,6 +364,18 @@ pub(crate) fn validate_config(
         .map_err(|e| to_py(py, e))
 }
 
+/// What `manage.py check` warns about in a configuration that
+/// [`validate_config`] accepts: durations outside the recommended ranges.
+#[pyfunction]
+#[pyo3(signature = (config, key_function = None))]
+pub(crate) fn config_warnings(
+    py: Python<'_>,
+    config: &Bound<'_, PyDict>,
+    key_function: Option<Py<PyAny>>,
+) -> PyResult<Vec<String>> {
+    config::recommended_range_warnings(config, key_function.is_some()).map_err(|e| to_py(py, e))
+}
+
 /// Panics inside the core's runtime, for the test that proves a panic
 /// reaches Python as `SuperTokensGeneralException` (not PyO3's
 /// `PanicException`, which is not even an `Exception`).
