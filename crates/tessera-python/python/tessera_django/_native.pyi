@@ -9,6 +9,7 @@ __all__ = [
     "ID_REFRESH_TOKEN_COOKIE",
     "ID_REFRESH_TOKEN_HEADER",
     "Manager",
+    "MAX_JSON_DEPTH",
     "ManualClock",
     "REFRESH_TOKEN_COOKIE",
     "Session",
@@ -21,6 +22,7 @@ __all__ = [
 ]
 
 ACCESS_TOKEN_COOKIE: str
+MAX_JSON_DEPTH: int
 REFRESH_TOKEN_COOKIE: str
 ID_REFRESH_TOKEN_COOKIE: str
 ANTI_CSRF_HEADER: str
