@@ -122,6 +122,18 @@ impl PyManager {
         self.inner.config().session_expired_status()
     }
 
+    /// The names of the id-refresh, access and refresh cookies
+    /// (`COOKIE_NAME_PREFIX` applied).
+    #[getter]
+    fn cookie_names(&self) -> (&'static str, &'static str, &'static str) {
+        let c = self.inner.config();
+        (
+            c.id_refresh_token_cookie_name(),
+            c.access_token_cookie_name(),
+            c.refresh_token_cookie_name(),
+        )
+    }
+
     /// The manager's clock, in milliseconds since the epoch.
     #[getter]
     fn now_ms(&self) -> i64 {

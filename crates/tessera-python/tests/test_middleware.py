@@ -17,12 +17,17 @@ from tessera_django.middleware import SuperTokensMiddleware
 import support
 
 
-def _run(exception):
+def _run(exception, cookies=None):
+    """``exception`` raised by a view, for a request that carries ``cookies``
+    (by default a session's id-refresh cookie: cookies are cleared only for
+    a request that carried one)."""
+
     def view(request):
         raise exception
 
     middleware = SuperTokensMiddleware(view)
     request = RequestFactory().get("/")
+    request.COOKIES.update({support.ID_REFRESH: "x"} if cookies is None else cookies)
     try:
         return middleware(request)
     except Exception as e:  # what Django's handler would do: process_exception
@@ -82,3 +87,18 @@ def test_other_exceptions_are_not_handled():
 def test_passes_responses_through():
     response = SuperTokensMiddleware(lambda request: HttpResponse("fine"))(RequestFactory().get("/"))
     assert response.content == b"fine"
+
+
+@pytest.mark.parametrize(
+    "exception",
+    [SuperTokensUnauthorizedException("gone"), SuperTokensTokenTheftException("u", "h")],
+)
+def test_a_request_without_session_cookies_gets_no_cookies_cleared(exception):
+    """A cross-site form POST carries no SameSite=Lax cookies; clearing the
+    cookies in its response would let any site log the user out."""
+    response = _run(exception, cookies={"csrftoken": "x", "sessionid": "y"})
+    assert response.status_code == 401
+    support.assert_untouched(response)
+    assert not response.has_header("Cache-Control")
+    for name in (support.ACCESS, support.REFRESH):
+        assert _run(exception, cookies={name: ""}).cookies  # any one of the three counts

@@ -1,7 +1,7 @@
 """Type stubs of the native module (Rust, PyO3). Not a public API: use
 :mod:`tessera_django.supertokens`."""
 
-from typing import Any, Dict, List, Optional, Protocol, Union, final
+from typing import Any, Dict, List, Optional, Protocol, Tuple, Union, final
 
 __all__ = [
     "ACCESS_TOKEN_COOKIE",
@@ -82,6 +82,8 @@ class Manager:
     def is_closed(self) -> bool: ...
     @property
     def session_expired_status(self) -> int: ...
+    @property
+    def cookie_names(self) -> Tuple[str, str, str]: ...
     @property
     def now_ms(self) -> int: ...
     # `response`: a django.http.HttpResponse (written directly) or a writer
