@@ -2,6 +2,7 @@
 # Browser and multi-instance tests:
 #  * e2e/tests/sdk.test.mjs   the real supertokens-website 4.2.0 SDK (bundled with
 #                             esbuild) in headless Chromium against tessera-axum
+#  * e2e/tests/review.test.mjs  findings of the outside review (logout CSRF, cookie tossing)
 #  * e2e/tests/demo.test.mjs  the demo's own page, screenshots in artifacts/
 #  * crates/tessera-demo/tests/multi_instance.rs
 #                             two demo servers sharing one PostgreSQL database
@@ -50,7 +51,7 @@ cargo build -q -p tessera-axum --example sdk_test_server
 
 step "browser tests (headless Chromium)"
 mkdir -p artifacts
-(cd e2e && node --test tests/sdk.test.mjs tests/demo.test.mjs)
+(cd e2e && node --test tests/sdk.test.mjs tests/review.test.mjs tests/demo.test.mjs)
 echo "screenshots: $(ls artifacts/*.png | tr '\n' ' ')"
 
 step "multi-instance test (two demo servers, one PostgreSQL database)"

@@ -76,7 +76,7 @@ export function launchBrowser() {
     executablePath: chromiumPath,
     headless: true,
     // Root in a container: Chromium's sandbox needs user namespaces.
-    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
   });
 }
 

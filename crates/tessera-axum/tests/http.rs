@@ -371,12 +371,13 @@ async fn oversized_and_duplicated_headers_over_tcp() {
         .unwrap();
     assert_eq!(res.status(), 401);
 
-    // Two Cookie headers: the first sAccessToken found wins, so garbage in
-    // front of a good token is TryRefreshToken; the good one first is fine.
+    // Two Cookie headers (HTTP/2 style) are read as one list. Two different
+    // sAccessToken copies are refused whatever their order (cookie tossing:
+    // no copy is chosen); junk pairs beside the good cookies are skipped.
     let good = b.cookie_header();
     for (first, second, want) in [
         ("sAccessToken=garbage".to_owned(), good.clone(), 401),
-        (good.clone(), "sAccessToken=garbage".to_owned(), 200),
+        (good.clone(), "sAccessToken=garbage".to_owned(), 401),
         ("junk;;=;".to_owned(), good.clone(), 200),
     ] {
         let res = reqwest::Client::new()
@@ -435,4 +436,105 @@ async fn a_handle_outliving_its_request_does_not_leak_into_later_responses() {
             r.headers
         );
     }
+}
+
+/// Outside review, logout CSRF: a request without any session cookie (a
+/// cross-site form POST under SameSite=Lax) is refused and its answer
+/// changes no cookie, on every route of the app.
+#[tokio::test]
+async fn cookie_less_requests_get_no_set_cookie() {
+    let h = Harness::new(|c| c.with_blacklisting(true)).await;
+    let addr = h.serve().await;
+    let routes = [
+        ("POST", "/refresh/"),
+        ("POST", "/me"),
+        ("GET", "/me"),
+        ("PUT", "/me"),
+        ("DELETE", "/me"),
+        ("POST", "/me-no-csrf"),
+        ("GET", "/me-always-csrf"),
+        ("GET", "/info"),
+        ("PUT", "/info"),
+        ("POST", "/logout"),
+        ("POST", "/fail-after"),
+        ("GET", "/fail-plain"),
+        ("GET", "/maybe"),
+    ];
+    for (method, path) in routes {
+        let mut b = Browser::default();
+        let body = (method == "PUT").then(|| json!({"x": 1}));
+        let r = b.send(addr, method, path, false, body).await;
+        assert!(
+            r.status == 401 || (path == "/maybe" && r.status == 200),
+            "{method} {path}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(
+            r.headers.get("set-cookie").is_none() && r.headers.get("id-refresh-token").is_none(),
+            "{method} {path} without cookies changes cookies: {:?}",
+            r.headers
+        );
+    }
+    // With the session's cookies, a revoked session is still cleared.
+    let mut b = logged_in(&h, addr, "csrf-victim").await;
+    let handle = b.send(addr, "GET", "/me", false, None).await.json()["handle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.manager.revoke_session(&handle).await.unwrap();
+    let r = b.send(addr, "POST", "/logout", true, None).await;
+    assert_eq!(r.status, 401);
+    assert!(r.clears_cookies(), "{:?}", r.headers);
+}
+
+/// Outside review, cacheable tokens: every response that carries tokens is
+/// `no-store`; a plain verification's response is left to the application.
+#[tokio::test]
+async fn responses_with_tokens_are_no_store() {
+    let h = Harness::new(|c| c).await;
+    let addr = h.serve().await;
+    let no_store = |r: &common::Reply| {
+        r.headers
+            .get_all("cache-control")
+            .iter()
+            .flat_map(|v| v.to_str().unwrap().split(','))
+            .any(|d| d.trim() == "no-store")
+    };
+    let mut b = Browser::default();
+    let r = b.send(addr, "POST", "/login?user=cache", false, None).await;
+    assert!(no_store(&r), "sign-in: {:?}", r.headers);
+    let r = b.send(addr, "GET", "/me", false, None).await;
+    assert!(
+        r.headers.get("cache-control").is_none(),
+        "plain GET: {:?}",
+        r.headers
+    );
+    let r = b.send(addr, "POST", "/refresh/", false, None).await;
+    assert!(no_store(&r), "refresh");
+    // The first use of the refreshed access token: a new sAccessToken on a GET.
+    let r = b.send(addr, "GET", "/me", false, None).await;
+    assert_eq!(r.set_cookie_names(), ["sAccessToken"]);
+    assert!(no_store(&r), "promotion: {:?}", r.headers);
+    let r = b.send(addr, "POST", "/logout", true, None).await;
+    assert!(r.clears_cookies() && no_store(&r), "logout");
+
+    // A handler that sets its own, weaker, Cache-Control keeps its
+    // directives and gains no-store.
+    async fn cached_login(tessera: tessera_axum::Tessera) -> impl axum::response::IntoResponse {
+        tessera
+            .create_new_session("cached", json!({}), json!({}))
+            .await
+            .unwrap();
+        ([("cache-control", "public, max-age=60")], "ok")
+    }
+    let app = axum::Router::new()
+        .route("/cached-login", axum::routing::post(cached_login))
+        .layer(tessera_axum::TesseraLayer::new(h.manager.clone()));
+    let addr = common::serve(app).await;
+    let r = Browser::default()
+        .send(addr, "POST", "/cached-login", false, None)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["cache-control"], "public, max-age=60, no-store");
 }

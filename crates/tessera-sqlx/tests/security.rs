@@ -1316,10 +1316,12 @@ async fn item9_cookie_flags_prefix_mode_and_clearing(h: H) {
         }
         assert_eq!(cleared.len(), 3);
         assert_eq!(resp["id-refresh-token"], "remove");
-        // Cleared on Unauthorized too, the same way.
+        // Cleared on Unauthorized too, the same way (for a request that
+        // carried a session cookie: one without any gets no Set-Cookie).
         b.absorb(&resp);
         let mut resp = HeaderMap::new();
-        let _ = m.get_session(&HeaderMap::new(), &mut resp, true).await;
+        let stale = cookie_request(&[(m.config().access_token_cookie_name(), "stale")], None);
+        let _ = m.get_session(&stale, &mut resp, true).await;
         let cleared2 = set_cookies(&resp);
         assert_eq!(
             cleared2
@@ -1409,6 +1411,317 @@ async fn item10_revocation_is_committed_before_return(h: H) {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Outside review (SECURITY.md, "Findings of the outside review"): logout
+// CSRF, tokens on cacheable responses, cookie tossing, the silent thief.
+
+/// No `Set-Cookie` and no `id-refresh-token` header: nothing the browser
+/// would apply.
+fn assert_untouched(resp: &HeaderMap, what: &str) {
+    assert!(
+        resp.get(SET_COOKIE).is_none() && resp.get("id-refresh-token").is_none(),
+        "{what}: the response changes cookies: {resp:?}"
+    );
+}
+
+fn cache_directives(resp: &HeaderMap) -> Vec<String> {
+    resp.get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap().split(','))
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect()
+}
+
+fn assert_no_store(resp: &HeaderMap, what: &str) {
+    assert!(
+        cache_directives(resp).iter().any(|d| d == "no-store"),
+        "{what}: no Cache-Control: no-store on {resp:?}"
+    );
+}
+
+/// A request whose `Cookie` header is exactly `pairs`, in order.
+fn cookie_request(pairs: &[(&str, &str)], anti_csrf: Option<&str>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let c: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    h.insert(COOKIE, HeaderValue::from_str(&c.join("; ")).unwrap());
+    if let Some(t) = anti_csrf {
+        h.insert("anti-csrf", HeaderValue::from_str(t).unwrap());
+    }
+    h
+}
+
+async fn review2_no_session_cookie_nothing_cleared(h: H) {
+    for blacklisting in [false, true] {
+        let m = h.manager(|c| c.with_blacklisting(blacklisting)).await;
+        // A cross-site form POST under SameSite=Lax: no cookies at all, or
+        // only the site's other cookies.
+        let mut other = HeaderMap::new();
+        other.insert(COOKIE, HeaderValue::from_static("theme=dark; lang=en"));
+        for request in [HeaderMap::new(), other] {
+            for csrf in [true, false] {
+                let mut resp = HeaderMap::new();
+                assert_unauthorized(
+                    m.get_session(&request, &mut resp, csrf).await,
+                    "get_session without cookies",
+                );
+                assert_untouched(&resp, "get_session without cookies");
+            }
+            let mut resp = HeaderMap::new();
+            assert_unauthorized(
+                m.refresh_session(&request, &mut resp).await,
+                "refresh without cookies",
+            );
+            assert_untouched(&resp, "refresh without cookies");
+        }
+        // One session cookie is enough to clear: a request that carried
+        // some of them is a browser of this site whose session is gone.
+        let b = login(&m, "review2", json!(null), json!(null)).await;
+        for name in ["sAccessToken", "sRefreshToken", "sIdRefreshToken"] {
+            let request = cookie_request(&[(name, b.cookie(name).unwrap())], None);
+            let mut resp = HeaderMap::new();
+            let r = m.get_session(&request, &mut resp, false).await;
+            if name == "sIdRefreshToken" {
+                assert_try_refresh(r, "id-refresh cookie alone");
+                assert_untouched(&resp, "TryRefreshToken clears nothing");
+            } else {
+                assert_unauthorized(r, "one session cookie");
+                assert!(support::is_cleared(&resp), "{name}: cleared: {resp:?}");
+            }
+            let mut resp = HeaderMap::new();
+            assert_unauthorized(m.refresh_session(&request, &mut resp).await, "refresh");
+            assert!(support::is_cleared(&resp), "{name}: refresh cleared");
+        }
+        // A revoked session (blacklisting) still clears: the request had
+        // the cookies.
+        let mut b = login(&m, "review2-revoked", json!(null), json!(null)).await;
+        let handle = verify(&m, &mut b).await.unwrap().handle().to_owned();
+        m.revoke_session(&handle).await.unwrap();
+        let mut resp = HeaderMap::new();
+        let r = m.get_session(&b.request(), &mut resp, true).await;
+        if blacklisting {
+            assert_unauthorized(r, "revoked, blacklisting");
+            assert!(support::is_cleared(&resp));
+        } else {
+            r.expect("without blacklisting the access token lives on");
+        }
+        let mut resp = HeaderMap::new();
+        assert_unauthorized(m.refresh_session(&b.request(), &mut resp).await, "revoked");
+        assert!(
+            support::is_cleared(&resp),
+            "refresh of a revoked session clears"
+        );
+    }
+}
+
+async fn review3_responses_with_tokens_are_no_store(h: H) {
+    let m = h.default_manager().await;
+    let mut resp = HeaderMap::new();
+    m.create_new_session(&mut resp, "review3", json!(null), json!(null))
+        .await
+        .unwrap();
+    assert_no_store(&resp, "sign-in");
+    let mut b = Browser::default();
+    b.absorb(&resp);
+    // A plain verification sets nothing and adds no header.
+    let mut resp = HeaderMap::new();
+    m.get_session(&b.request(), &mut resp, true).await.unwrap();
+    assert!(
+        resp.is_empty(),
+        "a plain verification changes nothing: {resp:?}"
+    );
+    // Refresh, then the first use of the new access token (promotion: a new
+    // sAccessToken on a GET).
+    let mut resp = HeaderMap::new();
+    m.refresh_session(&b.request(), &mut resp).await.unwrap();
+    assert_no_store(&resp, "refresh");
+    b.absorb(&resp);
+    let mut resp = HeaderMap::new();
+    m.get_session(&b.request(), &mut resp, false).await.unwrap();
+    assert!(b.absorb(&resp), "promotion sets a new access token");
+    assert_no_store(&resp, "promotion");
+    // Clearing (log out) too.
+    let session = verify(&m, &mut b).await.unwrap();
+    let mut resp = HeaderMap::new();
+    session.revoke_session(&mut resp).await.unwrap();
+    assert!(support::is_cleared(&resp));
+    assert_no_store(&resp, "log out");
+    // The application's own directives are kept; no-store is added once.
+    for (set, expected) in [
+        ("public, max-age=60", "public, max-age=60, no-store"),
+        ("private, no-store", "private, no-store"),
+        ("NO-STORE", "NO-STORE"),
+    ] {
+        let mut resp = HeaderMap::new();
+        resp.insert(http::header::CACHE_CONTROL, HeaderValue::from_static(set));
+        m.create_new_session(&mut resp, "review3", json!(null), json!(null))
+            .await
+            .unwrap();
+        assert_eq!(resp[http::header::CACHE_CONTROL], expected);
+    }
+}
+
+async fn review4_conflicting_session_cookies_are_refused(h: H) {
+    let m = h.default_manager().await;
+    let mut victim = login(&m, "review4-victim", json!({"who": "victim"}), json!(null)).await;
+    let mut attacker = login(
+        &m,
+        "review4-attacker",
+        json!({"who": "attacker"}),
+        json!(null),
+    )
+    .await;
+    verify(&m, &mut victim).await.unwrap();
+    verify(&m, &mut attacker).await.unwrap();
+    let (va, vi) = (
+        victim.cookie("sAccessToken").unwrap().to_owned(),
+        victim.cookie("sIdRefreshToken").unwrap().to_owned(),
+    );
+    let (aa, ai) = (
+        attacker.cookie("sAccessToken").unwrap().to_owned(),
+        attacker.cookie("sIdRefreshToken").unwrap().to_owned(),
+    );
+    // The attacker's copies at a longer path come first, as browsers send
+    // them; every combination of planted cookies is refused, never served
+    // as the attacker's session.
+    let planted: [&[(&str, &str)]; 4] = [
+        &[
+            ("sAccessToken", &aa),
+            ("sAccessToken", &va),
+            ("sIdRefreshToken", &vi),
+        ],
+        &[
+            ("sAccessToken", &aa),
+            ("sIdRefreshToken", &ai),
+            ("sAccessToken", &va),
+            ("sIdRefreshToken", &vi),
+        ],
+        &[
+            ("sIdRefreshToken", &ai),
+            ("sIdRefreshToken", &vi),
+            ("sAccessToken", &va),
+        ],
+        &[
+            ("sAccessToken", &va),
+            ("sIdRefreshToken", &vi),
+            ("sAccessToken", &aa),
+        ],
+    ];
+    for pairs in planted {
+        for csrf in [victim.anti_csrf.as_deref(), attacker.anti_csrf.as_deref()] {
+            let mut resp = HeaderMap::new();
+            let r = m
+                .get_session(&cookie_request(pairs, csrf), &mut resp, false)
+                .await;
+            assert_unauthorized(r, "two different copies of a session cookie");
+            assert!(
+                support::is_cleared(&resp),
+                "the victim's copies are cleared"
+            );
+        }
+    }
+    // Split over two Cookie headers (HTTP/2) it is the same.
+    let mut two = cookie_request(&[("sAccessToken", &aa)], None);
+    two.append(
+        COOKIE,
+        HeaderValue::from_str(&format!("sAccessToken={va}; sIdRefreshToken={vi}")).unwrap(),
+    );
+    assert_unauthorized(
+        m.get_session(&two, &mut HeaderMap::new(), false).await,
+        "split headers",
+    );
+    // Identical copies are no conflict (nothing depends on the order).
+    let same = cookie_request(
+        &[
+            ("sAccessToken", &va),
+            ("sIdRefreshToken", &vi),
+            ("sAccessToken", &va),
+        ],
+        None,
+    );
+    let s = m
+        .get_session(&same, &mut HeaderMap::new(), false)
+        .await
+        .unwrap();
+    assert_eq!(s.jwt_payload(), &json!({"who": "victim"}));
+    // The refresh API: two refresh tokens are refused, and nothing rotates.
+    let (vr, ar) = (
+        victim.cookie("sRefreshToken").unwrap().to_owned(),
+        attacker.cookie("sRefreshToken").unwrap().to_owned(),
+    );
+    for pairs in [
+        [
+            ("sRefreshToken", ar.as_str()),
+            ("sRefreshToken", vr.as_str()),
+            ("sIdRefreshToken", vi.as_str()),
+        ],
+        [
+            ("sRefreshToken", vr.as_str()),
+            ("sIdRefreshToken", ai.as_str()),
+            ("sIdRefreshToken", vi.as_str()),
+        ],
+    ] {
+        let mut resp = HeaderMap::new();
+        assert_unauthorized(
+            m.refresh_session(&cookie_request(&pairs, None), &mut resp)
+                .await,
+            "two refresh-token copies",
+        );
+        assert!(support::is_cleared(&resp));
+    }
+    // Neither session was touched: both refresh and verify as before.
+    for b in [&mut victim, &mut attacker] {
+        refresh(&m, b)
+            .await
+            .expect("refresh after the refused requests");
+        verify(&m, b)
+            .await
+            .expect("verify after the refused requests");
+    }
+}
+
+async fn review5_the_silent_thief_is_reported(h: H) {
+    let capture = Capture::default();
+    let _guard = capture.thread_local();
+    let m = h.default_manager().await;
+    let mut client = login(&m, "review5", json!(null), json!(null)).await;
+    let handle = verify(&m, &mut client).await.unwrap().handle().to_owned();
+    // The thief copies the committed refresh token (and the id cookie).
+    let mut thief = client.clone();
+    // The client refreshes, but before it uses its new access token the
+    // thief refreshes with the same token and uses its own.
+    refresh(&m, &mut client).await.unwrap();
+    refresh(&m, &mut thief).await.unwrap();
+    verify(&m, &mut thief)
+        .await
+        .expect("the thief's child is promoted");
+    assert!(
+        !capture
+            .events()
+            .iter()
+            .any(|e| e.target == "tessera::security"),
+        "nothing to report yet"
+    );
+    let mut resp = HeaderMap::new();
+    let r = m.get_session(&client.request(), &mut resp, true).await;
+    assert_unauthorized(r, "the client's superseded access token");
+    assert!(support::is_cleared(&resp));
+    let security: Vec<Captured> = capture
+        .events()
+        .into_iter()
+        .filter(|e| e.target == "tessera::security")
+        .collect();
+    assert_eq!(security.len(), 1, "{security:?}");
+    let e = &security[0];
+    assert_eq!(e.level, tracing::Level::WARN);
+    assert_eq!(e.fields["event"], "superseded_access_token");
+    assert_eq!(e.fields["user_id"], "review5");
+    assert_eq!(e.fields["session_handle"], handle);
+    let all = format!("{:?}", capture.events()) + &capture.text();
+    for t in client.seen.iter().chain(&thief.seen) {
+        assert!(!all.contains(t.as_str()), "a token in the log");
+    }
+}
+
 per_backend!("security", H, (flavor = "current_thread");
     item1_algorithm_fixed_by_key_and_kid_untrusted,
     item2_only_access_tokens_pass_as_access_tokens,
@@ -1419,4 +1732,8 @@ per_backend!("security", H, (flavor = "current_thread");
     item8_theft_revokes_and_emits_a_security_event,
     item9_cookie_flags_prefix_mode_and_clearing,
     item10_revocation_is_committed_before_return,
+    review2_no_session_cookie_nothing_cleared,
+    review3_responses_with_tokens_are_no_store,
+    review4_conflicting_session_cookies_are_refused,
+    review5_the_silent_thief_is_reported,
 );

@@ -42,6 +42,61 @@ pub trait RequestSource {
     fn cookie_pair(&self, first: &str, second: &str) -> (Option<&[u8]>, Option<&[u8]>) {
         (self.cookie(first), self.cookie(second))
     }
+    /// Whether the request carries two or more cookies of one of `names`
+    /// whose values differ (see [`cookie_headers_conflict`]). The core then
+    /// refuses the request instead of choosing one of them: which copy comes
+    /// first is up to the browser (longer paths first), and a copy planted by
+    /// a sibling subdomain or over plain HTTP would otherwise win (cookie
+    /// tossing; SECURITY.md).
+    ///
+    /// The default scans the raw `Cookie` header that [`RequestSource::header`]
+    /// returns for `"cookie"`. An adapter that reads cookies from a
+    /// framework's already-parsed mapping (which keeps one value per name)
+    /// and cannot return the raw header there must override this method.
+    fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
+        self.header("cookie").is_some_and(|h| {
+            h.len() <= MAX_COOKIE_HEADER_LEN && cookie_headers_conflict([h], names)
+        })
+    }
+}
+
+/// Whether the `Cookie` header values `headers` (one request's, in order)
+/// carry two or more cookies named one of `names` whose values differ.
+/// Pairs are split as [`find_cookie`] splits them. Copies with equal values
+/// are not a conflict (nothing depends on which one is read).
+///
+/// `names` holds at most 8 names; any beyond the eighth are ignored (the
+/// core asks about two).
+pub fn cookie_headers_conflict<'a>(
+    headers: impl IntoIterator<Item = &'a [u8]>,
+    names: &[&str],
+) -> bool {
+    const MAX_NAMES: usize = 8;
+    let names = &names[..names.len().min(MAX_NAMES)];
+    let mut first: [Option<&[u8]>; MAX_NAMES] = [None; MAX_NAMES];
+    for header in headers {
+        let mut rest = header;
+        loop {
+            let (pair, next) = match memchr::memchr(b';', rest) {
+                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                None => (rest, None),
+            };
+            if let Some((pair_name, value)) = split_pair(pair) {
+                if let Some(i) = names.iter().position(|n| n.as_bytes() == pair_name) {
+                    match first[i] {
+                        None => first[i] = Some(value),
+                        Some(seen) if seen != value => return true,
+                        Some(_) => {}
+                    }
+                }
+            }
+            match next {
+                Some(n) => rest = n,
+                None => break,
+            }
+        }
+    }
+    false
 }
 
 /// Finds a cookie in one `Cookie` header value (`a=1; b=2`).
@@ -112,6 +167,9 @@ impl RequestSource for HeaderMap {
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.get(name).map(HeaderValue::as_bytes)
     }
+    fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
+        cookie_headers_conflict(cookie_headers(self).map(HeaderValue::as_bytes), names)
+    }
     fn cookie_pair(&self, first: &str, second: &str) -> (Option<&[u8]>, Option<&[u8]>) {
         let (mut a, mut b) = (None, None);
         for v in cookie_headers(self) {
@@ -136,6 +194,9 @@ impl<B> RequestSource for http::Request<B> {
     fn cookie_pair(&self, first: &str, second: &str) -> (Option<&[u8]>, Option<&[u8]>) {
         self.headers().cookie_pair(first, second)
     }
+    fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
+        self.headers().has_conflicting_cookies(names)
+    }
 }
 
 impl RequestSource for http::request::Parts {
@@ -147,6 +208,9 @@ impl RequestSource for http::request::Parts {
     }
     fn cookie_pair(&self, first: &str, second: &str) -> (Option<&[u8]>, Option<&[u8]>) {
         self.headers.cookie_pair(first, second)
+    }
+    fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
+        self.headers.has_conflicting_cookies(names)
     }
 }
 
@@ -407,6 +471,38 @@ mod tests {
         for (a, b) in [("x", "y"), ("y", "x"), ("z", "x"), ("y", "y")] {
             assert_eq!(Plain(&m).cookie_pair(a, b), m.cookie_pair(a, b), "{a} {b}");
         }
+    }
+
+    #[test]
+    fn conflicting_copies() {
+        let names = ["sAccessToken", "sIdRefreshToken"];
+        let c = |h: &[u8]| cookie_headers_conflict([h], &names);
+        assert!(!c(b""));
+        assert!(!c(b"sAccessToken=a; sIdRefreshToken=b; x=1; x=2"));
+        assert!(!c(b"sAccessToken=a; sAccessToken=a; sAccessToken=\"a\""));
+        assert!(c(b"sAccessToken=a; sAccessToken=b"));
+        assert!(c(b" sIdRefreshToken = b ;x=1; sIdRefreshToken=c"));
+        assert!(c(b"sAccessToken=a; sAccessToken="), "an empty copy differs");
+        assert!(!c(b"sAccessToken=a; sAccessTokenX=b; XsAccessToken=c"));
+        // Across the several Cookie headers of one HTTP/2 request.
+        let mut m = HeaderMap::new();
+        m.append(COOKIE, HeaderValue::from_static("sAccessToken=a"));
+        assert!(!m.has_conflicting_cookies(&names));
+        m.append(COOKIE, HeaderValue::from_static("y=2; sAccessToken=b"));
+        assert!(m.has_conflicting_cookies(&names));
+        assert!(!m.has_conflicting_cookies(&["y"]));
+        // The default method reads the raw header through `header`.
+        struct Raw(&'static [u8]);
+        impl RequestSource for Raw {
+            fn cookie(&self, name: &str) -> Option<&[u8]> {
+                find_cookie(self.0, name)
+            }
+            fn header(&self, name: &str) -> Option<&[u8]> {
+                (name == "cookie").then_some(self.0)
+            }
+        }
+        assert!(Raw(b"sAccessToken=a; sAccessToken=b").has_conflicting_cookies(&names));
+        assert!(!Raw(b"sAccessToken=a; b=c").has_conflicting_cookies(&names));
     }
 
     /// The straightforward definition `find_cookie` must agree with.

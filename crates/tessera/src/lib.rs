@@ -66,8 +66,8 @@ pub use config::{
 pub use crypto::sha256_hex;
 pub use error::{BoxError, Error, Result};
 pub use http_io::{
-    find_cookie, http_date, CookieSpec, RecordedResponse, RequestSource, ResponseChange,
-    ResponseSink, ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE,
+    cookie_headers_conflict, find_cookie, http_date, CookieSpec, RecordedResponse, RequestSource,
+    ResponseChange, ResponseSink, ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE,
     ID_REFRESH_TOKEN_HEADER, REFRESH_TOKEN_COOKIE,
 };
 pub use keys::KEY_RECHECK_INTERVAL;

@@ -22,6 +22,15 @@ use crate::user_id::{UserId, MAX_USER_ID_STORAGE_LEN};
 
 const EXPOSE_HEADERS: &str = "access-control-expose-headers";
 
+/// Every response that carries a token (a session cookie set or cleared, the
+/// `anti-csrf` or `id-refresh-token` header) gets `no-store` added to its
+/// `Cache-Control` directives: a shared cache must never hand one user's
+/// tokens to another, and a browser must not keep them in its HTTP cache.
+/// Added to the list rather than replacing it, so a stricter value the
+/// application set is kept (`no-store` overrides any weaker directive, RFC
+/// 9111 §5.2.2.5).
+const CACHE_CONTROL: &str = "cache-control";
+
 /// Longest id-refresh-token cookie accepted. Tessera writes 43 characters;
 /// a longer value is malformed and treated like a missing cookie.
 pub(crate) const MAX_ID_REFRESH_LEN: usize = 256;
@@ -230,6 +239,7 @@ impl SessionManager {
         csrf: Option<&str>,
     ) -> Result<()> {
         let cfg = &self.inner.config;
+        response.append_to_list_header(CACHE_CONTROL, "no-store");
         response.set_cookie(self.cookie(CookieRole::Access, access.to_owned(), access_exp_ms));
         if let Some((refresh, refresh_exp)) = refresh {
             response.set_cookie(self.cookie(CookieRole::Refresh, refresh.to_owned(), refresh_exp));
@@ -307,15 +317,33 @@ impl SessionManager {
         }
         response.set_header(ID_REFRESH_TOKEN_HEADER, "remove");
         response.append_to_list_header(EXPOSE_HEADERS, ID_REFRESH_TOKEN_HEADER);
+        response.append_to_list_header(CACHE_CONTROL, "no-store");
     }
 
+    /// Unauthorized, clearing the session cookies only if the request
+    /// carried at least one of them. A request with none has nothing to
+    /// clear, and clearing anyway would let any web page log its visitors
+    /// out: a cross-site form POST arrives without `SameSite=Lax` cookies,
+    /// yet the browser applies the `Set-Cookie` headers of the answer.
     fn unauthorized(
         &self,
+        request: &(impl RequestSource + ?Sized),
         response: &mut (impl ResponseSink + ?Sized),
         reason: &'static str,
     ) -> Error {
-        self.clear_session_cookies(response);
+        if self.carries_session_cookie(request) {
+            self.clear_session_cookies(response);
+        }
         Error::unauthorized(reason)
+    }
+
+    /// Whether the request has a cookie of one of the three session names
+    /// (whatever its value).
+    fn carries_session_cookie(&self, request: &(impl RequestSource + ?Sized)) -> bool {
+        let names = &self.inner.config.cookie_names;
+        [names.access, names.refresh, names.id_refresh]
+            .into_iter()
+            .any(|n| request.cookie(n).is_some())
     }
 
     // -- verify -------------------------------------------------------------
@@ -333,8 +361,13 @@ impl SessionManager {
         let names = &self.inner.config.cookie_names;
         // Both cookies in one pass over the Cookie header.
         let (id_refresh, access) = request.cookie_pair(names.id_refresh, names.access);
+        // Two different copies of a session cookie: refuse rather than let
+        // the browser's order choose (cookie tossing, SECURITY.md).
+        if request.has_conflicting_cookies(&[names.id_refresh, names.access]) {
+            return Err(self.unauthorized(request, response, "conflicting session cookies"));
+        }
         if !id_refresh_present(id_refresh) {
-            return Err(self.unauthorized(response, "no id-refresh-token cookie"));
+            return Err(self.unauthorized(request, response, "no id-refresh-token cookie"));
         }
         let Some(token) = access else {
             return Err(Error::try_refresh("no access-token cookie"));
@@ -384,7 +417,7 @@ impl SessionManager {
             }
         }
         if cfg.blacklisting && !self.inner.store.session_is_live(claims.sh, now).await? {
-            return Err(self.unauthorized(response, "session revoked"));
+            return Err(self.unauthorized(request, response, "session revoked"));
         }
         // The Session keeps the decoded claims and points into them.
         let handle = subrange(buf.as_bytes(), claims.sh.as_bytes());
@@ -420,8 +453,26 @@ impl SessionManager {
                 Some(row)
                     if row.expires_at_ms > now
                         && ct_eq(row.refresh_token_hash_2.as_bytes(), rt_hash_2.as_bytes()) => {}
-                Some(_) => return Err(self.unauthorized(response, "access token superseded")),
-                None => return Err(self.unauthorized(response, "session not found")),
+                Some(row) if row.expires_at_ms > now => {
+                    // Another child of the same refresh token was promoted
+                    // first: someone else holds this session's refresh token
+                    // (a thief who refreshed before this client, or two
+                    // uncoordinated refreshes of one client). This client
+                    // cannot refresh any more, so theft would never be
+                    // reported at the refresh API: report it here.
+                    tracing::warn!(
+                        target: "tessera::security",
+                        event = "superseded_access_token",
+                        user_id = %row.user_id,
+                        session_handle = %row.session_handle,
+                        "an access token whose refresh token lost to another child of the same \
+                         parent was used: another holder of the session's refresh token refreshed \
+                         first (possible token theft); this client is logged out"
+                    );
+                    return Err(self.unauthorized(request, response, "access token superseded"));
+                }
+                Some(_) => return Err(self.unauthorized(request, response, "session expired")),
+                None => return Err(self.unauthorized(request, response, "session not found")),
             }
         }
         let (access, access_exp) = self.sign(
@@ -483,14 +534,21 @@ impl SessionManager {
         response: &mut (impl ResponseSink + ?Sized),
     ) -> Result<Session> {
         let names = &self.inner.config.cookie_names;
+        if request.has_conflicting_cookies(&[names.refresh, names.id_refresh]) {
+            return Err(self.unauthorized(request, response, "conflicting session cookies"));
+        }
         let (Some(token), true) = (
             request.cookie(names.refresh),
             id_refresh_present(request.cookie(names.id_refresh)),
         ) else {
-            return Err(self.unauthorized(response, "refresh or id-refresh-token cookie missing"));
+            return Err(self.unauthorized(
+                request,
+                response,
+                "refresh or id-refresh-token cookie missing",
+            ));
         };
         let Some(contents) = open_refresh_token(&self.inner.keys.refresh_key, token) else {
-            return Err(self.unauthorized(response, "refresh token cannot be opened"));
+            return Err(self.unauthorized(request, response, "refresh token cannot be opened"));
         };
         // The cookie opened, so it is our base64url text.
         let token = std::str::from_utf8(token).map_err(|_| Error::general("unreachable"))?;
@@ -506,7 +564,9 @@ impl SessionManager {
             let now = self.now();
             let row = match store.load_session(handle).await? {
                 Some(row) if row.expires_at_ms > now && row.user_id == contents.user_id => row,
-                _ => return Err(self.unauthorized(response, "session expired or revoked")),
+                _ => {
+                    return Err(self.unauthorized(request, response, "session expired or revoked"))
+                }
             };
             let committed = row.refresh_token_hash_2.as_bytes();
             let mut expires_at = row.expires_at_ms;
