@@ -275,6 +275,15 @@ pub(crate) fn recommended_range_warnings(
             tessera::KEY_UPDATE_INTERVAL_MAX,
         )?;
     }
+    if access < 1.0 {
+        let prefix = "SUPER_TOKENS: ACCESS_TOKEN_VALIDITY is";
+        if let Some(text) = warnings.iter_mut().find(|w| w.starts_with(prefix)) {
+            text.push_str(
+                "; below 1 second a token can be expired when it is issued \
+                 (token times are whole seconds, rounded down)",
+            );
+        }
+    }
     if refresh < access {
         warnings.push(format!(
             "SUPER_TOKENS: REFRESH_TOKEN_VALIDITY ({} hours) is shorter than \

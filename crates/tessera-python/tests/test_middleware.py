@@ -102,3 +102,20 @@ def test_a_request_without_session_cookies_gets_no_cookies_cleared(exception):
     assert not response.has_header("Cache-Control")
     for name in (support.ACCESS, support.REFRESH):
         assert _run(exception, cookies={name: ""}).cookies  # any one of the three counts
+
+
+def test_responses_of_pages_without_tessera_build_no_manager():
+    """A page that sets its own cookies (csrftoken) does not make the
+    middleware build a manager (which could wait on the database)."""
+    from tessera_django import _state
+
+    _state.reset()
+
+    def view(request):
+        response = HttpResponse()
+        response.set_cookie("csrftoken", "x")
+        return response
+
+    response = SuperTokensMiddleware(view)(RequestFactory().get("/"))
+    assert _state.peek() is None
+    assert not response.has_header("Cache-Control")

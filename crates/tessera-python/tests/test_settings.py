@@ -246,6 +246,14 @@ def test_recommended_values_have_no_range_warning(override):
         assert [w.msg for w in _range_warnings()] == []
 
 
+def test_a_sub_second_access_validity_warns_about_whole_seconds():
+    with override_settings(SUPER_TOKENS={"ACCESS_TOKEN_VALIDITY": 0.5}):
+        warnings = [w.msg for w in _range_warnings()]
+    assert len(warnings) == 1 and "whole seconds" in warnings[0], warnings
+    with override_settings(SUPER_TOKENS={"ACCESS_TOKEN_VALIDITY": 2}):
+        assert not any("whole seconds" in w.msg for w in _range_warnings())
+
+
 def test_huge_validities_are_cut_to_1000_years_without_overflow(user_id):
     huge = {
         "ACCESS_TOKEN_VALIDITY": 1e300,

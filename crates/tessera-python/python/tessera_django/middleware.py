@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from . import _state
+from . import _native, _state
 from ._response import PendingResponse, ResponseWriter, ensure_no_store
 from .exceptions import (
     SuperTokensException,
@@ -67,7 +67,20 @@ def _sets_session_state(response: HttpResponse) -> bool:
     if not cookies:
         # The common case: no manager is needed to know.
         return False
-    return any(name in cookies for name in _state.get().cookie_names)
+    # Only the core sets session cookies: no manager built yet (or since the
+    # settings changed), no session cookie set by it. Never builds one here,
+    # which could wait on the database for a page that does not use Tessera.
+    manager = _state.peek() or (_state.get() if _mentions_session_cookie(cookies) else None)
+    return manager is not None and any(name in cookies for name in manager.cookie_names)
+
+
+def _mentions_session_cookie(cookies: Any) -> bool:
+    """Whether a cookie name could be a session cookie (the base names, with
+    or without a prefix): only then is a manager worth building."""
+    return any(
+        name.endswith((_native.ACCESS_TOKEN_COOKIE, _native.REFRESH_TOKEN_COOKIE, _native.ID_REFRESH_TOKEN_COOKIE))
+        for name in cookies
+    )
 
 
 def response_for_exception(exception: SuperTokensException, request: Any = None) -> HttpResponse:
