@@ -1,10 +1,15 @@
 //! `settings.SUPER_TOKENS` (already merged with the defaults by the Python
 //! side) → [`tessera::Config`].
 //!
-//! Keys keep the seed's names and units: validities of refresh tokens and the
-//! key interval in hours, the access-token validity in seconds. The core's
-//! builder is the one place that knows the bounds; its messages are passed
-//! on prefixed with `SUPER_TOKENS`.
+//! Keys keep the names and units of `supertokens-jwt-ref` 2.0 (the reference
+//! library): validities of refresh tokens and the key interval in hours, the
+//! access-token validity in seconds. The reference library accepts any
+//! positive number for these, so the core's builder is used in its
+//! [`danger_allow_any_positive_validity`](tessera::ConfigBuilder::danger_allow_any_positive_validity)
+//! mode; values outside the core's recommended ranges are reported by
+//! [`recommended_range_warnings`] (`manage.py check` warnings) instead of
+//! being refused. Other messages of the builder are passed on prefixed with
+//! `SUPER_TOKENS`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +68,11 @@ fn number(config: &Bound<'_, PyDict>, key: &str) -> tessera::Result<f64> {
     })
 }
 
+/// The longest validity or key interval used: 1000 years. Longer values
+/// (any positive number is accepted) are cut to it, so that every expiry,
+/// including a cookie's `Expires` date, stays a four-digit year.
+pub(crate) const LONGEST: Duration = Duration::from_secs(1000 * 36525 * 864);
+
 fn duration(
     config: &Bound<'_, PyDict>,
     key: &str,
@@ -70,14 +80,20 @@ fn duration(
     unit: &str,
 ) -> tessera::Result<Duration> {
     let n = number(config, key)?;
-    Duration::try_from_secs_f64(n * unit_secs)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            err(format!(
-                "SUPER_TOKENS: {key} must be a positive number of {unit}, not {n}"
-            ))
-        })
+    let positive = || {
+        err(format!(
+            "SUPER_TOKENS: {key} must be a positive number of {unit}, not {n}"
+        ))
+    };
+    if n <= 0.0 {
+        return Err(positive());
+    }
+    // Beyond `Duration`'s range (about 5.8e11 years) is longer than LONGEST.
+    let d = Duration::try_from_secs_f64(n * unit_secs).unwrap_or(Duration::MAX);
+    // A positive value too small for a nanosecond would be zero.
+    (!d.is_zero())
+        .then_some(d.min(LONGEST))
+        .ok_or_else(positive)
 }
 
 fn text(config: &Bound<'_, PyDict>, key: &str) -> tessera::Result<String> {
@@ -185,6 +201,9 @@ pub(crate) fn build(
         .flatten()
         .ok_or_else(|| err("SUPER_TOKENS: SESSION_EXPIRED_STATUS_CODE must be an HTTP status such as 401 or 440".into()))?;
     let mut builder = Config::builder()
+        // The reference library accepts any positive validity and interval;
+        // `recommended_range_warnings` reports values outside the ranges.
+        .danger_allow_any_positive_validity()
         .with_signing_key(signing_key)
         .with_access_token_validity(duration(config, "ACCESS_TOKEN_VALIDITY", 1.0, "seconds")?)
         .with_blacklisting(boolean(config, "ACCESS_TOKEN_ENABLE_BLACKLISTING")?)
@@ -205,4 +224,83 @@ pub(crate) fn build(
     builder
         .build()
         .map_err(|e| err(format!("SUPER_TOKENS: {e}")))
+}
+
+/// `manage.py check` warnings for durations outside the core's recommended
+/// ranges (the bounds its builder enforces without
+/// `danger_allow_any_positive_validity`), for a configuration that [`build`]
+/// accepts. Each names the key, its value and the range.
+pub(crate) fn recommended_range_warnings(
+    config: &Bound<'_, PyDict>,
+    has_key_function: bool,
+) -> tessera::Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let mut check = |key: &str, unit: &str, unit_secs: f64, min: Duration, max: Duration| {
+        let n = number(config, key)?;
+        let secs = n * unit_secs;
+        let (lo, hi) = (min.as_secs_f64() / unit_secs, max.as_secs_f64() / unit_secs);
+        if secs < min.as_secs_f64() || secs > max.as_secs_f64() {
+            let mut text = format!(
+                "SUPER_TOKENS: {key} is {} {unit}, outside the recommended range of {lo} to {hi} {unit}",
+                shown(n)
+            );
+            if secs > LONGEST.as_secs_f64() {
+                text.push_str("; it is used as 1000 years");
+            }
+            warnings.push(text);
+        }
+        // What is used: cut to LONGEST.
+        Ok::<f64, tessera::Error>(secs.min(LONGEST.as_secs_f64()))
+    };
+    let access = check(
+        "ACCESS_TOKEN_VALIDITY",
+        "seconds",
+        1.0,
+        tessera::ACCESS_TOKEN_VALIDITY_MIN,
+        tessera::ACCESS_TOKEN_VALIDITY_MAX,
+    )?;
+    let refresh = check(
+        "REFRESH_TOKEN_VALIDITY",
+        "hours",
+        3600.0,
+        tessera::REFRESH_TOKEN_VALIDITY_MIN,
+        tessera::REFRESH_TOKEN_VALIDITY_MAX,
+    )?;
+    if !has_key_function && boolean(config, "ACCESS_TOKEN_SIGNING_KEY_IS_DYNAMIC")? {
+        check(
+            "ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL",
+            "hours",
+            3600.0,
+            tessera::KEY_UPDATE_INTERVAL_MIN,
+            tessera::KEY_UPDATE_INTERVAL_MAX,
+        )?;
+    }
+    if access < 1.0 {
+        let prefix = "SUPER_TOKENS: ACCESS_TOKEN_VALIDITY is";
+        if let Some(text) = warnings.iter_mut().find(|w| w.starts_with(prefix)) {
+            text.push_str(
+                "; below 1 second a token can be expired when it is issued \
+                 (token times are whole seconds, rounded down)",
+            );
+        }
+    }
+    if refresh < access {
+        warnings.push(format!(
+            "SUPER_TOKENS: REFRESH_TOKEN_VALIDITY ({} hours) is shorter than \
+             ACCESS_TOKEN_VALIDITY ({} seconds): a session ends while its access \
+             token is still accepted; make the refresh-token validity at least as long",
+            shown(refresh / 3600.0),
+            shown(access)
+        ));
+    }
+    Ok(warnings)
+}
+
+/// A number for a message: `1e300`, not three hundred digits.
+fn shown(n: f64) -> String {
+    if n.abs() >= 1e15 {
+        format!("{n:e}")
+    } else {
+        n.to_string()
+    }
 }

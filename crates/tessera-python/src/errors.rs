@@ -22,9 +22,31 @@ fn raise(py: Python<'_>, class: &PyOnceLock<Py<PyType>>, name: &str, message: St
     }
 }
 
-/// A `SuperTokensGeneralException` with `message`.
+/// A `SuperTokensGeneralException` with `message` and kind `internal`.
 pub(crate) fn general(py: Python<'_>, message: impl Into<String>) -> PyErr {
     raise(py, &GENERAL, "SuperTokensGeneralException", message.into())
+}
+
+/// A `SuperTokensGeneralException` with `message` whose `kind` attribute is
+/// the core's [`tessera::GeneralKind`] (`unavailable`, `timeout`,
+/// `invalid_argument`, `internal`).
+pub(crate) fn general_of_kind(
+    py: Python<'_>,
+    kind: tessera::GeneralKind,
+    message: impl Into<String>,
+) -> PyErr {
+    let class = match GENERAL.import(py, MODULE, "SuperTokensGeneralException") {
+        Ok(class) => class,
+        Err(import_failed) => return import_failed,
+    };
+    let kwargs = pyo3::types::PyDict::new(py);
+    if let Err(e) = kwargs.set_item("kind", kind.as_str()) {
+        return e;
+    }
+    match class.call((message.into(),), Some(&kwargs)) {
+        Ok(instance) => PyErr::from_value(instance),
+        Err(e) => e,
+    }
 }
 
 /// The message of a General error with its chain of sources, each one added
@@ -48,11 +70,15 @@ fn describe(message: &str, source: Option<&(dyn std::error::Error + 'static)>) -
 /// Converts a core error into the seed's exception.
 pub(crate) fn to_py(py: Python<'_>, error: tessera::Error) -> PyErr {
     match error {
-        tessera::Error::General { message, source } => {
+        tessera::Error::General {
+            kind,
+            message,
+            source,
+        } => {
             let source = source
                 .as_deref()
                 .map(|s| s as &(dyn std::error::Error + 'static));
-            general(py, describe(&message, source))
+            general_of_kind(py, kind, describe(&message, source))
         }
         tessera::Error::Unauthorized { reason } => raise(
             py,

@@ -26,6 +26,10 @@ pub(crate) struct RequestValues {
     access: Option<String>,
     refresh: Option<String>,
     anti_csrf: Option<String>,
+    /// The raw `Cookie` header (`META["HTTP_COOKIE"]`). Django's `COOKIES`
+    /// keeps one value per name, so two cookies of one name (cookie tossing
+    /// from a sibling subdomain) can only be seen here.
+    cookie_header: Option<String>,
 }
 
 /// `value` as text if it is a `str` (anything else counts as absent).
@@ -108,16 +112,20 @@ impl RequestValues {
             id_refresh,
             ..RequestValues::default()
         };
+        let meta = request.getattr(intern!(py, "META")).ok();
         match wanted {
             Wanted::AccessAndAntiCsrf => {
                 values.access = text_of(lookup(&cookies, &cookie_key(py, names[1]))?)?;
-                if let Ok(meta) = request.getattr(intern!(py, "META")) {
-                    values.anti_csrf = text_of(lookup(&meta, intern!(py, ANTI_CSRF_META))?)?;
+                if let Some(meta) = &meta {
+                    values.anti_csrf = text_of(lookup(meta, intern!(py, ANTI_CSRF_META))?)?;
                 }
             }
             Wanted::Refresh => {
                 values.refresh = text_of(lookup(&cookies, &cookie_key(py, names[2]))?)?;
             }
+        }
+        if let Some(meta) = &meta {
+            values.cookie_header = text_of(lookup(meta, intern!(py, COOKIE_META))?)?;
         }
         Ok(values)
     }
@@ -125,6 +133,12 @@ impl RequestValues {
 
 /// The WSGI name of the `anti-csrf` request header in `request.META`.
 const ANTI_CSRF_META: &str = "HTTP_ANTI_CSRF";
+/// The WSGI name of the `Cookie` request header in `request.META`.
+const COOKIE_META: &str = "HTTP_COOKIE";
+/// A `Cookie` header longer than this is not scanned for conflicting
+/// copies, as the core's own `http` implementations ignore such a header
+/// (browsers send at most a few KiB per site).
+const MAX_COOKIE_HEADER_LEN: usize = 64 * 1024;
 
 /// The name of `value`'s type, for error messages.
 fn type_name(value: &Bound<'_, PyAny>) -> String {
@@ -155,6 +169,16 @@ impl RequestSource for RequestValues {
             .then_some(self.anti_csrf.as_deref())
             .flatten()
             .map(str::as_bytes)
+    }
+
+    /// Two cookies of one of `names` with different values in the raw
+    /// `Cookie` header (Django's `COOKIES` would silently keep one of them).
+    /// Values are still read from `COOKIES`; this is only an extra scan.
+    fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
+        self.cookie_header.as_deref().is_some_and(|header| {
+            header.len() <= MAX_COOKIE_HEADER_LEN
+                && tessera::cookie_headers_conflict([header.as_bytes()], names)
+        })
     }
 }
 

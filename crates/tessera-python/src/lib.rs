@@ -33,6 +33,10 @@
 //!   from `tessera_django.exceptions`. A Rust panic is caught at the boundary
 //!   and raised as `SuperTokensGeneralException`, never as PyO3's
 //!   `PanicException`.
+//! * **Security events reach Python's `logging`** ([`security_log`]): the
+//!   core's `tessera::security` events (token theft) are queued by a minimal
+//!   `tracing` subscriber and written to `logging.getLogger("tessera.security")`
+//!   at WARNING when the call that emitted them returns.
 //! * **Test time** ([`ManualClock`](manager::PyManualClock)): a manager can be
 //!   built with a manual clock so that expiry is tested without sleeping.
 
@@ -41,6 +45,7 @@ mod errors;
 mod io;
 mod manager;
 mod runtime;
+mod security_log;
 mod stores;
 
 use pyo3::prelude::*;
@@ -49,14 +54,17 @@ use pyo3::prelude::*;
 #[pymodule]
 #[pyo3(name = "_native")]
 fn tessera_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    security_log::install();
     m.add_class::<manager::PyManager>()?;
     m.add_class::<manager::PySession>()?;
     m.add_class::<manager::PyManualClock>()?;
     m.add_function(wrap_pyfunction!(manager::set_headers_for_options_api, m)?)?;
     m.add_function(wrap_pyfunction!(manager::validate_config, m)?)?;
+    m.add_function(wrap_pyfunction!(manager::config_warnings, m)?)?;
     m.add_function(wrap_pyfunction!(stores::migrate, m)?)?;
     m.add_function(wrap_pyfunction!(stores::close_stores, m)?)?;
     m.add_function(wrap_pyfunction!(manager::_panic_for_tests, m)?)?;
+    m.add("MAX_JSON_DEPTH", manager::MAX_JSON_DEPTH)?;
     m.add("ACCESS_TOKEN_COOKIE", tessera::ACCESS_TOKEN_COOKIE)?;
     m.add("REFRESH_TOKEN_COOKIE", tessera::REFRESH_TOKEN_COOKIE)?;
     m.add("ID_REFRESH_TOKEN_COOKIE", tessera::ID_REFRESH_TOKEN_COOKIE)?;

@@ -14,7 +14,52 @@ use crate::io::{user_id_from_py, user_id_to_py, Recorder, RequestValues, Target,
 use crate::runtime::{block_on, run};
 use crate::{config, stores};
 
+/// The deepest nesting of arrays and objects accepted in a JWT payload or
+/// session info: serde_json's recursion limit refuses 128 levels, and 127
+/// survive every later read (the token's claims, the stored row).
+pub(crate) const MAX_JSON_DEPTH: usize = 127;
+
+/// How deeply arrays and objects nest in the JSON `text` (0 for a scalar).
+/// One pass over the bytes; brackets inside strings are skipped.
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text.as_bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Parses JSON text from the Python side (`tessera_django._json.dumps`),
+/// before anything is written: a value nested too deeply is refused with
+/// the limit, not as "not valid JSON".
 fn json_in(py: Python<'_>, what: &str, text: &str) -> PyResult<Value> {
+    let depth = json_depth(text);
+    if depth > MAX_JSON_DEPTH {
+        return Err(general(
+            py,
+            format!(
+                "{what} is nested too deeply: {depth} levels of lists and dicts; \
+                 at most {MAX_JSON_DEPTH} are supported"
+            ),
+        ));
+    }
     serde_json::from_str(text).map_err(|_| general(py, format!("{what} is not valid JSON")))
 }
 
@@ -75,6 +120,18 @@ impl PyManager {
     #[getter]
     fn session_expired_status(&self) -> u16 {
         self.inner.config().session_expired_status()
+    }
+
+    /// The names of the id-refresh, access and refresh cookies
+    /// (`COOKIE_NAME_PREFIX` applied).
+    #[getter]
+    fn cookie_names(&self) -> (&'static str, &'static str, &'static str) {
+        let c = self.inner.config();
+        (
+            c.id_refresh_token_cookie_name(),
+            c.access_token_cookie_name(),
+            c.refresh_token_cookie_name(),
+        )
     }
 
     /// The manager's clock, in milliseconds since the epoch.
@@ -362,6 +419,18 @@ pub(crate) fn validate_config(
     config::build(config, key_function, None)
         .map(drop)
         .map_err(|e| to_py(py, e))
+}
+
+/// What `manage.py check` warns about in a configuration that
+/// [`validate_config`] accepts: durations outside the recommended ranges.
+#[pyfunction]
+#[pyo3(signature = (config, key_function = None))]
+pub(crate) fn config_warnings(
+    py: Python<'_>,
+    config: &Bound<'_, PyDict>,
+    key_function: Option<Py<PyAny>>,
+) -> PyResult<Vec<String>> {
+    config::recommended_range_warnings(config, key_function.is_some()).map_err(|e| to_py(py, e))
 }
 
 /// Panics inside the core's runtime, for the test that proves a panic

@@ -43,6 +43,7 @@ fn runtime() -> tessera::Result<Arc<Runtime>> {
         .enable_all()
         .build()
         .map_err(|e| tessera::Error::General {
+            kind: tessera::GeneralKind::Internal,
             message: "could not start the Tessera runtime".into(),
             source: Some(Box::new(e)),
         })?;
@@ -70,11 +71,13 @@ where
     F: Future<Output = tessera::Result<T>> + Send,
     T: Send,
 {
-    py.detach(|| {
+    let result = py.detach(|| {
         let runtime = runtime()?;
         catch_unwind(AssertUnwindSafe(|| runtime.block_on(future)))
             .unwrap_or_else(|_| Err(tessera::Error::general("internal error in Tessera")))
-    })
+    });
+    crate::security_log::flush(py);
+    result
 }
 
 fn internal_error() -> tessera::Error {
@@ -106,6 +109,18 @@ fn internal_error() -> tessera::Error {
 /// A panic anywhere in the future becomes a General error: Python callers
 /// see `SuperTokensGeneralException`, never PyO3's `PanicException`.
 pub(crate) fn run<F, T>(py: Python<'_>, poll_inline: bool, future: F) -> tessera::Result<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let result = run_inner(py, poll_inline, future);
+    // Security events the call emitted (on this thread or a worker) reach
+    // Python's logging now that the GIL is held.
+    crate::security_log::flush(py);
+    result
+}
+
+fn run_inner<F, T>(py: Python<'_>, poll_inline: bool, future: F) -> tessera::Result<T>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,

@@ -140,14 +140,18 @@ def test_empty_cookies_count_as_absent(login):
 
 
 def test_no_cookies_at_all(rf):
+    """Unauthorized, and nothing cleared: the request carried no session
+    cookie, so there is nothing to clear, and clearing would let any site
+    log its visitors out with a cross-site form POST (which carries no
+    SameSite=Lax cookies)."""
     response = HttpResponse()
     with pytest.raises(SuperTokensUnauthorizedException):
         supertokens.get_session(rf.get("/"), response, False)
-    support.assert_cleared(response)
+    support.assert_untouched(response)
     response = HttpResponse()
     with pytest.raises(SuperTokensUnauthorizedException):
         supertokens.refresh_session(rf.post("/"), response)
-    support.assert_cleared(response)
+    support.assert_untouched(response)
 
 
 def test_cookie_header_parsed_by_django(client, login):
@@ -264,6 +268,16 @@ def test_unreachable_database_is_general():
                 call()
             assert "127.0.0.1:1" in str(e.value)
             assert "postgres@" in str(e.value)
+            # An outage: the caller may retry.
+            assert e.value.kind == "unavailable", e.value
+            assert e.value.is_retryable()
+
+
+def test_misuse_is_an_invalid_argument_not_an_outage():
+    with pytest.raises(SuperTokensGeneralException, match="too long") as e:
+        supertokens.create_new_session(HttpResponse(), "u" * 300)
+    assert e.value.kind == "invalid_argument"
+    assert not e.value.is_retryable()
 
 
 def test_password_is_not_in_error_messages():

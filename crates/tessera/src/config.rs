@@ -215,6 +215,7 @@ impl Config {
                 clock: Arc::new(SystemClock),
             },
             allow_short_validity: false,
+            allow_any_positive_validity: false,
         }
     }
 
@@ -345,6 +346,7 @@ impl ConfigError {
 pub struct ConfigBuilder {
     inner: Config,
     allow_short_validity: bool,
+    allow_any_positive_validity: bool,
 }
 
 impl ConfigBuilder {
@@ -438,9 +440,29 @@ impl ConfigBuilder {
         self
     }
 
+    /// Lifts every bound on the access-token validity, the refresh-token
+    /// validity and the signing-key update interval (lower and upper) and
+    /// the rule that the refresh-token validity be at least the access-token
+    /// validity: only a zero duration is refused. For integrations that must
+    /// accept whatever their API accepted before (`supertokens-jwt-ref` 2.0
+    /// validates no bounds) and report values outside the recommended
+    /// ranges ([`ACCESS_TOKEN_VALIDITY_MIN`] and friends) themselves.
+    ///
+    /// Durations longer than `i64::MAX` milliseconds (about 292 million
+    /// years) are cut to that, so that no expiry computation can overflow.
+    /// A cookie `Expires` after the year 9999 cannot be written as a
+    /// four-digit year, so callers should keep values far below that.
+    pub fn danger_allow_any_positive_validity(mut self) -> Self {
+        self.allow_any_positive_validity = true;
+        self
+    }
+
     /// Validates and returns the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
-        let mut c = self.inner;
+        let c = self.inner;
+        if self.allow_any_positive_validity {
+            return build_any_positive(c);
+        }
         let short = self.allow_short_validity;
         let secs = |d: Duration| d.as_secs_f64();
         let atv = c.access_token_validity;
@@ -488,72 +510,106 @@ impl ConfigBuilder {
                 ));
             }
         }
-        if c.same_site == SameSite::None && !c.cookie_secure {
+        finish(c)
+    }
+}
+
+/// `build` with [`ConfigBuilder::danger_allow_any_positive_validity`]: zero
+/// durations refused, long ones cut to `i64::MAX` ms, then the other checks.
+fn build_any_positive(mut c: Config) -> Result<Config, ConfigError> {
+    let longest = Duration::from_millis(i64::MAX as u64);
+    if c.access_token_validity.is_zero() {
+        return Err(ConfigError::new(
+            ConfigSetting::AccessTokenValidity,
+            "access-token validity is 0 s; it must be positive",
+        ));
+    }
+    if c.refresh_token_validity.is_zero() {
+        return Err(ConfigError::new(
+            ConfigSetting::RefreshTokenValidity,
+            "refresh-token validity is 0 h; it must be positive",
+        ));
+    }
+    c.access_token_validity = c.access_token_validity.min(longest);
+    c.refresh_token_validity = c.refresh_token_validity.min(longest);
+    if let SigningKeySource::Dynamic { update_interval } = &mut c.signing_key {
+        if update_interval.is_zero() {
             return Err(ConfigError::new(
-                ConfigSetting::SameSite,
-                "SameSite=None requires Secure cookies (browsers reject them otherwise); \
-                 enable cookie_secure or choose SameSite Lax/Strict",
+                ConfigSetting::SigningKey,
+                "signing-key update interval is 0 h; it must be positive",
             ));
         }
-        if !(400..=499).contains(&c.session_expired_status) {
-            return Err(ConfigError::new(
-                ConfigSetting::SessionExpiredStatus,
-                format!(
+        *update_interval = (*update_interval).min(longest);
+    }
+    finish(c)
+}
+
+/// The checks that do not concern durations, and the derived fields.
+fn finish(mut c: Config) -> Result<Config, ConfigError> {
+    if c.same_site == SameSite::None && !c.cookie_secure {
+        return Err(ConfigError::new(
+            ConfigSetting::SameSite,
+            "SameSite=None requires Secure cookies (browsers reject them otherwise); \
+                 enable cookie_secure or choose SameSite Lax/Strict",
+        ));
+    }
+    if !(400..=499).contains(&c.session_expired_status) {
+        return Err(ConfigError::new(
+            ConfigSetting::SessionExpiredStatus,
+            format!(
                 "session-expired status {} is not a 4xx status; use e.g. 401 (the default) or 440",
                 c.session_expired_status
             ),
-            ));
-        }
-        c.access_token_path = normalize_path(
-            &c.access_token_path,
-            "access-token path",
-            ConfigSetting::AccessTokenPath,
-        )?;
-        c.refresh_path =
-            normalize_path(&c.refresh_path, "refresh path", ConfigSetting::RefreshPath)?;
-        if let Some(d) = &c.cookie_domain {
-            if d.is_empty()
-                || d.contains("://")
-                || d.contains(':')
-                || d.contains('/')
-                || !is_cookie_attr_safe(d)
-            {
-                return Err(ConfigError::new(ConfigSetting::CookieDomain, format!(
+        ));
+    }
+    c.access_token_path = normalize_path(
+        &c.access_token_path,
+        "access-token path",
+        ConfigSetting::AccessTokenPath,
+    )?;
+    c.refresh_path = normalize_path(&c.refresh_path, "refresh path", ConfigSetting::RefreshPath)?;
+    if let Some(d) = &c.cookie_domain {
+        if d.is_empty()
+            || d.contains("://")
+            || d.contains(':')
+            || d.contains('/')
+            || !is_cookie_attr_safe(d)
+        {
+            return Err(ConfigError::new(ConfigSetting::CookieDomain, format!(
                     "cookie domain {d:?} is not a bare domain; give e.g. \"example.com\" without scheme, port or path"
                 )));
-            }
         }
-        match c.cookie_name_prefix {
-            CookieNamePrefix::None => {}
-            _ if !c.cookie_secure => {
-                return Err(ConfigError::new(
-                    ConfigSetting::CookieNamePrefix,
-                    "the __Secure-/__Host- cookie-name prefixes require Secure cookies \
-                     (browsers reject them otherwise); enable cookie_secure or use no prefix",
-                ))
-            }
-            CookieNamePrefix::Host if c.cookie_domain.is_some() => {
-                return Err(ConfigError::new(
-                    ConfigSetting::CookieNamePrefix,
-                    "__Host- cookies cannot carry a Domain; remove the cookie domain or use \
-                     CookieNamePrefix::Secure",
-                ))
-            }
-            CookieNamePrefix::Host if c.access_token_path != "/" => {
-                return Err(ConfigError::new(
-                    ConfigSetting::CookieNamePrefix,
-                    format!(
-                        "__Host- cookies must have Path=/ but the access-token path is {:?}; \
-                     set it to \"/\" or use CookieNamePrefix::Secure",
-                        c.access_token_path
-                    ),
-                ))
-            }
-            CookieNamePrefix::Secure | CookieNamePrefix::Host => {}
-        }
-        c.cookie_names = c.cookie_name_prefix.names();
-        Ok(c)
     }
+    match c.cookie_name_prefix {
+        CookieNamePrefix::None => {}
+        _ if !c.cookie_secure => {
+            return Err(ConfigError::new(
+                ConfigSetting::CookieNamePrefix,
+                "the __Secure-/__Host- cookie-name prefixes require Secure cookies \
+                     (browsers reject them otherwise); enable cookie_secure or use no prefix",
+            ))
+        }
+        CookieNamePrefix::Host if c.cookie_domain.is_some() => {
+            return Err(ConfigError::new(
+                ConfigSetting::CookieNamePrefix,
+                "__Host- cookies cannot carry a Domain; remove the cookie domain or use \
+                     CookieNamePrefix::Secure",
+            ))
+        }
+        CookieNamePrefix::Host if c.access_token_path != "/" => {
+            return Err(ConfigError::new(
+                ConfigSetting::CookieNamePrefix,
+                format!(
+                    "__Host- cookies must have Path=/ but the access-token path is {:?}; \
+                     set it to \"/\" or use CookieNamePrefix::Secure",
+                    c.access_token_path
+                ),
+            ))
+        }
+        CookieNamePrefix::Secure | CookieNamePrefix::Host => {}
+    }
+    c.cookie_names = c.cookie_name_prefix.names();
+    Ok(c)
 }
 
 fn is_cookie_attr_safe(s: &str) -> bool {
@@ -633,6 +689,56 @@ mod tests {
             .with_same_site(SameSite::None)
             .build()
             .is_ok());
+    }
+
+    #[test]
+    fn any_positive_validity_lifts_every_duration_bound_but_refuses_zero() {
+        let any = || Config::builder().danger_allow_any_positive_validity();
+        let dynamic = |d: Duration| SigningKeySource::Dynamic { update_interval: d };
+        // Below the lower bounds (1.8 s key interval, as the reference
+        // library's own tests use), above the upper ones, refresh < access.
+        let c = any()
+            .with_signing_key(dynamic(Duration::from_millis(1800)))
+            .with_access_token_validity(Duration::from_secs(100_000_000))
+            .with_refresh_token_validity(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        assert_eq!(c.access_token_validity(), Duration::from_secs(100_000_000));
+        assert_eq!(c.refresh_token_validity(), Duration::from_secs(1));
+        assert!(Config::builder()
+            .danger_allow_short_validity_for_tests()
+            .with_access_token_validity(Duration::from_secs(100_000_000))
+            .build()
+            .is_err());
+        // Durations that do not fit in i64 milliseconds are cut to that, so
+        // `as_millis() as i64` and the saturating expiry sums stay sane.
+        let c = any()
+            .with_signing_key(dynamic(Duration::MAX))
+            .with_access_token_validity(Duration::MAX)
+            .with_refresh_token_validity(Duration::MAX)
+            .build()
+            .unwrap();
+        let longest = Duration::from_millis(i64::MAX as u64);
+        assert_eq!(c.access_token_validity(), longest);
+        assert_eq!(c.refresh_token_validity(), longest);
+        assert!(c.access_token_validity().as_millis() as i64 > 0);
+        assert!(matches!(
+            c.signing_key,
+            SigningKeySource::Dynamic { update_interval } if update_interval == longest
+        ));
+        for zero in [
+            any().with_access_token_validity(Duration::ZERO),
+            any().with_refresh_token_validity(Duration::ZERO),
+            any().with_signing_key(dynamic(Duration::ZERO)),
+        ] {
+            assert!(zero
+                .build()
+                .unwrap_err()
+                .to_string()
+                .contains("must be positive"));
+        }
+        // The other checks still apply.
+        assert!(any().with_session_expired_status(200).build().is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 import json
 from typing import Any
 
+from . import _native
 from .exceptions import SuperTokensGeneralException
 
 
@@ -10,7 +11,14 @@ def dumps(value: Any, what: str) -> str:
     """``value`` as compact JSON; General error if it is not JSON data."""
     try:
         return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError) as e:
+    except RecursionError as e:
+        # Deeper than Python's own recursion limit; the native module says
+        # the same for anything deeper than its limit.
+        raise SuperTokensGeneralException(
+            f"{what} is nested too deeply for Python's json module; at most "
+            f"{_native.MAX_JSON_DEPTH} levels of lists and dicts are supported"
+        ) from e
+    except (TypeError, ValueError) as e:
         raise SuperTokensGeneralException(
             f"{what} must be JSON data (dict, list, str, int, float, bool or None): {e}"
         ) from e

@@ -1,7 +1,7 @@
 """Type stubs of the native module (Rust, PyO3). Not a public API: use
 :mod:`tessera_django.supertokens`."""
 
-from typing import Any, Dict, List, Optional, Protocol, Union, final
+from typing import Any, Dict, List, Optional, Protocol, Tuple, Union, final
 
 __all__ = [
     "ACCESS_TOKEN_COOKIE",
@@ -9,17 +9,20 @@ __all__ = [
     "ID_REFRESH_TOKEN_COOKIE",
     "ID_REFRESH_TOKEN_HEADER",
     "Manager",
+    "MAX_JSON_DEPTH",
     "ManualClock",
     "REFRESH_TOKEN_COOKIE",
     "Session",
     "_panic_for_tests",
     "close_stores",
+    "config_warnings",
     "migrate",
     "set_headers_for_options_api",
     "validate_config",
 ]
 
 ACCESS_TOKEN_COOKIE: str
+MAX_JSON_DEPTH: int
 REFRESH_TOKEN_COOKIE: str
 ID_REFRESH_TOKEN_COOKIE: str
 ANTI_CSRF_HEADER: str
@@ -80,6 +83,8 @@ class Manager:
     @property
     def session_expired_status(self) -> int: ...
     @property
+    def cookie_names(self) -> Tuple[str, str, str]: ...
+    @property
     def now_ms(self) -> int: ...
     # `response`: a django.http.HttpResponse (written directly) or a writer
     # from tessera_django._response; `request`: a django.http.HttpRequest
@@ -101,6 +106,7 @@ class Manager:
 
 def set_headers_for_options_api(writer: _Writer) -> None: ...
 def validate_config(config: Dict[str, Any], key_function: Optional[Any] = None) -> None: ...
+def config_warnings(config: Dict[str, Any], key_function: Optional[Any] = None) -> List[str]: ...
 def migrate(url: str, pool_size: int = 10, acquire_timeout: float = 5.0) -> None: ...
 def close_stores() -> int: ...
 def _panic_for_tests() -> None: ...

@@ -11,7 +11,7 @@ from typing import Any, List, Optional, Tuple
 
 from .exceptions import SuperTokensGeneralException
 
-__all__ = ["ResponseWriter", "PendingResponse", "writer_for"]
+__all__ = ["ResponseWriter", "PendingResponse", "writer_for", "ensure_no_store"]
 
 
 class ResponseWriter:
@@ -103,3 +103,23 @@ def writer_for(response: Any) -> Any:
             f"rest_framework.response.Response), not {type(response).__name__}"
         )
     return ResponseWriter(response)
+
+
+def _directive_names(value: str) -> List[str]:
+    return [item.split("=", 1)[0].strip().lower() for item in value.split(",")]
+
+
+def ensure_no_store(response: Any) -> None:
+    """Adds ``no-store`` to the response's ``Cache-Control`` directives unless
+    it is there. Nothing else is touched, so a stricter value the view set
+    (``private``, ``no-cache``, ``max-age=0``) stays, and a weaker one
+    (``public, max-age=60``) is overridden by ``no-store``, which forbids
+    storing the response at all."""
+    if response.has_header("Cache-Control"):
+        existing = response["Cache-Control"]
+        if "no-store" in _directive_names(existing):
+            return
+        if existing.strip():
+            response["Cache-Control"] = f"{existing}, no-store"
+            return
+    response["Cache-Control"] = "no-store"

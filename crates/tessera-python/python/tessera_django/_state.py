@@ -28,7 +28,7 @@ from django.dispatch import receiver
 from . import _native, conf, db
 from .exceptions import SuperTokensGeneralException
 
-__all__ = ["get", "reset", "settings", "set_clock", "migrate_connection", "close_connections"]
+__all__ = ["get", "peek", "reset", "settings", "set_clock", "migrate_connection", "close_connections"]
 
 _lock = threading.RLock()
 _manager: Optional[Tuple[Any, Any]] = None  # (key, Manager)
@@ -78,6 +78,13 @@ def get() -> _native.Manager:
         if (source is None or source.get("NAME") == name) and not manager.is_closed:
             return manager
     return _get_slow()
+
+
+def peek() -> Optional[_native.Manager]:
+    """The manager if one has been built (and not reset), without building
+    one: for code that only needs it if Tessera has been used at all."""
+    fast = _fast
+    return None if fast is None else fast[2]
 
 
 def _source(s: conf.TesseraSettings) -> Any:

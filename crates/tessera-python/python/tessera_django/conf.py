@@ -1,26 +1,35 @@
-"""``settings.SUPER_TOKENS``: the seed's keys, units and defaults, plus keys for
-what the seed lacks.
+"""``settings.SUPER_TOKENS``: the keys, units and defaults of
+``supertokens-jwt-ref`` 2.0 (the reference library), plus keys for what it
+lacks.
 
 ============================================  =============  ==============================================
 key                                           default        notes
 ============================================  =============  ==============================================
 ``ACCESS_TOKEN_SIGNING_KEY_IS_DYNAMIC``       ``True``       rotate the signing key every interval
-``ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL``  ``24``         hours, 1 to 720
+``ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL``  ``24``         hours, any positive number; recommended
+                                                             1 to 720 (outside: warning W002)
 ``ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION``     ``None``       your key: a callable (or dotted path) returning
                                                              ``str``/``bytes``, called on every sign/verify
-``ACCESS_TOKEN_VALIDITY``                     ``3600``       seconds, 10 to 86 400 000
+``ACCESS_TOKEN_VALIDITY``                     ``3600``       seconds, any positive number; recommended
+                                                             10 to 86 400 000 (outside: warning W002)
 ``ACCESS_TOKEN_ENABLE_BLACKLISTING``          ``False``      check the database on every ``get_session``
 ``ACCESS_TOKEN_PATH``                         ``"/"``        path of ``sAccessToken`` and ``sIdRefreshToken``
 ``ANTI_CSRF_ENABLE``                          ``True``
-``REFRESH_TOKEN_VALIDITY``                    ``2400``       hours, 1 to 8760
-``REFRESH_TOKEN_PATH``                        ``"refresh/"`` the refresh API's path (``/`` is prepended)
-``COOKIE_DOMAIN``                             ``"localhost"`` ``None`` for host-only cookies
+``REFRESH_TOKEN_VALIDITY``                    ``2400``       hours, any positive number; recommended
+                                                             1 to 8760 and at least the access-token
+                                                             validity (outside: warning W002)
+``REFRESH_TOKEN_PATH``                        ``"refresh/"`` the refresh API's path (``/`` is prepended);
+                                                             warning W003 if no view answers there
+``COOKIE_DOMAIN``                             ``"localhost"`` ``None`` for host-only cookies (warning W004
+                                                             if ``ALLOWED_HOSTS`` admits ``127.0.0.1``)
 ``COOKIE_SECURE``                             ``True``       ``False`` only for plain-HTTP development
 ``COOKIE_SAME_SITE``                          ``"Lax"``      new; ``"Strict"`` or ``"None"`` (needs Secure)
 ``COOKIE_NAME_PREFIX``                        ``None``       new; ``"__Secure-"`` or ``"__Host-"``: cookie names
                                                              the browser protects (``__Host-``: no domain,
                                                              access path ``"/"``; both need Secure)
-``SESSION_EXPIRED_STATUS_CODE``               ``401``        new; 4xx; the seed's examples use 440
+``SESSION_EXPIRED_STATUS_CODE``               ``401``        new; 4xx; the front end's SDK must use the
+                                                             same (the reference library's examples
+                                                             use 440)
 ``REVOKE_SESSION_ON_TOKEN_THEFT``             ``True``       new; the seed leaves revocation to you
 ``ACCEPT_PREVIOUS_SIGNING_KEY``               ``False``      new; keep accepting tokens signed with the
                                                              previous key until they expire
@@ -32,6 +41,12 @@ key                                           default        notes
                                                              (also how long a call takes to fail while
                                                              the database is down)
 ============================================  =============  ==============================================
+
+The validities and the key interval accept any positive number, as the
+reference library does (zero, negative and non-numbers are refused; ``bool``
+is not a number); values above 1000 years are used as 1000 years. Values
+outside the recommended ranges are reported by ``manage.py check`` as
+warnings (``tessera_django.W002``), not errors.
 
 Changes take effect when Django's ``setting_changed`` signal fires (so
 ``override_settings`` works in tests): the next call builds a new manager.
@@ -79,7 +94,7 @@ EXTRA_DEFAULTS: Dict[str, Any] = {
 DEFAULTS: Dict[str, Any] = {**SEED_DEFAULTS, **EXTRA_DEFAULTS}
 
 # Keys read here, in Python; every other key goes to the Rust core, which
-# validates types and ranges.
+# validates types (and refuses zero or negative durations).
 _PYTHON_KEYS = {
     "ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION",
     "DATABASE_ALIAS",

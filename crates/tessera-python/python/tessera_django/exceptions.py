@@ -10,7 +10,9 @@ class                                  when
 SuperTokensGeneralException            database unreachable or failing, bad
                                        settings, misuse (a user id that is neither
                                        ``str`` nor ``int``, a payload that is not
-                                       JSON). Answer with 500.
+                                       JSON). ``kind`` says which: answer 503 for
+                                       ``unavailable``/``timeout``, 400 for
+                                       ``invalid_argument``, 500 otherwise.
 SuperTokensUnauthorizedException       no session: cookies missing, session revoked
                                        or expired. Cookies have been cleared on the
                                        response that was passed in.
@@ -40,7 +42,31 @@ class SuperTokensException(Exception):
 
 
 class SuperTokensGeneralException(SuperTokensException):
-    """Something went wrong that is not about the client's session."""
+    """Something went wrong that is not about the client's session.
+
+    ``kind`` says what the caller can do about it (an addition to the
+    reference library's class, which has no such attribute):
+
+    * ``"unavailable"``: the database cannot be reached or failed; retry later.
+    * ``"timeout"``: the database did not answer in time; retry later.
+    * ``"invalid_argument"``: the call cannot be done as asked (a user id over
+      the storage limit, JSON nested too deeply, bad settings); fix the call.
+    * ``"internal"``: a fault inside Tessera or corrupt stored data.
+
+    The middleware answers 503 (with ``Retry-After``), 400 and 500 for them.
+    """
+
+    #: One of ``"unavailable"``, ``"timeout"``, ``"invalid_argument"``,
+    #: ``"internal"``.
+    kind: str = "internal"
+
+    def __init__(self, *args: Any, kind: str = "internal") -> None:
+        super().__init__(*args)
+        self.kind = kind
+
+    def is_retryable(self) -> bool:
+        """Whether the same call may succeed later (an outage or a timeout)."""
+        return self.kind in ("unavailable", "timeout")
 
 
 class SuperTokensUnauthorizedException(SuperTokensException):

@@ -10,9 +10,18 @@ Add it to ``MIDDLEWARE``::
   session-expired status (``SESSION_EXPIRED_STATUS_CODE``, default 401) and a
   small JSON body. For Unauthorized and token theft the session cookies are
   cleared on that response (the protocol clears them; the response the view
-  had been given is discarded when it raises).
-* ``SuperTokensGeneralException`` becomes a 500 whose body says nothing
-  about the cause; the exception is logged (logger ``tessera_django``).
+  had been given is discarded when it raises), but only if the request
+  carried one of the session cookies: a cross-site form POST carries none
+  (``SameSite``), and clearing then would let any site log the user out.
+* A response that sets a session cookie or the ``anti-csrf`` /
+  ``id-refresh-token`` header gets ``no-store`` in its ``Cache-Control``
+  directives, even if the view set ``Cache-Control`` after Tessera did
+  (other directives are kept: ``no-store`` only ever makes it stricter).
+* ``SuperTokensGeneralException`` becomes a 503 with ``Retry-After: 1`` for
+  an outage or a timeout (``kind`` ``"unavailable"``/``"timeout"``), a 400
+  for a call that cannot be done as asked (``"invalid_argument"``) and a 500
+  otherwise; the body says nothing about the cause, and the exception is
+  logged (logger ``tessera_django``).
 * Cookies and headers that :class:`tessera_django.authentication.SuperTokensAuthentication`
   recorded while authenticating a DRF request are written to the final
   response (a new access token after a refresh, cleared cookies).
@@ -23,8 +32,8 @@ from typing import Any, Callable, Optional
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from . import _state
-from ._response import PendingResponse, ResponseWriter
+from . import _native, _state
+from ._response import PendingResponse, ResponseWriter, ensure_no_store
 from .exceptions import (
     SuperTokensException,
     SuperTokensGeneralException,
@@ -41,8 +50,46 @@ logger = logging.getLogger("tessera_django")
 PENDING_ATTRIBUTE = "_tessera_pending_response"
 
 
-def response_for_exception(exception: SuperTokensException) -> HttpResponse:
-    """The response the protocol prescribes for ``exception``."""
+#: Response headers that carry session state (the core sets them).
+_SESSION_HEADERS = ("anti-csrf", "id-refresh-token")
+
+
+def _carries_session_cookie(request: Any) -> bool:
+    """Whether the request carried any of the three session cookies (an
+    empty value counts: it is still a cookie the browser holds)."""
+    cookies = getattr(request, "COOKIES", None)
+    if not cookies:
+        return False
+    return any(name in cookies for name in _state.get().cookie_names)
+
+
+def _sets_session_state(response: HttpResponse) -> bool:
+    if any(response.has_header(header) for header in _SESSION_HEADERS):
+        return True
+    cookies = getattr(response, "cookies", None)
+    if not cookies:
+        # The common case: no manager is needed to know.
+        return False
+    # Only the core sets session cookies: no manager built yet (or since the
+    # settings changed), no session cookie set by it. Never builds one here,
+    # which could wait on the database for a page that does not use Tessera.
+    manager = _state.peek() or (_state.get() if _mentions_session_cookie(cookies) else None)
+    return manager is not None and any(name in cookies for name in manager.cookie_names)
+
+
+def _mentions_session_cookie(cookies: Any) -> bool:
+    """Whether a cookie name could be a session cookie (the base names, with
+    or without a prefix): only then is a manager worth building."""
+    return any(
+        name.endswith((_native.ACCESS_TOKEN_COOKIE, _native.REFRESH_TOKEN_COOKIE, _native.ID_REFRESH_TOKEN_COOKIE))
+        for name in cookies
+    )
+
+
+def response_for_exception(exception: SuperTokensException, request: Any = None) -> HttpResponse:
+    """The response the protocol prescribes for ``exception``. With
+    ``request``, the session cookies are cleared only if it carried one of
+    them (without, they are always cleared)."""
     if isinstance(exception, SuperTokensGeneralException) or not isinstance(
         exception,
         (
@@ -51,8 +98,18 @@ def response_for_exception(exception: SuperTokensException) -> HttpResponse:
             SuperTokensTokenTheftException,
         ),
     ):
+        # Opaque: nothing about the database or the cause, only what the
+        # client can do: retry an outage (503), not repeat a bad call (400).
+        kind = getattr(exception, "kind", "internal")
+        if kind in ("unavailable", "timeout"):
+            logger.error("Tessera error (%s)", kind, exc_info=exception)
+            response = HttpResponse("Service Unavailable", status=503, content_type="text/plain")
+            response["Retry-After"] = "1"
+            return response
+        if kind == "invalid_argument":
+            logger.warning("Tessera refused a call (invalid argument)", exc_info=exception)
+            return HttpResponse("Bad Request", status=400, content_type="text/plain")
         logger.error("Tessera error", exc_info=exception)
-        # Opaque: nothing about the database or the cause.
         return HttpResponse("Internal Server Error", status=500, content_type="text/plain")
     status = _state.settings().session_expired_status
     if isinstance(exception, SuperTokensTryRefreshTokenException):
@@ -65,7 +122,8 @@ def response_for_exception(exception: SuperTokensException) -> HttpResponse:
     else:
         response = JsonResponse({"message": "unauthorised"}, status=status)
     try:
-        _state.get().clear_session_cookies(ResponseWriter(response))
+        if request is None or _carries_session_cookie(request):
+            _state.get().clear_session_cookies(ResponseWriter(response))
     except SuperTokensGeneralException:
         logger.exception("Tessera could not clear the session cookies")
     return response
@@ -82,11 +140,17 @@ class SuperTokensMiddleware:
         pending: Optional[PendingResponse] = getattr(request, PENDING_ATTRIBUTE, None)
         if pending is not None:
             pending.apply_to(response)
+        try:
+            if _sets_session_state(response):
+                ensure_no_store(response)
+        except SuperTokensGeneralException:
+            # Settings that cannot build a manager: no session state was set.
+            pass
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Optional[HttpResponse]:
         if isinstance(exception, SuperTokensException):
-            return response_for_exception(exception)
+            return response_for_exception(exception, request)
         return None
 
 

@@ -4,6 +4,7 @@ from . import views
 
 urlpatterns = [
     path("login", views.login),
+    path("login-cached", views.login_cached),
     path("protected", views.protected),
     path("protected-manual", views.protected_manual),
     path("refresh/", views.refresh),

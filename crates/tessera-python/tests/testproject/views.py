@@ -37,6 +37,16 @@ def login(request):
     return _json(response, {"handle": session.get_handle(), "user_id": session.get_user_id()})
 
 
+def login_cached(request):
+    """A view that sets a weaker Cache-Control after Tessera set no-store
+    (the middleware puts no-store back)."""
+    data = _body(request)
+    response = HttpResponse()
+    supertokens.create_new_session(response, data["user_id"])
+    response["Cache-Control"] = data.get("cache_control", "public, max-age=60")
+    return response
+
+
 def protected(request):
     """Anti-CSRF is enforced for non-GET requests, as the seed recommends.
     Errors propagate to SuperTokensMiddleware."""
