@@ -1,11 +1,11 @@
-"""Side-by-side benchmark of the seed's four hot operations in Django.
+"""Side-by-side benchmark of the reference library's four hot operations in Django.
 
     python bench_django.py [--quick] [--calls N] [--rounds R]
 
-Implementations (each one a module with the seed's API):
+Implementations (each one a module with the reference library's API):
 
 * ``reference``: ``supertokens_jwt_ref.supertokens`` from PyPI
-  (``supertokens-jwt-ref==2.0.0``), the library the seed documents;
+  (``supertokens-jwt-ref==2.0.0``), the reference library;
 * ``tessera_django``: ``tessera_django.supertokens`` (crates/tessera-python),
   measured when it is installed in this environment, else reported as not
   measured.

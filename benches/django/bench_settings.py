@@ -54,7 +54,7 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
-# The seed's settings, identical for both libraries (the seed's defaults,
+# The reference library's settings, identical for both libraries (the reference library's defaults,
 # except the cookie domain, which is irrelevant to timing).
 SUPER_TOKENS = {
     "ACCESS_TOKEN_VALIDITY": 3600,

@@ -1,4 +1,4 @@
-//! Rust errors → the seed's exception classes (`tessera_django.exceptions`).
+//! Rust errors → the reference library's exception classes (`tessera_django.exceptions`).
 
 use std::error::Error as _;
 
@@ -67,7 +67,7 @@ fn describe(message: &str, source: Option<&(dyn std::error::Error + 'static)>) -
     text
 }
 
-/// Converts a core error into the seed's exception.
+/// Converts a core error into the reference library's exception.
 pub(crate) fn to_py(py: Python<'_>, error: tessera::Error) -> PyErr {
     match error {
         tessera::Error::General {

@@ -56,7 +56,7 @@ fn lookup<'py>(
     Ok((!value.is_none()).then_some(value))
 }
 
-/// The `COOKIES` key of a session cookie: interned once for the seed's
+/// The `COOKIES` key of a session cookie: interned once for the reference library's
 /// names, interned per call for prefixed ones.
 fn cookie_key<'py>(py: Python<'py>, name: &'static str) -> Bound<'py, PyString> {
     match name {
@@ -353,7 +353,7 @@ impl Recorder {
 
     /// Writes what was recorded to `writer`, then returns the core's result
     /// as Python sees it. Cookies cleared before an error are written before
-    /// the error is raised, as the seed documents.
+    /// the error is raised, as the reference library documents.
     pub(crate) fn finish<T>(
         self,
         py: Python<'_>,

@@ -3,7 +3,7 @@
 //! The PyO3 binding behind the `tessera-django` Python distribution. It is a
 //! translation layer only: every protocol decision is made by the `tessera`
 //! core, every row is kept by `tessera-sqlx`. The Django-facing API (the
-//! seed's `supertokens` module, settings, middleware, DRF authentication)
+//! reference library's `supertokens` module, settings, middleware, DRF authentication)
 //! is Python code in `python/tessera_django/` that calls into this module.
 //!
 //! ## Design
@@ -29,7 +29,7 @@
 //!   `tessera_django._response`'s writers (the DRF authentication records
 //!   into a `PendingResponse` before the response exists). Operations recorded before an error (cookie clearing)
 //!   are replayed too, and then the error is raised.
-//! * **Errors become the seed's exception classes** ([`errors`]), imported
+//! * **Errors become the reference library's exception classes** ([`errors`]), imported
 //!   from `tessera_django.exceptions`. A Rust panic is caught at the boundary
 //!   and raised as `SuperTokensGeneralException`, never as PyO3's
 //!   `PanicException`.

@@ -1,4 +1,4 @@
-"""Every function of the seed's API reference, called as the seed documents
+"""Every function of the reference library's API reference, called as the reference library documents
 it, with its return value and its cookie and header effects."""
 
 import time
@@ -41,7 +41,7 @@ def test_create_new_session_sets_three_cookies_and_headers(user_id, clock):
     assert set(jar) == {ACCESS, REFRESH, ID_REFRESH}
     now = clock.now_ms
     access, refresh, id_refresh = jar[ACCESS], jar[REFRESH], jar[ID_REFRESH]
-    # The seed's defaults: Secure, Domain=localhost, access path "/",
+    # The reference library's defaults: Secure, Domain=localhost, access path "/",
     # refresh path "refresh/" served as "/refresh/"; SameSite=Lax (new).
     assert access["httponly"] and access["secure"]
     assert access["path"] == "/" and access["domain"] == "localhost"
@@ -115,7 +115,7 @@ def test_no_anti_csrf_header_when_disabled(login):
     s = login()
     assert not s.response.has_header("anti-csrf")
     assert "anti-csrf" not in s.response["Access-Control-Expose-Headers"]
-    # enable_csrf_protection=True is then ignored, as the seed documents.
+    # enable_csrf_protection=True is then ignored, as the reference library documents.
     supertokens.get_session(s.request(anti_csrf=None), HttpResponse(), True)
 
 
@@ -195,7 +195,7 @@ def test_get_session_after_expiry_is_try_refresh(login, clock):
 def test_revoked_session_keeps_working_until_expiry_without_blacklisting(login):
     s = login()
     assert supertokens.revoke_session(s.session.get_handle()) is True
-    # The seed's trade-off: the access token stays valid until it expires.
+    # The reference library's trade-off: the access token stays valid until it expires.
     supertokens.get_session(s.request(), HttpResponse(), True)
 
 

@@ -1,4 +1,4 @@
-"""``manage.py remove_old_tokens`` (the seed's command name)."""
+"""``manage.py remove_old_tokens`` (the reference library's command name)."""
 
 from io import StringIO
 

@@ -1,4 +1,4 @@
-"""Errors cross the boundary as the seed's exception classes: bad cookies and
+"""Errors cross the boundary as the reference library's exception classes: bad cookies and
 headers give Unauthorized or TryRefreshToken (never General, never a panic),
 misuse and database failures give General."""
 

@@ -12,7 +12,7 @@ import pytest
 
 class Browser:
     """A tiny HTTP client that keeps Tessera's cookies (by hand: urllib's
-    cookie jar rejects Domain=localhost, the seed's default)."""
+    cookie jar rejects Domain=localhost, the reference library's default)."""
 
     def __init__(self, base):
         self.base = base

@@ -1,4 +1,4 @@
-"""settings.SUPER_TOKENS: the seed's keys, units and defaults, the new keys,
+"""settings.SUPER_TOKENS: the reference library's keys, units and defaults, the new keys,
 validation, and changes through Django's setting_changed signal."""
 
 import datetime
@@ -20,8 +20,8 @@ import support
 from support import ACCESS, ID_REFRESH, REFRESH
 
 
-def test_defaults_are_the_seeds():
-    assert conf.SEED_DEFAULTS == {
+def test_defaults_are_the_reference_librarys():
+    assert conf.REFERENCE_DEFAULTS == {
         "ACCESS_TOKEN_SIGNING_KEY_IS_DYNAMIC": True,
         "ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL": 24,
         "ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION": None,

@@ -72,7 +72,7 @@ def test_full_story_through_the_test_client(user_id, clock):
     # 5. Reuse the old refresh token: theft.
     client.cookies[REFRESH] = old_refresh_token
     theft = client.post("/refresh/")
-    assert theft.status_code == 440  # the view's own handling, as in the seed's docs
+    assert theft.status_code == 440  # the view's own handling, as in the reference library's docs
     assert theft.json() == {"theft": True, "user_id": user_id, "handle": handle}
     support.assert_cleared(theft)
 
@@ -109,7 +109,7 @@ def test_theft_without_revocation_leaves_the_session(user_id):
     stolen = client.cookies[REFRESH].value
     client.post("/refresh/")
     assert client.get("/protected").status_code == 200
-    # The /refresh/ view revokes by handle itself (the seed leaves that to the
+    # The /refresh/ view revokes by handle itself (the reference library leaves that to the
     # caller), so call the API directly to see the setting's effect.
     response = HttpResponse()
     with pytest.raises(SuperTokensTokenTheftException):
@@ -120,7 +120,7 @@ def test_theft_without_revocation_leaves_the_session(user_id):
     assert client.get("/protected").status_code == 200
 
 
-def test_logout_and_the_seeds_manual_style(user_id):
+def test_logout_in_the_reference_librarys_manual_style(user_id):
     client = Client()
     login = _post(client, "/login", user_id=user_id)
     anti_csrf = login["anti-csrf"]

@@ -1368,7 +1368,7 @@ async fn item10_revocation_is_committed_before_return(h: H) {
         .unwrap()
         .contains(&handles[0]));
     // Without blacklisting the access token stays valid until it expires
-    // (the seed's trade-off) ...
+    // (the reference library's trade-off) ...
     verify(&a, &mut browsers[1]).await.unwrap();
     // One session, through the Session object.
     let s = verify(&a, &mut browsers[1]).await.unwrap();

@@ -1,4 +1,4 @@
-//! Configuration: a builder with the seed's defaults (docs/PROTOCOL.md §6.1),
+//! Configuration: a builder with the reference library's defaults (docs/PROTOCOL.md §6.1),
 //! validated when built.
 
 use std::fmt;
@@ -39,7 +39,7 @@ impl SameSite {
 /// `Secure`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CookieNamePrefix {
-    /// The seed's names: `sAccessToken`, `sRefreshToken`, `sIdRefreshToken`.
+    /// The reference library's names: `sAccessToken`, `sRefreshToken`, `sIdRefreshToken`.
     /// The default.
     #[default]
     None,
@@ -87,7 +87,7 @@ impl CookieNamePrefix {
 
 /// A user-supplied function that returns the access-token signing key.
 /// It is called every time a token is signed or verified, so it must be
-/// cheap (as the seed documents for `ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION`).
+/// cheap (as the reference library documents for `ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION`).
 ///
 /// The key must be at least 256 bits (32 bytes). `SessionManager::new`
 /// calls the function once and fails with a General error if the key is
@@ -177,7 +177,7 @@ impl Default for Config {
     }
 }
 
-/// Bounds from the seed's configuration documentation.
+/// Bounds from the reference library's configuration documentation.
 pub const ACCESS_TOKEN_VALIDITY_MIN: Duration = Duration::from_secs(10);
 /// See [`ACCESS_TOKEN_VALIDITY_MIN`].
 pub const ACCESS_TOKEN_VALIDITY_MAX: Duration = Duration::from_secs(86_400_000);
@@ -366,7 +366,7 @@ impl ConfigBuilder {
         self
     }
     /// Keep accepting access tokens signed with the previous key until they
-    /// expire (default off: the seed's behaviour, a key change causes
+    /// expire (default off: the reference library's behaviour, a key change causes
     /// TryRefreshToken).
     pub fn with_accept_previous_signing_key(mut self, on: bool) -> Self {
         self.inner.accept_previous_signing_key = on;
@@ -388,7 +388,7 @@ impl ConfigBuilder {
         self
     }
     /// Path of the refresh API and of the refresh cookie (default `refresh/`,
-    /// the seed's, served as `/refresh/`). A path without a leading `/` gets
+    /// the reference library's, served as `/refresh/`). A path without a leading `/` gets
     /// one, because browsers ignore a cookie `Path` that does not start with
     /// `/`.
     pub fn with_refresh_path(mut self, p: impl Into<String>) -> Self {
@@ -410,7 +410,7 @@ impl ConfigBuilder {
         self.inner.same_site = s;
         self
     }
-    /// Cookie-name prefix mode (default none: the seed's names). See
+    /// Cookie-name prefix mode (default none: the reference library's names). See
     /// [`CookieNamePrefix`]; `build` refuses a mode the other settings
     /// cannot honour.
     pub fn with_cookie_name_prefix(mut self, p: CookieNamePrefix) -> Self {
@@ -635,7 +635,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_match_the_seed() {
+    fn defaults_match_the_reference_library() {
         let c = Config::default();
         assert_eq!(c.access_token_validity, Duration::from_secs(3600));
         assert_eq!(c.refresh_token_validity, Duration::from_secs(2400 * 3600));

@@ -8,7 +8,7 @@
 //! ## Design
 //!
 //! * **[`SessionManager`]** holds the [`Config`], a [`Store`] and the cached
-//!   signing keys. Its methods are the seed's API: `create_new_session`,
+//!   signing keys. Its methods are the reference library's API: `create_new_session`,
 //!   `get_session`, `refresh_session`, the by-handle and by-user calls and
 //!   `set_headers_for_options_api`.
 //! * **Input and output are `http` types** behind two small traits,

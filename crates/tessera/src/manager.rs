@@ -276,7 +276,7 @@ impl SessionManager {
                 true,
                 cfg.cookie_secure,
             ),
-            // The front end must read it, and the seed sends it without
+            // The front end must read it, and the reference library sends it without
             // Secure; a cookie-name prefix requires Secure (and the prefix
             // modes require HTTPS anyway).
             CookieRole::IdRefresh => (
@@ -287,7 +287,7 @@ impl SessionManager {
             ),
         };
         // SameSite=None is only valid with Secure; the id-refresh cookie is
-        // never Secure (the seed's rule), so it falls back to Lax then.
+        // never Secure (the reference library's rule), so it falls back to Lax then.
         let same_site = if !secure && cfg.same_site == crate::SameSite::None {
             crate::SameSite::Lax
         } else {
@@ -698,7 +698,7 @@ impl SessionManager {
     }
 
     /// Deletes a session; `true` iff a row was deleted. Without blacklisting
-    /// its access token stays usable until it expires (the seed's trade-off).
+    /// its access token stays usable until it expires (the reference library's trade-off).
     pub async fn revoke_session(&self, session_handle: &str) -> Result<bool> {
         Ok(self.inner.store.delete_session(session_handle).await?)
     }

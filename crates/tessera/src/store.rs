@@ -214,7 +214,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64>;
 
     /// Every handle of the user's rows (expired ones included until cleanup,
-    /// as the seed's reference does), in creation order.
+    /// as the reference library does), in creation order.
     async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>>;
 
     /// The user's sessions with `expires_at_ms > now_ms`, in creation order.

@@ -11,7 +11,7 @@ pub const MAX_USER_ID_STORAGE_LEN: usize = 255;
 
 /// The id of a user, as the application gave it.
 ///
-/// The seed accepts `string | number`; Tessera keeps which of the two it was,
+/// The reference library accepts `string | number`; Tessera keeps which of the two it was,
 /// so `UserId::from(7)` and `UserId::from("7")` are different users and a
 /// session created for `7` reports `7`, not `"7"`.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize)]

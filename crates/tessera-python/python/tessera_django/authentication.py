@@ -18,7 +18,7 @@ model instead.
   (``None``), so anonymous requests reach ``AllowAny`` views and
   ``IsAuthenticated`` answers 401.
 * Anti-CSRF is checked for unsafe methods (POST, PUT, PATCH, DELETE), as the
-  seed recommends.
+  reference library recommends.
 * A session that must be refreshed or is gone raises :class:`SessionExpired`
   with the session-expired status (``SESSION_EXPIRED_STATUS_CODE``).
 

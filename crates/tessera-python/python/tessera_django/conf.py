@@ -30,7 +30,7 @@ key                                           default        notes
 ``SESSION_EXPIRED_STATUS_CODE``               ``401``        new; 4xx; the front end's SDK must use the
                                                              same (the reference library's examples
                                                              use 440)
-``REVOKE_SESSION_ON_TOKEN_THEFT``             ``True``       new; the seed leaves revocation to you
+``REVOKE_SESSION_ON_TOKEN_THEFT``             ``True``       new; the reference library leaves revocation to you
 ``ACCEPT_PREVIOUS_SIGNING_KEY``               ``False``      new; keep accepting tokens signed with the
                                                              previous key until they expire
 ``DATABASE_ALIAS``                            ``"default"``  new; the Django database that holds the tables
@@ -61,10 +61,10 @@ from django.utils.module_loading import import_string
 
 from .exceptions import SuperTokensGeneralException
 
-__all__ = ["DEFAULTS", "SEED_DEFAULTS", "EXTRA_DEFAULTS", "TesseraSettings", "load"]
+__all__ = ["DEFAULTS", "REFERENCE_DEFAULTS", "EXTRA_DEFAULTS", "TesseraSettings", "load"]
 
-#: The seed's settings and defaults (supertokens_jwt_ref), unchanged.
-SEED_DEFAULTS: Dict[str, Any] = {
+#: The reference library's settings and defaults (supertokens_jwt_ref), unchanged.
+REFERENCE_DEFAULTS: Dict[str, Any] = {
     "ACCESS_TOKEN_SIGNING_KEY_IS_DYNAMIC": True,
     "ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL": 24,
     "ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION": None,
@@ -78,7 +78,7 @@ SEED_DEFAULTS: Dict[str, Any] = {
     "COOKIE_SECURE": True,
 }
 
-#: Keys Tessera adds for what the seed does not configure.
+#: Keys Tessera adds for what the reference library does not configure.
 EXTRA_DEFAULTS: Dict[str, Any] = {
     "COOKIE_SAME_SITE": "Lax",
     "COOKIE_NAME_PREFIX": None,
@@ -91,7 +91,7 @@ EXTRA_DEFAULTS: Dict[str, Any] = {
     "DATABASE_ACQUIRE_TIMEOUT": 5,
 }
 
-DEFAULTS: Dict[str, Any] = {**SEED_DEFAULTS, **EXTRA_DEFAULTS}
+DEFAULTS: Dict[str, Any] = {**REFERENCE_DEFAULTS, **EXTRA_DEFAULTS}
 
 # Keys read here, in Python; every other key goes to the Rust core, which
 # validates types (and refuses zero or negative durations).
@@ -108,7 +108,7 @@ _PYTHON_KEYS = {
 class TesseraSettings:
     """``SUPER_TOKENS`` merged with the defaults and checked."""
 
-    #: What the Rust core reads (seed names and units).
+    #: What the Rust core reads (the reference library's names and units).
     core: Dict[str, Any]
     key_function: Optional[Callable[[], Any]]
     database_alias: str

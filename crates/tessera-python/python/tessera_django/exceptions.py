@@ -1,4 +1,4 @@
-"""The seed's exception classes.
+"""The reference library's exception classes.
 
 Every error that comes out of :mod:`tessera_django.supertokens` and the
 session object is one of these; nothing else crosses the boundary (a Rust

@@ -1,7 +1,7 @@
-"""The seed's API: ``from tessera_django import supertokens``.
+"""The reference library's API: ``from tessera_django import supertokens``.
 
-Every function has the seed's name, signature, return value, cookie and
-header effects and exceptions (see the seed's API reference and
+Every function has the reference library's name, signature, return value, cookie and
+header effects and exceptions (see the reference library's API reference and
 ``docs/PROTOCOL.md``). The work is done by Tessera's Rust core, with the GIL
 released while it waits on the database. The request and the response are
 read and written by the native module itself (interned keys, no Python-level

@@ -1,7 +1,7 @@
 """Test helpers.
 
 ``frozen_clock()`` replaces Tessera's clock with one that only moves when
-told to, so tests can let tokens expire without sleeping (the seed's lower
+told to, so tests can let tokens expire without sleeping (the reference library's lower
 bound on ``ACCESS_TOKEN_VALIDITY`` is 10 seconds)::
 
     from tessera_django.testing import frozen_clock

@@ -97,7 +97,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-# The seed's defaults (tests override what they need).
+# The reference library's defaults (tests override what they need).
 SUPER_TOKENS = {}
 
 LOGGING = {

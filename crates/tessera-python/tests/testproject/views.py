@@ -1,5 +1,5 @@
-"""Views written the way the seed's documentation writes them: one per seed
-function, plus DRF views. Only the imports differ from a supertokens_jwt_ref
+"""Views written the way the reference library's documentation writes them: one per
+function of its API, plus DRF views. Only the imports differ from a supertokens_jwt_ref
 project."""
 
 import json
@@ -48,7 +48,7 @@ def login_cached(request):
 
 
 def protected(request):
-    """Anti-CSRF is enforced for non-GET requests, as the seed recommends.
+    """Anti-CSRF is enforced for non-GET requests, as the reference library recommends.
     Errors propagate to SuperTokensMiddleware."""
     response = HttpResponse()
     session = supertokens.get_session(request, response, request.method != "GET")
@@ -63,7 +63,7 @@ def protected(request):
 
 
 def protected_manual(request):
-    """The seed's documented style: the view handles the exceptions itself
+    """The reference library's documented style: the view handles the exceptions itself
     and answers 440 ("session expired") on the very response it was given,
     so the cookies cleared by get_session reach the client."""
     response = HttpResponse()
@@ -91,7 +91,7 @@ def refresh(request):
     try:
         session = supertokens.refresh_session(request, response)
     except SuperTokensTokenTheftException as e:
-        # The seed leaves revocation to the caller; Tessera has already
+        # The reference library leaves revocation to the caller; Tessera has already
         # revoked (REVOKE_SESSION_ON_TOKEN_THEFT), and this is harmless.
         supertokens.revoke_session(e.get_session_handle())
         response.status_code = 440

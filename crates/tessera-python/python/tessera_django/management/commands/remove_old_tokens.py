@@ -1,4 +1,4 @@
-"""``manage.py remove_old_tokens``: deletes expired sessions (the seed's
+"""``manage.py remove_old_tokens``: deletes expired sessions (the reference library's
 command name). Safe to run while serving: each batch is its own short
 transaction. Run it from cron."""
 
