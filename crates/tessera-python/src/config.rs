@@ -21,7 +21,7 @@ use tessera::{
 };
 
 fn err(message: String) -> tessera::Error {
-    tessera::Error::general(message)
+    tessera::Error::invalid_argument(message)
 }
 
 fn item<'py>(config: &Bound<'py, PyDict>, key: &str) -> tessera::Result<Bound<'py, PyAny>> {

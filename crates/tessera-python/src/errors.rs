@@ -22,9 +22,10 @@ fn raise(py: Python<'_>, class: &PyOnceLock<Py<PyType>>, name: &str, message: St
     }
 }
 
-/// A `SuperTokensGeneralException` with `message` and kind `internal`.
+/// A `SuperTokensGeneralException` with `message` for a call the binding
+/// refuses (a wrong type, a value it cannot carry): kind `invalid_argument`.
 pub(crate) fn general(py: Python<'_>, message: impl Into<String>) -> PyErr {
-    raise(py, &GENERAL, "SuperTokensGeneralException", message.into())
+    general_of_kind(py, tessera::GeneralKind::InvalidArgument, message)
 }
 
 /// A `SuperTokensGeneralException` with `message` whose `kind` attribute is
@@ -107,7 +108,11 @@ pub(crate) fn to_py(py: Python<'_>, error: tessera::Error) -> PyErr {
         }
         // The core's enum is non-exhaustive: anything new is General until
         // this binding learns about it.
-        other => general(py, describe(&other.to_string(), other.source())),
+        other => general_of_kind(
+            py,
+            tessera::GeneralKind::Internal,
+            describe(&other.to_string(), other.source()),
+        ),
     }
 }
 
@@ -117,7 +122,11 @@ pub(crate) fn general_from(py: Python<'_>, message: &str, cause: PyErr) -> PyErr
     if is_supertokens_exception(py, &cause) {
         return cause;
     }
-    let err = general(py, format!("{message}: {cause}"));
+    let err = general_of_kind(
+        py,
+        tessera::GeneralKind::Internal,
+        format!("{message}: {cause}"),
+    );
     err.set_cause(py, Some(cause));
     err
 }

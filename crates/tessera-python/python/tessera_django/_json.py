@@ -16,9 +16,11 @@ def dumps(value: Any, what: str) -> str:
         # the same for anything deeper than its limit.
         raise SuperTokensGeneralException(
             f"{what} is nested too deeply for Python's json module; at most "
-            f"{_native.MAX_JSON_DEPTH} levels of lists and dicts are supported"
+            f"{_native.MAX_JSON_DEPTH} levels of lists and dicts are supported",
+            kind="invalid_argument",
         ) from e
     except (TypeError, ValueError) as e:
         raise SuperTokensGeneralException(
-            f"{what} must be JSON data (dict, list, str, int, float, bool or None): {e}"
+            f"{what} must be JSON data (dict, list, str, int, float, bool or None): {e}",
+            kind="invalid_argument",
         ) from e

@@ -100,7 +100,8 @@ def writer_for(response: Any) -> Any:
     if not (hasattr(response, "set_cookie") and hasattr(response, "has_header")):
         raise SuperTokensGeneralException(
             "response must be a django.http.HttpResponse (or a subclass such as "
-            f"rest_framework.response.Response), not {type(response).__name__}"
+            f"rest_framework.response.Response), not {type(response).__name__}",
+            kind="invalid_argument",
         )
     return ResponseWriter(response)
 

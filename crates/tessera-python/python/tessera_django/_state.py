@@ -127,7 +127,9 @@ def _build(s: conf.TesseraSettings, key: Any) -> _native.Manager:
         hint = ""
         if "tessera_keys" in str(e):
             hint = " (create the tables with `manage.py migrate`)"
-        raise SuperTokensGeneralException(f"Tessera could not start on {where}{hint}: {e}") from e
+        raise SuperTokensGeneralException(
+            f"Tessera could not start on {where}{hint}: {e}", kind=e.kind
+        ) from e
     _manager = (key, manager)
     _fast = (_source(s), key, manager)
     return manager

@@ -122,7 +122,7 @@ class TesseraSettings:
 
 
 def _fail(message: str) -> SuperTokensGeneralException:
-    return SuperTokensGeneralException("SUPER_TOKENS: " + message)
+    return SuperTokensGeneralException("SUPER_TOKENS: " + message, kind="invalid_argument")
 
 
 def load() -> TesseraSettings:

@@ -148,7 +148,8 @@ def url_for_settings(vendor: str, settings_dict: Mapping[str, Any]) -> str:
     if vendor == "mysql":
         return _mysql(settings_dict)
     raise SuperTokensGeneralException(
-        f"Tessera supports SQLite, PostgreSQL and MySQL/MariaDB databases, not {vendor!r}"
+        f"Tessera supports SQLite, PostgreSQL and MySQL/MariaDB databases, not {vendor!r}",
+        kind="invalid_argument",
     )
 
 
@@ -161,7 +162,8 @@ def url_for_alias(alias: str) -> str:
         connection = connections[alias]
     except Exception as e:  # ConnectionDoesNotExist, ImproperlyConfigured
         raise SuperTokensGeneralException(
-            f"SUPER_TOKENS: DATABASE_ALIAS {alias!r} is not in DATABASES"
+            f"SUPER_TOKENS: DATABASE_ALIAS {alias!r} is not in DATABASES",
+            kind="invalid_argument",
         ) from e
     return url_for_settings(connection.vendor, connection.settings_dict)
 

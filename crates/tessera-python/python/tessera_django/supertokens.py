@@ -43,7 +43,8 @@ __all__ = [
 def _handle(session_handle: Any) -> str:
     if not isinstance(session_handle, str):
         raise SuperTokensGeneralException(
-            f"session_handle must be a str, not {type(session_handle).__name__}"
+            f"session_handle must be a str, not {type(session_handle).__name__}",
+            kind="invalid_argument",
         )
     return session_handle
 
