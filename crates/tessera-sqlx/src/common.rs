@@ -17,8 +17,6 @@ pub(crate) const PREVIOUS_SIGNING_KEY: &str = "access_token_signing_key_previous
 
 /// Width of `session_handle` (VARCHAR(64)).
 const MAX_HANDLE_LEN: usize = 64;
-/// Width of `key_name` (VARCHAR(128)).
-const MAX_KEY_NAME_LEN: usize = 128;
 /// Width of `refresh_token_hash_2` (CHAR(64)): a SHA-256 in hex.
 const HASH_LEN: usize = 64;
 
@@ -102,9 +100,9 @@ pub(crate) fn check_new_session(session: &NewSession<'_>) -> StoreResult<()> {
     Ok(())
 }
 
-/// Handles and key names: non-empty, within the column, and not ending in a
-/// space (MySQL's `utf8mb4_bin` ignores trailing spaces when comparing, so
-/// such names are refused on every database alike).
+/// Handles: non-empty, within the column, and not ending in a space
+/// (MySQL's `utf8mb4_bin` ignores trailing spaces when comparing, so such
+/// handles are refused on every database alike).
 pub(crate) fn check_handle(handle: &str) -> StoreResult<()> {
     if handle.is_empty() || handle.len() > MAX_HANDLE_LEN || handle.ends_with(' ') {
         return Err(invalid(
@@ -117,15 +115,6 @@ pub(crate) fn check_handle(handle: &str) -> StoreResult<()> {
 pub(crate) fn check_hash(hash: &str) -> StoreResult<()> {
     if hash.len() != HASH_LEN {
         return Err(invalid("refresh_token_hash_2 must be 64 characters"));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_key_name(name: &str) -> StoreResult<()> {
-    if name.is_empty() || name.len() > MAX_KEY_NAME_LEN || name.ends_with(' ') {
-        return Err(invalid(
-            "key name must be 1 to 128 bytes and not end with a space",
-        ));
     }
     Ok(())
 }
@@ -220,7 +209,6 @@ mod tests {
         assert!(check_handle(&"h".repeat(65)).is_err());
         assert!(check_handle(&"h".repeat(64)).is_ok());
         assert!(check_handle("h ").is_err());
-        assert!(check_key_name("k ").is_err());
         assert!(check_hash(&"a".repeat(63)).is_err());
         assert!(user_id_column(&UserId::from("x".repeat(254))).is_err());
         assert!(user_id_column(&UserId::from("x".repeat(253))).is_ok());

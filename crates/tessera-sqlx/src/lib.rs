@@ -92,8 +92,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera::{
-    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreError,
-    StoreResult, StoredKey, UserId,
+    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
+    StoreError, StoreResult, StoredKey, UserId,
 };
 
 mod common;
@@ -375,19 +375,10 @@ impl Store for SqlStore {
 
     async fn compare_and_set_refresh_hash(
         &self,
-        session_handle: &str,
-        expected_hash_2: &str,
-        new_hash_2: &str,
-        new_expires_at_ms: i64,
+        promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        delegate!(self, s => s.compare_and_set_refresh_hash(
-            session_handle,
-            expected_hash_2,
-            new_hash_2,
-            new_expires_at_ms,
-            now_ms,
-        ))
+        delegate!(self, s => s.compare_and_set_refresh_hash(promotion, now_ms))
     }
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
@@ -435,8 +426,8 @@ impl Store for SqlStore {
         delegate!(self, s => s.count_expired_sessions(now_ms))
     }
 
-    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
-        delegate!(self, s => s.get_or_create_key(name, candidate))
+    async fn refresh_token_key(&self, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        delegate!(self, s => s.refresh_token_key(candidate))
     }
 
     async fn signing_keys(

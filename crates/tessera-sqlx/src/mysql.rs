@@ -7,13 +7,13 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{Connection, Executor, MySqlConnection};
 use tessera::{
-    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreResult,
-    StoredKey, UserId,
+    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
+    StoreResult, StoredKey, UserId, REFRESH_TOKEN_KEY_NAME,
 };
 
 use crate::common::{
-    bounded, check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
-    encode_key, invalid, user_id_column, TxConn, CURRENT_SIGNING_KEY, PREVIOUS_SIGNING_KEY,
+    bounded, check_hash, check_new_session, count, db, decode_key, decode_user_id, encode_key,
+    invalid, user_id_column, TxConn, CURRENT_SIGNING_KEY, PREVIOUS_SIGNING_KEY,
 };
 use crate::{StoreOptions, DEFAULT_CALL_TIMEOUT};
 
@@ -295,15 +295,12 @@ impl Store for MySqlStore {
 
     async fn compare_and_set_refresh_hash(
         &self,
-        session_handle: &str,
-        expected_hash_2: &str,
-        new_hash_2: &str,
-        new_expires_at_ms: i64,
+        promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
         bounded(self.call_timeout, async {
-            check_hash(new_hash_2)?;
-            if !pad_safe(session_handle) || !pad_safe(expected_hash_2) {
+            check_hash(promotion.new_hash_2)?;
+            if !pad_safe(promotion.session_handle) || !pad_safe(promotion.expected_hash_2) {
                 return Ok(false);
             }
             // Affected rows are matched rows (CLIENT_FOUND_ROWS), so a CAS that
@@ -312,10 +309,10 @@ impl Store for MySqlStore {
                 "UPDATE tessera_sessions SET refresh_token_hash_2 = ?, expires_at = ? \
              WHERE session_handle = ? AND refresh_token_hash_2 = ? AND expires_at > ?",
             )
-            .bind(new_hash_2)
-            .bind(new_expires_at_ms)
-            .bind(session_handle)
-            .bind(expected_hash_2)
+            .bind(promotion.new_hash_2)
+            .bind(promotion.new_expires_at_ms)
+            .bind(promotion.session_handle)
+            .bind(promotion.expected_hash_2)
             .bind(now_ms)
             .execute(&self.pool)
             .await
@@ -474,9 +471,9 @@ impl Store for MySqlStore {
         .await
     }
 
-    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
+    async fn refresh_token_key(&self, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        let name = REFRESH_TOKEN_KEY_NAME;
         bounded(self.call_timeout, async {
-            check_key_name(name)?;
             insert_key_if_absent(&self.pool, name, candidate).await?;
             let row: Option<KeyColumns> =
                 sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = ?")

@@ -7,13 +7,13 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use tessera::{
-    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreResult,
-    StoredKey, UserId,
+    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
+    StoreResult, StoredKey, UserId, REFRESH_TOKEN_KEY_NAME,
 };
 
 use crate::common::{
-    bounded, check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
-    encode_key, invalid, user_id_column, TxConn, CURRENT_SIGNING_KEY, PREVIOUS_SIGNING_KEY,
+    bounded, check_hash, check_new_session, count, db, decode_key, decode_user_id, encode_key,
+    invalid, user_id_column, TxConn, CURRENT_SIGNING_KEY, PREVIOUS_SIGNING_KEY,
 };
 use crate::{StoreOptions, DEFAULT_CALL_TIMEOUT};
 
@@ -254,22 +254,19 @@ impl Store for PostgresStore {
 
     async fn compare_and_set_refresh_hash(
         &self,
-        session_handle: &str,
-        expected_hash_2: &str,
-        new_hash_2: &str,
-        new_expires_at_ms: i64,
+        promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
         bounded(self.call_timeout, async {
-            check_hash(new_hash_2)?;
+            check_hash(promotion.new_hash_2)?;
             let done = sqlx::query(
                 "UPDATE tessera_sessions SET refresh_token_hash_2 = $1, expires_at = $2 \
              WHERE session_handle = $3 AND refresh_token_hash_2 = $4 AND expires_at > $5",
             )
-            .bind(new_hash_2)
-            .bind(new_expires_at_ms)
-            .bind(session_handle)
-            .bind(expected_hash_2)
+            .bind(promotion.new_hash_2)
+            .bind(promotion.new_expires_at_ms)
+            .bind(promotion.session_handle)
+            .bind(promotion.expected_hash_2)
             .bind(now_ms)
             .execute(&self.pool)
             .await
@@ -424,9 +421,9 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
+    async fn refresh_token_key(&self, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        let name = REFRESH_TOKEN_KEY_NAME;
         bounded(self.call_timeout, async {
-            check_key_name(name)?;
             // Insert-if-absent, then read: the first insert wins (a concurrent
             // insert of the same name waits for it and then does nothing), and
             // every caller reads the winner.

@@ -9,14 +9,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, SqliteConnection};
 use tessera::{
-    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreResult,
-    StoredKey, UserId,
+    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
+    StoreResult, StoredKey, UserId, REFRESH_TOKEN_KEY_NAME,
 };
 
 use crate::common::{
-    check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
-    encode_key, invalid, retry_sqlite_setup, user_id_column, TxConn, CURRENT_SIGNING_KEY,
-    PREVIOUS_SIGNING_KEY,
+    check_hash, check_new_session, count, db, decode_key, decode_user_id, encode_key, invalid,
+    retry_sqlite_setup, user_id_column, TxConn, CURRENT_SIGNING_KEY, PREVIOUS_SIGNING_KEY,
 };
 use crate::StoreOptions;
 
@@ -252,21 +251,18 @@ impl Store for SqliteStore {
 
     async fn compare_and_set_refresh_hash(
         &self,
-        session_handle: &str,
-        expected_hash_2: &str,
-        new_hash_2: &str,
-        new_expires_at_ms: i64,
+        promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        check_hash(new_hash_2)?;
+        check_hash(promotion.new_hash_2)?;
         let done = sqlx::query(
             "UPDATE tessera_sessions SET refresh_token_hash_2 = ?1, expires_at = ?2 \
              WHERE session_handle = ?3 AND refresh_token_hash_2 = ?4 AND expires_at > ?5",
         )
-        .bind(new_hash_2)
-        .bind(new_expires_at_ms)
-        .bind(session_handle)
-        .bind(expected_hash_2)
+        .bind(promotion.new_hash_2)
+        .bind(promotion.new_expires_at_ms)
+        .bind(promotion.session_handle)
+        .bind(promotion.expected_hash_2)
         .bind(now_ms)
         .execute(&self.pool)
         .await
@@ -391,8 +387,8 @@ impl Store for SqliteStore {
         count(n)
     }
 
-    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
-        check_key_name(name)?;
+    async fn refresh_token_key(&self, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        let name = REFRESH_TOKEN_KEY_NAME;
         // Insert-if-absent, then read: whoever inserted first wins, and every
         // caller reads the winner. Both statements autocommit; a key row is
         // never half written.

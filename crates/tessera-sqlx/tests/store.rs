@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera::{NewSession, SessionSummary, SigningKeys, Store, StoredKey, UserId};
+use base64::Engine as _;
+use tessera::{NewSession, Promotion, SessionSummary, SigningKeys, Store, StoredKey, UserId};
 use tessera_sqlx::testing::{available_backends, discard, fresh_url, Backend};
 use tessera_sqlx::{connect, connect_with, SqlStore, StoreOptions};
 
@@ -209,11 +210,27 @@ async fn compare_and_set_succeeds_once_and_only_on_live_rows_with_the_expected_h
 
         // Wrong expected hash, missing row: nothing changes.
         assert!(!store
-            .compare_and_set_refresh_hash("h", &hash('x'), &hash('b'), 5_000, 500)
+            .compare_and_set_refresh_hash(
+                &Promotion {
+                    session_handle: "h",
+                    expected_hash_2: &hash('x'),
+                    new_hash_2: &hash('b'),
+                    new_expires_at_ms: 5_000,
+                },
+                500,
+            )
             .await
             .unwrap());
         assert!(!store
-            .compare_and_set_refresh_hash("nope", &hash('a'), &hash('b'), 5_000, 500)
+            .compare_and_set_refresh_hash(
+                &Promotion {
+                    session_handle: "nope",
+                    expected_hash_2: &hash('a'),
+                    new_hash_2: &hash('b'),
+                    new_expires_at_ms: 5_000,
+                },
+                500,
+            )
             .await
             .unwrap());
         let row = store.load_session("h").await.unwrap().unwrap();
@@ -224,11 +241,27 @@ async fn compare_and_set_succeeds_once_and_only_on_live_rows_with_the_expected_h
 
         // Succeeds once.
         assert!(store
-            .compare_and_set_refresh_hash("h", &hash('a'), &hash('b'), 2_000, 500)
+            .compare_and_set_refresh_hash(
+                &Promotion {
+                    session_handle: "h",
+                    expected_hash_2: &hash('a'),
+                    new_hash_2: &hash('b'),
+                    new_expires_at_ms: 2_000,
+                },
+                500,
+            )
             .await
             .unwrap());
         assert!(!store
-            .compare_and_set_refresh_hash("h", &hash('a'), &hash('c'), 3_000, 500)
+            .compare_and_set_refresh_hash(
+                &Promotion {
+                    session_handle: "h",
+                    expected_hash_2: &hash('a'),
+                    new_hash_2: &hash('c'),
+                    new_expires_at_ms: 3_000,
+                },
+                500,
+            )
             .await
             .unwrap());
         let row = store.load_session("h").await.unwrap().unwrap();
@@ -240,13 +273,29 @@ async fn compare_and_set_succeeds_once_and_only_on_live_rows_with_the_expected_h
         // Writing the values the row already has still reports success
         // (MySQL counts matched rows, not changed ones).
         assert!(store
-            .compare_and_set_refresh_hash("h", &hash('b'), &hash('b'), 2_000, 500)
+            .compare_and_set_refresh_hash(
+                &Promotion {
+                    session_handle: "h",
+                    expected_hash_2: &hash('b'),
+                    new_hash_2: &hash('b'),
+                    new_expires_at_ms: 2_000,
+                },
+                500,
+            )
             .await
             .unwrap());
 
         // Expired (expires_at <= now): refused, unchanged.
         assert!(!store
-            .compare_and_set_refresh_hash("h", &hash('b'), &hash('c'), 9_000, 2_000)
+            .compare_and_set_refresh_hash(
+                &Promotion {
+                    session_handle: "h",
+                    expected_hash_2: &hash('b'),
+                    new_hash_2: &hash('c'),
+                    new_expires_at_ms: 9_000,
+                },
+                2_000,
+            )
             .await
             .unwrap());
         let row = store.load_session("h").await.unwrap().unwrap();
@@ -263,7 +312,15 @@ async fn compare_and_set_succeeds_once_and_only_on_live_rows_with_the_expected_h
             tasks.push(tokio::spawn(async move {
                 let new = hash(char::from(b'c' + i));
                 store
-                    .compare_and_set_refresh_hash("h", &hash('b'), &new, 3_000, 500)
+                    .compare_and_set_refresh_hash(
+                        &Promotion {
+                            session_handle: "h",
+                            expected_hash_2: &hash('b'),
+                            new_hash_2: &new,
+                            new_expires_at_ms: 3_000,
+                        },
+                        500,
+                    )
                     .await
                     .unwrap()
             }));
@@ -407,16 +464,27 @@ async fn expired_sessions_are_deleted_in_batches_and_live_ones_stay() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_or_create_key_gives_concurrent_callers_one_key() {
-    on_every_backend("get_or_create_key", |backend, url| async move {
+async fn refresh_token_key_gives_concurrent_callers_one_key() {
+    on_every_backend("refresh_token_key", |backend, url| async move {
         let first = Arc::new(connect(&url).await.unwrap());
         let second = Arc::new(connect(&url).await.unwrap());
+        // A row whose name differs only in case is another key (names are
+        // compared byte for byte): the callers below never get key 77.
+        raw(
+            &first,
+            &format!(
+                "INSERT INTO tessera_keys (key_name, key_value, created_at) \
+                 VALUES ('Refresh_Token_Key', '{}', 77)",
+                base64::engine::general_purpose::STANDARD.encode(key(77, 77).value)
+            ),
+        )
+        .await;
         let mut tasks = Vec::new();
         for i in 0..10u8 {
             let store = Arc::clone(if i % 2 == 0 { &first } else { &second });
             tasks.push(tokio::spawn(async move {
                 store
-                    .get_or_create_key("refresh_token_key", &key(i, i64::from(i)))
+                    .refresh_token_key(&key(i, i64::from(i)))
                     .await
                     .unwrap()
             }));
@@ -430,19 +498,9 @@ async fn get_or_create_key_gives_concurrent_callers_one_key() {
             "{backend}: callers disagree"
         );
         assert!((0..10).any(|i| keys[0] == key(i, i64::from(i))));
-        // Later callers keep getting it; other names are independent and
-        // case-sensitive.
-        let again = first
-            .get_or_create_key("refresh_token_key", &key(99, 99))
-            .await
-            .unwrap();
+        // Later callers keep getting it.
+        let again = first.refresh_token_key(&key(99, 99)).await.unwrap();
         assert_eq!(again, keys[0]);
-        let other = first
-            .get_or_create_key("Refresh_Token_Key", &key(77, 77))
-            .await
-            .unwrap();
-        assert_eq!(other, key(77, 77));
-        assert!(first.get_or_create_key("", &key(1, 1)).await.is_err());
         first.close().await;
         second.close().await;
     })
@@ -713,10 +771,10 @@ async fn corrupt_rows_are_errors_not_panics() {
         raw(
             &store,
             "INSERT INTO tessera_keys (key_name, key_value, created_at) \
-             VALUES ('broken', '%%% not base64', 0)",
+             VALUES ('refresh_token_key', '%%% not base64', 0)",
         )
         .await;
-        assert!(store.get_or_create_key("broken", &key(1, 1)).await.is_err());
+        assert!(store.refresh_token_key(&key(1, 1)).await.is_err());
         store.close().await;
     })
     .await;
