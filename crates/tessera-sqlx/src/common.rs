@@ -1,14 +1,13 @@
-//! Pieces shared by the three stores: key encoding, input checks, row
-//! decoding and the connection guard for multi-statement transactions.
-
-use std::future::Future;
-use std::time::Duration;
+//! Pieces shared by the three stores: key encoding, input checks and row
+//! decoding. How a call runs (deadline, error mapping, transactions) is in
+//! `tx.rs`; the key-table calls are in `keys.rs`.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use sqlx::pool::PoolConnection;
-use sqlx::{Database, Pool};
-use tessera::{NewSession, StoreError, StoreResult, StoredKey, UserId, MAX_USER_ID_STORAGE_LEN};
+use tessera::{
+    NewSession, SessionRow, SessionSummary, StoreError, StoreResult, StoredKey, UserId,
+    MAX_USER_ID_STORAGE_LEN,
+};
 
 /// Row name of the access-token key that signs new tokens.
 pub(crate) const CURRENT_SIGNING_KEY: &str = "access_token_signing_key";
@@ -19,32 +18,6 @@ pub(crate) const PREVIOUS_SIGNING_KEY: &str = "access_token_signing_key_previous
 const MAX_HANDLE_LEN: usize = 64;
 /// Width of `refresh_token_hash_2` (CHAR(64)): a SHA-256 in hex.
 const HASH_LEN: usize = 64;
-
-/// Runs one store call under its deadline (see [`crate::StoreOptions::call_timeout`]).
-///
-/// When the deadline passes, the call's future is dropped: a statement in
-/// flight is abandoned (sqlx pings a connection before it goes back to the
-/// pool and closes it if that fails) and an open transaction is never
-/// committed by us. Whether a single autocommit statement that was already
-/// sent took effect is unknown to the caller, as with any timeout over a
-/// network; every Tessera write is safe to find done or not done (PROTOCOL.md
-/// section 3: the client keeps a token that is valid either way).
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
-pub(crate) async fn bounded<T>(
-    limit: Option<Duration>,
-    call: impl Future<Output = StoreResult<T>>,
-) -> StoreResult<T> {
-    let Some(limit) = limit else {
-        return call.await;
-    };
-    match tokio::time::timeout(limit, call).await {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::new(format!(
-            "the database did not answer within the call timeout ({} ms)",
-            limit.as_millis()
-        ))),
-    }
-}
 
 /// Wraps a driver error.
 pub(crate) fn db(e: sqlx::Error) -> StoreError {
@@ -72,6 +45,38 @@ pub(crate) fn decode_key(key_value: &str, created_at_ms: i64) -> StoreResult<Sto
         value,
         created_at_ms,
     })
+}
+
+/// The columns `load_session` selects, in this order: `session_handle`,
+/// `user_id`, `refresh_token_hash_2`, `jwt_payload`, `created_at`,
+/// `expires_at`.
+pub(crate) type SessionColumns = (String, String, String, String, i64, i64);
+
+/// Builds a [`SessionRow`] from its columns; a corrupt `user_id` is an error.
+pub(crate) fn session_row(columns: SessionColumns) -> StoreResult<SessionRow> {
+    let (session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at_ms, expires_at_ms) =
+        columns;
+    Ok(SessionRow {
+        session_handle,
+        user_id: decode_user_id(&user_id)?,
+        refresh_token_hash_2,
+        jwt_payload,
+        created_at_ms,
+        expires_at_ms,
+    })
+}
+
+/// The columns the session listing selects: `session_handle`, `created_at`,
+/// `expires_at`.
+pub(crate) type SummaryColumns = (String, i64, i64);
+
+pub(crate) fn session_summary(columns: SummaryColumns) -> SessionSummary {
+    let (session_handle, created_at_ms, expires_at_ms) = columns;
+    SessionSummary {
+        session_handle,
+        created_at_ms,
+        expires_at_ms,
+    }
 }
 
 /// Parses the `user_id` column. A value that is not a storage form of a
@@ -122,42 +127,6 @@ pub(crate) fn check_hash(hash: &str) -> StoreResult<()> {
 /// Converts a row count from the database (never negative) to `u64`.
 pub(crate) fn count(n: i64) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| invalid("the database returned a negative count"))
-}
-
-/// A pooled connection that carries a multi-statement transaction.
-///
-/// sqlx rolls an open [`sqlx::Transaction`] back when it is dropped, but that
-/// rollback runs lazily on the connection's next use, and a future cancelled
-/// in the middle of `BEGIN` can leave the server in a transaction that sqlx
-/// does not know about. So the guard closes the connection instead of
-/// returning it to the pool unless the transaction was seen to end
-/// (`finished` set): after a commit or an explicit rollback that
-/// succeeded. An error, a panic in the caller's code or a cancelled future
-/// therefore never hands a connection in mid-transaction to the next caller.
-pub(crate) struct TxConn<DB: Database> {
-    pub(crate) conn: PoolConnection<DB>,
-    /// Set once the transaction ended cleanly; the connection may then go
-    /// back to the pool. A field, not a method, so that it can be set while
-    /// a transaction still borrows `conn`.
-    pub(crate) finished: bool,
-}
-
-impl<DB: Database> TxConn<DB> {
-    pub(crate) async fn acquire(pool: &Pool<DB>) -> StoreResult<Self> {
-        let conn = pool.acquire().await.map_err(db)?;
-        Ok(TxConn {
-            conn,
-            finished: false,
-        })
-    }
-}
-
-impl<DB: Database> Drop for TxConn<DB> {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.conn.close_on_drop();
-        }
-    }
 }
 
 /// Runs `attempt` up to five times while it fails, pausing in between. Used

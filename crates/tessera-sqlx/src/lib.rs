@@ -97,6 +97,8 @@ use tessera::{
 };
 
 mod common;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod keys;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
@@ -106,6 +108,8 @@ mod sqlite;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod tx;
 
 #[cfg(feature = "mysql")]
 pub use mysql::MySqlStore;
