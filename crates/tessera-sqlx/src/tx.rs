@@ -11,9 +11,12 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Database, Pool};
 use tessera::{StoreError, StoreResult};
 
-/// The error of a call's body. `?` takes driver errors ([`sqlx::Error`]) and
-/// store errors (bad input, corrupt rows) alike, so bodies need no
-/// `map_err`; [`call`] hands the caller the [`StoreError`] inside.
+use crate::common::db;
+
+/// The error of a call's body. `?` takes driver errors ([`sqlx::Error`],
+/// wrapped by [`db`] as everywhere else) and store errors (bad input, corrupt
+/// rows) alike, so bodies need no `map_err`; [`call`] hands the caller the
+/// [`StoreError`] inside.
 pub(crate) struct CallError(StoreError);
 
 /// What a call's body, a statement helper or a transaction body returns.
@@ -21,7 +24,7 @@ pub(crate) type CallResult<T> = Result<T, CallError>;
 
 impl From<sqlx::Error> for CallError {
     fn from(e: sqlx::Error) -> Self {
-        CallError(StoreError::new(e))
+        CallError(db(e))
     }
 }
 
