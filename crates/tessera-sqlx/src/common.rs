@@ -1,14 +1,13 @@
-//! Pieces shared by the three stores: key encoding, input checks, row
-//! decoding and the connection guard for multi-statement transactions.
-
-use std::future::Future;
-use std::time::Duration;
+//! Pieces shared by the three stores: key encoding, input checks and row
+//! decoding. How a call runs (deadline, error mapping, transactions) is in
+//! `tx.rs`; the key-table calls are in `keys.rs`.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use sqlx::pool::PoolConnection;
-use sqlx::{Database, Pool};
-use tessera::{NewSession, StoreError, StoreResult, StoredKey, UserId, MAX_USER_ID_STORAGE_LEN};
+use tessera::{
+    GeneralKind, NewSession, SessionRow, SessionSummary, StoreError, StoreResult, StoredKey,
+    UserId, MAX_USER_ID_STORAGE_LEN,
+};
 
 /// Row name of the access-token key that signs new tokens.
 pub(crate) const CURRENT_SIGNING_KEY: &str = "access_token_signing_key";
@@ -17,45 +16,70 @@ pub(crate) const PREVIOUS_SIGNING_KEY: &str = "access_token_signing_key_previous
 
 /// Width of `session_handle` (VARCHAR(64)).
 const MAX_HANDLE_LEN: usize = 64;
-/// Width of `key_name` (VARCHAR(128)).
-const MAX_KEY_NAME_LEN: usize = 128;
 /// Width of `refresh_token_hash_2` (CHAR(64)): a SHA-256 in hex.
 const HASH_LEN: usize = 64;
 
-/// Runs one store call under its deadline (see [`crate::StoreOptions::call_timeout`]).
+/// Wraps a driver error, with the kind that tells the caller what to do
+/// ([`classify`]).
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    StoreError::with_kind(classify(&e), e)
+}
+
+/// What a driver error means for the caller.
 ///
-/// When the deadline passes, the call's future is dropped: a statement in
-/// flight is abandoned (sqlx pings a connection before it goes back to the
-/// pool and closes it if that fails) and an open transaction is never
-/// committed by us. Whether a single autocommit statement that was already
-/// sent took effect is unknown to the caller, as with any timeout over a
-/// network; every Tessera write is safe to find done or not done
-/// (docs/PROTOCOL.md §8.1: the client keeps a token that is valid either way).
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
-pub(crate) async fn bounded<T>(
-    limit: Option<Duration>,
-    call: impl Future<Output = StoreResult<T>>,
-) -> StoreResult<T> {
-    let Some(limit) = limit else {
-        return call.await;
-    };
-    match tokio::time::timeout(limit, call).await {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::new(format!(
-            "the database did not answer within the call timeout ({} ms)",
-            limit.as_millis()
-        ))),
+/// - No connection in time: `Timeout`. The network, TLS, a closed pool, a
+///   protocol error, a server shutting down or out of resources (SQLSTATE
+///   classes 08, 53, 57P0x): `Unavailable`.
+/// - A lock wait or statement timeout (PostgreSQL 55P03 and 57014, MySQL
+///   1205, SQLite busy/locked): `Timeout`.
+/// - A serialization failure or deadlock (40001, 40P01; MySQL's 1213 is
+///   40001): `Unavailable`, retryable as a whole transaction.
+/// - A bad URL or option: `InvalidArgument`.
+/// - Anything else (a constraint, a missing table, a decoding error): a
+///   fault or a setup error, `Internal`.
+pub(crate) fn classify(e: &sqlx::Error) -> GeneralKind {
+    use sqlx::Error as E;
+    match e {
+        E::PoolTimedOut => GeneralKind::Timeout,
+        E::Io(_) | E::Tls(_) | E::PoolClosed | E::WorkerCrashed | E::Protocol(_) => {
+            GeneralKind::Unavailable
+        }
+        E::Configuration(_) => GeneralKind::InvalidArgument,
+        E::Database(d) => {
+            let code = d.code();
+            let code = code.as_deref().unwrap_or("");
+            if code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P0")
+                || code == "40001"
+                || code == "40P01"
+            {
+                GeneralKind::Unavailable
+            } else if code == "55P03"
+                || code == "57014"
+                // SQLite: SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
+                || matches!(code, "5" | "6" | "261" | "262" | "517" | "773")
+                || d.message().starts_with("Lock wait timeout")
+            {
+                GeneralKind::Timeout
+            } else {
+                GeneralKind::Internal
+            }
+        }
+        _ => GeneralKind::Internal,
     }
 }
 
-/// Wraps a driver error.
-pub(crate) fn db(e: sqlx::Error) -> StoreError {
-    StoreError::new(e)
+/// The caller's input does not fit the store (a handle, hash or user id
+/// of the wrong size): `InvalidArgument`.
+pub(crate) fn invalid(message: &'static str) -> StoreError {
+    StoreError::with_kind(GeneralKind::InvalidArgument, message)
 }
 
-/// A store-level error with a fixed message (bad input or corrupt data).
-pub(crate) fn invalid(message: &'static str) -> StoreError {
-    StoreError::new(message)
+/// What the database returned cannot be right (hand-edited or corrupt
+/// rows, a row that vanished under a lock): `Internal`.
+pub(crate) fn corrupt(message: &'static str) -> StoreError {
+    StoreError::with_kind(GeneralKind::Internal, message)
 }
 
 /// Key bytes as stored in `tessera_keys.key_value`: standard base64 with
@@ -69,11 +93,43 @@ pub(crate) fn encode_key(value: &[u8]) -> String {
 pub(crate) fn decode_key(key_value: &str, created_at_ms: i64) -> StoreResult<StoredKey> {
     let value = STANDARD
         .decode(key_value.trim())
-        .map_err(|_| invalid("tessera_keys.key_value is not valid base64"))?;
+        .map_err(|_| corrupt("tessera_keys.key_value is not valid base64"))?;
     Ok(StoredKey {
         value,
         created_at_ms,
     })
+}
+
+/// The columns `load_session` selects, in this order: `session_handle`,
+/// `user_id`, `refresh_token_hash_2`, `jwt_payload`, `created_at`,
+/// `expires_at`.
+pub(crate) type SessionColumns = (String, String, String, String, i64, i64);
+
+/// Builds a [`SessionRow`] from its columns; a corrupt `user_id` is an error.
+pub(crate) fn session_row(columns: SessionColumns) -> StoreResult<SessionRow> {
+    let (session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at_ms, expires_at_ms) =
+        columns;
+    Ok(SessionRow {
+        session_handle,
+        user_id: decode_user_id(&user_id)?,
+        refresh_token_hash_2,
+        jwt_payload,
+        created_at_ms,
+        expires_at_ms,
+    })
+}
+
+/// The columns the session listing selects: `session_handle`, `created_at`,
+/// `expires_at`.
+pub(crate) type SummaryColumns = (String, i64, i64);
+
+pub(crate) fn session_summary(columns: SummaryColumns) -> SessionSummary {
+    let (session_handle, created_at_ms, expires_at_ms) = columns;
+    SessionSummary {
+        session_handle,
+        created_at_ms,
+        expires_at_ms,
+    }
 }
 
 /// Parses the `user_id` column. A value that is not a storage form of a
@@ -81,7 +137,7 @@ pub(crate) fn decode_key(key_value: &str, created_at_ms: i64) -> StoreResult<Sto
 /// rather than skipped: silently dropping a session would hide corruption.
 pub(crate) fn decode_user_id(stored: &str) -> StoreResult<UserId> {
     UserId::from_storage(stored)
-        .ok_or_else(|| invalid("tessera_sessions.user_id holds a value that is not a user id"))
+        .ok_or_else(|| corrupt("tessera_sessions.user_id holds a value that is not a user id"))
 }
 
 /// The storage form of a user id, checked against the column width so that
@@ -102,9 +158,9 @@ pub(crate) fn check_new_session(session: &NewSession<'_>) -> StoreResult<()> {
     Ok(())
 }
 
-/// Handles and key names: non-empty, within the column, and not ending in a
-/// space (MySQL's `utf8mb4_bin` ignores trailing spaces when comparing, so
-/// such names are refused on every database alike).
+/// Handles: non-empty, within the column, and not ending in a space
+/// (MySQL's `utf8mb4_bin` ignores trailing spaces when comparing, so such
+/// handles are refused on every database alike).
 pub(crate) fn check_handle(handle: &str) -> StoreResult<()> {
     if handle.is_empty() || handle.len() > MAX_HANDLE_LEN || handle.ends_with(' ') {
         return Err(invalid(
@@ -121,54 +177,9 @@ pub(crate) fn check_hash(hash: &str) -> StoreResult<()> {
     Ok(())
 }
 
-pub(crate) fn check_key_name(name: &str) -> StoreResult<()> {
-    if name.is_empty() || name.len() > MAX_KEY_NAME_LEN || name.ends_with(' ') {
-        return Err(invalid(
-            "key name must be 1 to 128 bytes and not end with a space",
-        ));
-    }
-    Ok(())
-}
-
 /// Converts a row count from the database (never negative) to `u64`.
 pub(crate) fn count(n: i64) -> StoreResult<u64> {
-    u64::try_from(n).map_err(|_| invalid("the database returned a negative count"))
-}
-
-/// A pooled connection that carries a multi-statement transaction.
-///
-/// sqlx rolls an open [`sqlx::Transaction`] back when it is dropped, but that
-/// rollback runs lazily on the connection's next use, and a future cancelled
-/// in the middle of `BEGIN` can leave the server in a transaction that sqlx
-/// does not know about. So the guard closes the connection instead of
-/// returning it to the pool unless the transaction was seen to end
-/// (`finished` set): after a commit or an explicit rollback that
-/// succeeded. An error, a panic in the caller's code or a cancelled future
-/// therefore never hands a connection in mid-transaction to the next caller.
-pub(crate) struct TxConn<DB: Database> {
-    pub(crate) conn: PoolConnection<DB>,
-    /// Set once the transaction ended cleanly; the connection may then go
-    /// back to the pool. A field, not a method, so that it can be set while
-    /// a transaction still borrows `conn`.
-    pub(crate) finished: bool,
-}
-
-impl<DB: Database> TxConn<DB> {
-    pub(crate) async fn acquire(pool: &Pool<DB>) -> StoreResult<Self> {
-        let conn = pool.acquire().await.map_err(db)?;
-        Ok(TxConn {
-            conn,
-            finished: false,
-        })
-    }
-}
-
-impl<DB: Database> Drop for TxConn<DB> {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.conn.close_on_drop();
-        }
-    }
+    u64::try_from(n).map_err(|_| corrupt("the database returned a negative count"))
 }
 
 /// Runs `attempt` up to five times while it fails, pausing in between. Used
@@ -198,6 +209,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn driver_errors_say_what_the_caller_can_do() {
+        use sqlx::Error as E;
+        assert_eq!(classify(&E::PoolTimedOut), GeneralKind::Timeout);
+        assert_eq!(classify(&E::PoolClosed), GeneralKind::Unavailable);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(classify(&E::Io(io)), GeneralKind::Unavailable);
+        assert_eq!(
+            classify(&E::Configuration("bad url".into())),
+            GeneralKind::InvalidArgument
+        );
+        assert_eq!(classify(&E::RowNotFound), GeneralKind::Internal);
+        assert_eq!(invalid("x").kind(), GeneralKind::InvalidArgument);
+        assert_eq!(corrupt("x").kind(), GeneralKind::Internal);
+        assert!(db(E::PoolTimedOut).kind().is_retryable());
+    }
+
+    #[test]
     fn keys_round_trip_and_bad_text_is_an_error() {
         let bytes = [0u8, 1, 2, 250, 255];
         let k = decode_key(&encode_key(&bytes), 7).unwrap();
@@ -220,7 +248,6 @@ mod tests {
         assert!(check_handle(&"h".repeat(65)).is_err());
         assert!(check_handle(&"h".repeat(64)).is_ok());
         assert!(check_handle("h ").is_err());
-        assert!(check_key_name("k ").is_err());
         assert!(check_hash(&"a".repeat(63)).is_err());
         assert!(user_id_column(&UserId::from("x".repeat(254))).is_err());
         assert!(user_id_column(&UserId::from("x".repeat(253))).is_ok());

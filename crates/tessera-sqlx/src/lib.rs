@@ -92,11 +92,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera::{
-    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreError,
-    StoreResult, StoredKey, UserId,
+    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
+    StoreError, StoreResult, StoredKey, UserId,
 };
 
 mod common;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod keys;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
@@ -106,6 +108,8 @@ mod sqlite;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod tx;
 
 #[cfg(feature = "mysql")]
 pub use mysql::MySqlStore;
@@ -304,18 +308,22 @@ pub async fn connect_with(url: &str, options: StoreOptions) -> StoreResult<SqlSt
             #[cfg(not(feature = "mysql"))]
             return Err(not_compiled("mysql"));
         }
-        _ => Err(StoreError::new(format!(
-            "unsupported database URL scheme {scheme:?}: expected sqlite:, postgres://, \
-             postgresql://, mysql:// or mariadb://"
-        ))),
+        _ => Err(StoreError::with_kind(
+            tessera::GeneralKind::InvalidArgument,
+            format!(
+                "unsupported database URL scheme {scheme:?}: expected sqlite:, postgres://, \
+                 postgresql://, mysql:// or mariadb://"
+            ),
+        )),
     }
 }
 
 #[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 fn not_compiled(feature: &str) -> StoreError {
-    StoreError::new(format!(
-        "tessera-sqlx was built without its `{feature}` feature"
-    ))
+    StoreError::with_kind(
+        tessera::GeneralKind::InvalidArgument,
+        format!("tessera-sqlx was built without its `{feature}` feature"),
+    )
 }
 
 impl SqlStore {
@@ -375,19 +383,10 @@ impl Store for SqlStore {
 
     async fn compare_and_set_refresh_hash(
         &self,
-        session_handle: &str,
-        expected_hash_2: &str,
-        new_hash_2: &str,
-        new_expires_at_ms: i64,
+        promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        delegate!(self, s => s.compare_and_set_refresh_hash(
-            session_handle,
-            expected_hash_2,
-            new_hash_2,
-            new_expires_at_ms,
-            now_ms,
-        ))
+        delegate!(self, s => s.compare_and_set_refresh_hash(promotion, now_ms))
     }
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
@@ -435,8 +434,8 @@ impl Store for SqlStore {
         delegate!(self, s => s.count_expired_sessions(now_ms))
     }
 
-    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
-        delegate!(self, s => s.get_or_create_key(name, candidate))
+    async fn refresh_token_key(&self, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        delegate!(self, s => s.refresh_token_key(candidate))
     }
 
     async fn signing_keys(

@@ -5,16 +5,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::{Connection, Executor, MySqlConnection};
+use sqlx::{Executor, MySql, MySqlConnection};
 use tessera::{
-    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreResult,
-    StoredKey, UserId,
+    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
+    StoreResult, StoredKey, UserId,
 };
 
 use crate::common::{
-    bounded, check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
-    encode_key, invalid, user_id_column, TxConn, CURRENT_SIGNING_KEY, PREVIOUS_SIGNING_KEY,
+    check_hash, check_new_session, corrupt, count, db, decode_key, encode_key, session_row,
+    session_summary, user_id_column,
 };
+use crate::keys::{self, KeySql};
+use crate::tx::{call, Begin, CallResult};
 use crate::{StoreOptions, DEFAULT_CALL_TIMEOUT};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
@@ -137,95 +139,99 @@ fn pad_safe(s: &str) -> bool {
 /// sqlx reports `utf8mb4_bin` columns as binary and will not decode them as
 /// `String`; read the bytes and check they are UTF-8 (they always are, the
 /// column's character set is utf8mb4).
-fn text(bytes: Vec<u8>) -> StoreResult<String> {
-    String::from_utf8(bytes).map_err(|_| invalid("a text column held invalid UTF-8"))
+fn text(bytes: Vec<u8>) -> CallResult<String> {
+    Ok(String::from_utf8(bytes).map_err(|_| corrupt("a text column held invalid UTF-8"))?)
 }
 
 type KeyColumns = (Vec<u8>, i64);
 
-fn key_from(row: Option<KeyColumns>) -> StoreResult<Option<StoredKey>> {
-    row.map(|(value, created)| decode_key(&text(value)?, created))
-        .transpose()
-}
-
-/// Reads and locks one key row.
-async fn lock_key(conn: &mut MySqlConnection, name: &str) -> StoreResult<Option<StoredKey>> {
-    let row: Option<KeyColumns> = sqlx::query_as(
-        "SELECT key_value, created_at FROM tessera_keys WHERE key_name = ? FOR UPDATE",
-    )
-    .bind(name)
-    .fetch_optional(conn)
-    .await
-    .map_err(db)?;
-    key_from(row)
-}
-
-async fn write_key(conn: &mut MySqlConnection, name: &str, key: &StoredKey) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?, ?, ?) \
-         ON DUPLICATE KEY UPDATE key_value = VALUES(key_value), created_at = VALUES(created_at)",
-    )
-    .bind(name)
-    .bind(encode_key(&key.value))
-    .bind(key.created_at_ms)
-    .execute(conn)
-    .await
-    .map_err(db)?;
-    Ok(())
-}
-
-/// Inserts a key row unless one with that name exists (autocommit).
-/// `ON DUPLICATE KEY UPDATE` with a no-op rather than `INSERT IGNORE`, which
-/// would also turn unrelated errors into warnings.
-async fn insert_key_if_absent(pool: &MySqlPool, name: &str, key: &StoredKey) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?, ?, ?) \
-         ON DUPLICATE KEY UPDATE key_name = key_name",
-    )
-    .bind(name)
-    .bind(encode_key(&key.value))
-    .bind(key.created_at_ms)
-    .execute(pool)
-    .await
-    .map_err(db)?;
-    Ok(())
-}
-
-/// The body of [`Store::signing_keys`], inside the transaction.
-async fn signing_keys_locked(
-    conn: &mut MySqlConnection,
-    decide: RotationDecision<'_>,
-) -> StoreResult<SigningKeys> {
-    // Lock the current row first: every rotation queues here, so only the
-    // lock holder ever touches the previous row.
-    let current = lock_key(conn, CURRENT_SIGNING_KEY)
-        .await?
-        .ok_or_else(|| invalid("the current signing key row vanished"))?;
-    let previous = lock_key(conn, PREVIOUS_SIGNING_KEY).await?;
-    let stored = SigningKeys { current, previous };
-    let Some(new) = decide(&stored) else {
-        return Ok(stored);
+fn key_from(row: Option<KeyColumns>) -> CallResult<Option<StoredKey>> {
+    let Some((value, created)) = row else {
+        return Ok(None);
     };
-    write_key(conn, CURRENT_SIGNING_KEY, &new.current).await?;
-    match &new.previous {
-        Some(previous) => write_key(conn, PREVIOUS_SIGNING_KEY, previous).await?,
-        None => {
-            sqlx::query("DELETE FROM tessera_keys WHERE key_name = ?")
-                .bind(PREVIOUS_SIGNING_KEY)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
-        }
-    }
-    Ok(new)
+    Ok(Some(decode_key(&text(value)?, created)?))
 }
 
-type SessionColumns = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64, i64);
+impl KeySql for MySql {
+    /// sqlx's plain `BEGIN`, under the server's isolation level (by default
+    /// `REPEATABLE READ`): the rotation reads only with `SELECT … FOR
+    /// UPDATE`, and a locking read sees the latest committed row whatever the
+    /// isolation level, so each queued rotation sees what the one before it
+    /// committed. A failed `BEGIN` closes the connection.
+    const ROTATION_BEGIN: Begin = Begin {
+        statement: None,
+        failure_leaves_no_transaction: false,
+    };
+    /// Before the transaction, so that the row exists for `FOR UPDATE`.
+    const INSERT_CURRENT_IN_TRANSACTION: bool = false;
+
+    /// `ON DUPLICATE KEY UPDATE` with a no-op rather than `INSERT IGNORE`,
+    /// which would also turn unrelated errors into warnings.
+    async fn insert_key_if_absent(
+        conn: &mut MySqlConnection,
+        name: &str,
+        key: &StoredKey,
+    ) -> CallResult<()> {
+        sqlx::query(
+            "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?, ?, ?) \
+             ON DUPLICATE KEY UPDATE key_name = key_name",
+        )
+        .bind(name)
+        .bind(encode_key(&key.value))
+        .bind(key.created_at_ms)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn read_key(conn: &mut MySqlConnection, name: &str) -> CallResult<Option<StoredKey>> {
+        let row =
+            sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = ?")
+                .bind(name)
+                .fetch_optional(conn)
+                .await?;
+        key_from(row)
+    }
+
+    async fn lock_key(conn: &mut MySqlConnection, name: &str) -> CallResult<Option<StoredKey>> {
+        let row = sqlx::query_as(
+            "SELECT key_value, created_at FROM tessera_keys WHERE key_name = ? FOR UPDATE",
+        )
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+        key_from(row)
+    }
+
+    async fn write_key(conn: &mut MySqlConnection, name: &str, key: &StoredKey) -> CallResult<()> {
+        sqlx::query(
+            "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?, ?, ?) \
+             ON DUPLICATE KEY UPDATE key_value = VALUES(key_value), created_at = VALUES(created_at)",
+        )
+        .bind(name)
+        .bind(encode_key(&key.value))
+        .bind(key.created_at_ms)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_key(conn: &mut MySqlConnection, name: &str) -> CallResult<()> {
+        sqlx::query("DELETE FROM tessera_keys WHERE key_name = ?")
+            .bind(name)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// `common::SessionColumns` as sqlx reads `utf8mb4_bin` columns: bytes.
+type SessionBytes = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64, i64);
 
 #[async_trait]
 impl Store for MySqlStore {
     async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             check_new_session(session)?;
             sqlx::query(
                 "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
@@ -240,43 +246,42 @@ impl Store for MySqlStore {
             .bind(session.created_at_ms)
             .bind(session.expires_at_ms)
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(())
         })
         .await
     }
 
     async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             if !pad_safe(session_handle) {
                 return Ok(None);
             }
-            let row: Option<SessionColumns> = sqlx::query_as(
+            let row: Option<SessionBytes> = sqlx::query_as(
                 "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
              expires_at FROM tessera_sessions WHERE session_handle = ?",
             )
             .bind(session_handle)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-            row.map(|(handle, user, hash, payload, created, expires)| {
-                Ok(SessionRow {
-                    session_handle: text(handle)?,
-                    user_id: decode_user_id(&text(user)?)?,
-                    refresh_token_hash_2: text(hash)?,
-                    jwt_payload: text(payload)?,
-                    created_at_ms: created,
-                    expires_at_ms: expires,
-                })
-            })
-            .transpose()
+            .await?;
+            let Some((handle, user, hash, payload, created, expires)) = row else {
+                return Ok(None);
+            };
+            let columns = (
+                text(handle)?,
+                text(user)?,
+                text(hash)?,
+                text(payload)?,
+                created,
+                expires,
+            );
+            Ok(Some(session_row(columns)?))
         })
         .await
     }
 
     async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             if !pad_safe(session_handle) {
                 return Ok(false);
             }
@@ -286,8 +291,7 @@ impl Store for MySqlStore {
             .bind(session_handle)
             .bind(now_ms)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(row.is_some())
         })
         .await
@@ -295,15 +299,12 @@ impl Store for MySqlStore {
 
     async fn compare_and_set_refresh_hash(
         &self,
-        session_handle: &str,
-        expected_hash_2: &str,
-        new_hash_2: &str,
-        new_expires_at_ms: i64,
+        promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        bounded(self.call_timeout, async {
-            check_hash(new_hash_2)?;
-            if !pad_safe(session_handle) || !pad_safe(expected_hash_2) {
+        call(self.call_timeout, async {
+            check_hash(promotion.new_hash_2)?;
+            if !pad_safe(promotion.session_handle) || !pad_safe(promotion.expected_hash_2) {
                 return Ok(false);
             }
             // Affected rows are matched rows (CLIENT_FOUND_ROWS), so a CAS that
@@ -312,56 +313,52 @@ impl Store for MySqlStore {
                 "UPDATE tessera_sessions SET refresh_token_hash_2 = ?, expires_at = ? \
              WHERE session_handle = ? AND refresh_token_hash_2 = ? AND expires_at > ?",
             )
-            .bind(new_hash_2)
-            .bind(new_expires_at_ms)
-            .bind(session_handle)
-            .bind(expected_hash_2)
+            .bind(promotion.new_hash_2)
+            .bind(promotion.new_expires_at_ms)
+            .bind(promotion.session_handle)
+            .bind(promotion.expected_hash_2)
             .bind(now_ms)
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(done.rows_affected() == 1)
         })
         .await
     }
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             if !pad_safe(session_handle) {
                 return Ok(false);
             }
             let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = ?")
                 .bind(session_handle)
                 .execute(&self.pool)
-                .await
-                .map_err(db)?;
+                .await?;
             Ok(done.rows_affected() > 0)
         })
         .await
     }
 
     async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?")
                 .bind(user_id.to_storage())
                 .execute(&self.pool)
-                .await
-                .map_err(db)?;
+                .await?;
             Ok(done.rows_affected())
         })
         .await
     }
 
     async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
                 "SELECT session_handle FROM tessera_sessions WHERE user_id = ? \
              ORDER BY created_at, session_handle",
             )
             .bind(user_id.to_storage())
             .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             rows.into_iter().map(|(h,)| text(h)).collect()
         })
         .await
@@ -372,7 +369,7 @@ impl Store for MySqlStore {
         user_id: &UserId,
         now_ms: i64,
     ) -> StoreResult<Vec<SessionSummary>> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let rows: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
                 "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
              WHERE user_id = ? AND expires_at > ? ORDER BY created_at, session_handle",
@@ -380,15 +377,10 @@ impl Store for MySqlStore {
             .bind(user_id.to_storage())
             .bind(now_ms)
             .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             rows.into_iter()
-                .map(|(handle, created_at_ms, expires_at_ms)| {
-                    Ok(SessionSummary {
-                        session_handle: text(handle)?,
-                        created_at_ms,
-                        expires_at_ms,
-                    })
+                .map(|(handle, created, expires)| {
+                    Ok(session_summary((text(handle)?, created, expires)))
                 })
                 .collect()
         })
@@ -400,7 +392,7 @@ impl Store for MySqlStore {
         session_handle: &str,
         now_ms: i64,
     ) -> StoreResult<Option<String>> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             if !pad_safe(session_handle) {
                 return Ok(None);
             }
@@ -411,8 +403,7 @@ impl Store for MySqlStore {
             .bind(session_handle)
             .bind(now_ms)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             row.map(|(info,)| text(info)).transpose()
         })
         .await
@@ -424,7 +415,7 @@ impl Store for MySqlStore {
         session_info: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             if !pad_safe(session_handle) {
                 return Ok(false);
             }
@@ -438,15 +429,14 @@ impl Store for MySqlStore {
             .bind(session_handle)
             .bind(now_ms)
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(done.rows_affected() > 0)
         })
         .await
     }
 
     async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             // One autocommit statement walking the expires_at index.
             let done = sqlx::query(
                 "DELETE FROM tessera_sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
@@ -454,39 +444,26 @@ impl Store for MySqlStore {
             .bind(now_ms)
             .bind(batch_size)
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(done.rows_affected())
         })
         .await
     }
 
     async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let (n,): (i64,) =
                 sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?")
                     .bind(now_ms)
                     .fetch_one(&self.pool)
-                    .await
-                    .map_err(db)?;
-            count(n)
+                    .await?;
+            Ok(count(n)?)
         })
         .await
     }
 
-    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
-        bounded(self.call_timeout, async {
-            check_key_name(name)?;
-            insert_key_if_absent(&self.pool, name, candidate).await?;
-            let row: Option<KeyColumns> =
-                sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = ?")
-                    .bind(name)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db)?;
-            key_from(row)?.ok_or_else(|| invalid("key row vanished after it was inserted"))
-        })
-        .await
+    async fn refresh_token_key(&self, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        keys::refresh_token_key(&self.pool, self.call_timeout, candidate).await
     }
 
     async fn signing_keys(
@@ -494,24 +471,6 @@ impl Store for MySqlStore {
         candidate: &StoredKey,
         decide: RotationDecision<'_>,
     ) -> StoreResult<SigningKeys> {
-        bounded(self.call_timeout, async {
-            insert_key_if_absent(&self.pool, CURRENT_SIGNING_KEY, candidate).await?;
-            let mut guard = TxConn::acquire(&self.pool).await?;
-            let mut tx = guard.conn.begin().await.map_err(db)?;
-            match signing_keys_locked(&mut tx, decide).await {
-                Ok(keys) => {
-                    tx.commit().await.map_err(db)?;
-                    guard.finished = true;
-                    Ok(keys)
-                }
-                Err(e) => {
-                    if tx.rollback().await.is_ok() {
-                        guard.finished = true;
-                    }
-                    Err(e)
-                }
-            }
-        })
-        .await
+        keys::signing_keys(&self.pool, self.call_timeout, candidate, decide).await
     }
 }

@@ -5,16 +5,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, PgConnection};
+use sqlx::{PgConnection, Postgres};
 use tessera::{
-    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreResult,
-    StoredKey, UserId,
+    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
+    StoreResult, StoredKey, UserId,
 };
 
 use crate::common::{
-    bounded, check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
-    encode_key, invalid, user_id_column, TxConn, CURRENT_SIGNING_KEY, PREVIOUS_SIGNING_KEY,
+    check_hash, check_new_session, count, db, decode_key, encode_key, session_row, session_summary,
+    user_id_column, SessionColumns, SummaryColumns,
 };
+use crate::keys::{self, KeySql};
+use crate::tx::{call, Begin, CallResult};
 use crate::{StoreOptions, DEFAULT_CALL_TIMEOUT};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -111,91 +113,94 @@ impl PostgresStore {
 
 type KeyColumns = (String, i64);
 
-/// Reads and locks one key row.
-async fn lock_key(conn: &mut PgConnection, name: &str) -> StoreResult<Option<StoredKey>> {
-    let row: Option<KeyColumns> = sqlx::query_as(
-        "SELECT key_value, created_at FROM tessera_keys WHERE key_name = $1 FOR UPDATE",
-    )
-    .bind(name)
-    .fetch_optional(conn)
-    .await
-    .map_err(db)?;
-    row.map(|(value, created)| decode_key(&value, created))
-        .transpose()
+fn key_from(row: Option<KeyColumns>) -> CallResult<Option<StoredKey>> {
+    Ok(row
+        .map(|(value, created)| decode_key(&value, created))
+        .transpose()?)
 }
 
-async fn write_key(conn: &mut PgConnection, name: &str, key: &StoredKey) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (key_name) DO UPDATE \
-         SET key_value = EXCLUDED.key_value, created_at = EXCLUDED.created_at",
-    )
-    .bind(name)
-    .bind(encode_key(&key.value))
-    .bind(key.created_at_ms)
-    .execute(conn)
-    .await
-    .map_err(db)?;
-    Ok(())
-}
-
-/// Inserts a key row unless one with that name exists (autocommit).
-async fn insert_key_if_absent(pool: &PgPool, name: &str, key: &StoredKey) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (key_name) DO NOTHING",
-    )
-    .bind(name)
-    .bind(encode_key(&key.value))
-    .bind(key.created_at_ms)
-    .execute(pool)
-    .await
-    .map_err(db)?;
-    Ok(())
-}
-
-/// The body of [`Store::signing_keys`], inside the transaction.
-async fn signing_keys_locked(
-    conn: &mut PgConnection,
-    decide: RotationDecision<'_>,
-) -> StoreResult<SigningKeys> {
-    // Lock the current row first, in its own statement: every rotation
-    // queues here. The previous row is read by a later statement, whose
-    // READ COMMITTED snapshot is taken after the lock was granted and so
-    // sees whatever the transaction we waited for committed.
-    let current = lock_key(conn, CURRENT_SIGNING_KEY)
-        .await?
-        .ok_or_else(|| invalid("the current signing key row vanished"))?;
-    let previous = lock_key(conn, PREVIOUS_SIGNING_KEY).await?;
-    let stored = SigningKeys { current, previous };
-    let Some(new) = decide(&stored) else {
-        return Ok(stored);
+impl KeySql for Postgres {
+    /// `READ COMMITTED` explicitly: under a stricter server default the
+    /// queued rotations would fail with serialization errors instead of
+    /// reading the winner's keys. Each statement's snapshot is taken when it
+    /// starts, so the read of the previous row, after the lock on the current
+    /// one was granted, sees whatever the transaction we waited for
+    /// committed. A failed `BEGIN` closes the connection.
+    const ROTATION_BEGIN: Begin = Begin {
+        statement: Some("BEGIN ISOLATION LEVEL READ COMMITTED"),
+        failure_leaves_no_transaction: false,
     };
-    write_key(conn, CURRENT_SIGNING_KEY, &new.current).await?;
-    match &new.previous {
-        Some(previous) => write_key(conn, PREVIOUS_SIGNING_KEY, previous).await?,
-        None => {
-            sqlx::query("DELETE FROM tessera_keys WHERE key_name = $1")
-                .bind(PREVIOUS_SIGNING_KEY)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
-        }
-    }
-    Ok(new)
-}
+    /// Before the transaction, so that the row exists for `FOR UPDATE`.
+    const INSERT_CURRENT_IN_TRANSACTION: bool = false;
 
-type SessionColumns = (String, String, String, String, i64, i64);
+    async fn insert_key_if_absent(
+        conn: &mut PgConnection,
+        name: &str,
+        key: &StoredKey,
+    ) -> CallResult<()> {
+        sqlx::query(
+            "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key_name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(encode_key(&key.value))
+        .bind(key.created_at_ms)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn read_key(conn: &mut PgConnection, name: &str) -> CallResult<Option<StoredKey>> {
+        let row =
+            sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = $1")
+                .bind(name)
+                .fetch_optional(conn)
+                .await?;
+        key_from(row)
+    }
+
+    async fn lock_key(conn: &mut PgConnection, name: &str) -> CallResult<Option<StoredKey>> {
+        let row = sqlx::query_as(
+            "SELECT key_value, created_at FROM tessera_keys WHERE key_name = $1 FOR UPDATE",
+        )
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+        key_from(row)
+    }
+
+    async fn write_key(conn: &mut PgConnection, name: &str, key: &StoredKey) -> CallResult<()> {
+        sqlx::query(
+            "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key_name) DO UPDATE \
+             SET key_value = EXCLUDED.key_value, created_at = EXCLUDED.created_at",
+        )
+        .bind(name)
+        .bind(encode_key(&key.value))
+        .bind(key.created_at_ms)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_key(conn: &mut PgConnection, name: &str) -> CallResult<()> {
+        sqlx::query("DELETE FROM tessera_keys WHERE key_name = $1")
+            .bind(name)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
 
 #[async_trait]
 impl Store for PostgresStore {
     async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             check_new_session(session)?;
             sqlx::query(
                 "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
-             session_info, jwt_payload, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 session_info, jwt_payload, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(session.session_handle)
             .bind(user_id_column(session.user_id)?)
@@ -205,48 +210,35 @@ impl Store for PostgresStore {
             .bind(session.created_at_ms)
             .bind(session.expires_at_ms)
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(())
         })
         .await
     }
 
     async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let row: Option<SessionColumns> = sqlx::query_as(
                 "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
-             expires_at FROM tessera_sessions WHERE session_handle = $1",
+                 expires_at FROM tessera_sessions WHERE session_handle = $1",
             )
             .bind(session_handle)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-            row.map(|(handle, user, hash, payload, created, expires)| {
-                Ok(SessionRow {
-                    session_handle: handle,
-                    user_id: decode_user_id(&user)?,
-                    refresh_token_hash_2: hash,
-                    jwt_payload: payload,
-                    created_at_ms: created,
-                    expires_at_ms: expires,
-                })
-            })
-            .transpose()
+            .await?;
+            Ok(row.map(session_row).transpose()?)
         })
         .await
     }
 
     async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let row: Option<(i32,)> = sqlx::query_as(
                 "SELECT 1 FROM tessera_sessions WHERE session_handle = $1 AND expires_at > $2",
             )
             .bind(session_handle)
             .bind(now_ms)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(row.is_some())
         })
         .await
@@ -254,65 +246,58 @@ impl Store for PostgresStore {
 
     async fn compare_and_set_refresh_hash(
         &self,
-        session_handle: &str,
-        expected_hash_2: &str,
-        new_hash_2: &str,
-        new_expires_at_ms: i64,
+        promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        bounded(self.call_timeout, async {
-            check_hash(new_hash_2)?;
+        call(self.call_timeout, async {
+            check_hash(promotion.new_hash_2)?;
             let done = sqlx::query(
                 "UPDATE tessera_sessions SET refresh_token_hash_2 = $1, expires_at = $2 \
-             WHERE session_handle = $3 AND refresh_token_hash_2 = $4 AND expires_at > $5",
+                 WHERE session_handle = $3 AND refresh_token_hash_2 = $4 AND expires_at > $5",
             )
-            .bind(new_hash_2)
-            .bind(new_expires_at_ms)
-            .bind(session_handle)
-            .bind(expected_hash_2)
+            .bind(promotion.new_hash_2)
+            .bind(promotion.new_expires_at_ms)
+            .bind(promotion.session_handle)
+            .bind(promotion.expected_hash_2)
             .bind(now_ms)
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(done.rows_affected() == 1)
         })
         .await
     }
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = $1")
                 .bind(session_handle)
                 .execute(&self.pool)
-                .await
-                .map_err(db)?;
+                .await?;
             Ok(done.rows_affected() > 0)
         })
         .await
     }
 
     async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
                 .bind(user_id.to_storage())
                 .execute(&self.pool)
-                .await
-                .map_err(db)?;
+                .await?;
             Ok(done.rows_affected())
         })
         .await
     }
 
     async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let rows: Vec<(String,)> = sqlx::query_as(
                 "SELECT session_handle FROM tessera_sessions WHERE user_id = $1 \
-             ORDER BY created_at, session_handle",
+                 ORDER BY created_at, session_handle",
             )
             .bind(user_id.to_storage())
             .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(rows.into_iter().map(|(h,)| h).collect())
         })
         .await
@@ -323,26 +308,16 @@ impl Store for PostgresStore {
         user_id: &UserId,
         now_ms: i64,
     ) -> StoreResult<Vec<SessionSummary>> {
-        bounded(self.call_timeout, async {
-            let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        call(self.call_timeout, async {
+            let rows: Vec<SummaryColumns> = sqlx::query_as(
                 "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
-             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, session_handle",
+                 WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, session_handle",
             )
             .bind(user_id.to_storage())
             .bind(now_ms)
             .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(session_handle, created_at_ms, expires_at_ms)| SessionSummary {
-                        session_handle,
-                        created_at_ms,
-                        expires_at_ms,
-                    },
-                )
-                .collect())
+            .await?;
+            Ok(rows.into_iter().map(session_summary).collect())
         })
         .await
     }
@@ -352,16 +327,15 @@ impl Store for PostgresStore {
         session_handle: &str,
         now_ms: i64,
     ) -> StoreResult<Option<String>> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let row: Option<(String,)> = sqlx::query_as(
                 "SELECT session_info FROM tessera_sessions \
-             WHERE session_handle = $1 AND expires_at > $2",
+                 WHERE session_handle = $1 AND expires_at > $2",
             )
             .bind(session_handle)
             .bind(now_ms)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(row.map(|(info,)| info))
         })
         .await
@@ -373,24 +347,23 @@ impl Store for PostgresStore {
         session_info: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let done = sqlx::query(
                 "UPDATE tessera_sessions SET session_info = $1 \
-             WHERE session_handle = $2 AND expires_at > $3",
+                 WHERE session_handle = $2 AND expires_at > $3",
             )
             .bind(session_info)
             .bind(session_handle)
             .bind(now_ms)
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(done.rows_affected() > 0)
         })
         .await
     }
 
     async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             // One autocommit statement. The subselect walks the expires_at index
             // and skips rows another transaction holds (a refresh in flight, a
             // second cleaner); a later batch picks them up. `= ANY(ARRAY(…))`
@@ -398,51 +371,32 @@ impl Store for PostgresStore {
             // key instead of hash-joining against a scan of the whole table.
             let done = sqlx::query(
                 "DELETE FROM tessera_sessions WHERE session_handle = ANY(ARRAY(\
-             SELECT session_handle FROM tessera_sessions WHERE expires_at <= $1 \
-             ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+                 SELECT session_handle FROM tessera_sessions WHERE expires_at <= $1 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
             )
             .bind(now_ms)
             .bind(i64::from(batch_size))
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
             Ok(done.rows_affected())
         })
         .await
     }
 
     async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
-        bounded(self.call_timeout, async {
+        call(self.call_timeout, async {
             let (n,): (i64,) =
                 sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= $1")
                     .bind(now_ms)
                     .fetch_one(&self.pool)
-                    .await
-                    .map_err(db)?;
-            count(n)
+                    .await?;
+            Ok(count(n)?)
         })
         .await
     }
 
-    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
-        bounded(self.call_timeout, async {
-            check_key_name(name)?;
-            // Insert-if-absent, then read: the first insert wins (a concurrent
-            // insert of the same name waits for it and then does nothing), and
-            // every caller reads the winner.
-            insert_key_if_absent(&self.pool, name, candidate).await?;
-            let row: Option<KeyColumns> = sqlx::query_as(
-                "SELECT key_value, created_at FROM tessera_keys WHERE key_name = $1",
-            )
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-            let (value, created) =
-                row.ok_or_else(|| invalid("key row vanished after it was inserted"))?;
-            decode_key(&value, created)
-        })
-        .await
+    async fn refresh_token_key(&self, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        keys::refresh_token_key(&self.pool, self.call_timeout, candidate).await
     }
 
     async fn signing_keys(
@@ -450,31 +404,6 @@ impl Store for PostgresStore {
         candidate: &StoredKey,
         decide: RotationDecision<'_>,
     ) -> StoreResult<SigningKeys> {
-        bounded(self.call_timeout, async {
-            insert_key_if_absent(&self.pool, CURRENT_SIGNING_KEY, candidate).await?;
-            let mut guard = TxConn::acquire(&self.pool).await?;
-            // READ COMMITTED explicitly: under a stricter server default the
-            // queued rotations would fail with serialization errors instead of
-            // reading the winner's keys.
-            let mut tx = guard
-                .conn
-                .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
-                .await
-                .map_err(db)?;
-            match signing_keys_locked(&mut tx, decide).await {
-                Ok(keys) => {
-                    tx.commit().await.map_err(db)?;
-                    guard.finished = true;
-                    Ok(keys)
-                }
-                Err(e) => {
-                    if tx.rollback().await.is_ok() {
-                        guard.finished = true;
-                    }
-                    Err(e)
-                }
-            }
-        })
-        .await
+        keys::signing_keys(&self.pool, self.call_timeout, candidate, decide).await
     }
 }

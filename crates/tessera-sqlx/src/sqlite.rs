@@ -7,23 +7,28 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{Connection, Sqlite, SqliteConnection};
 use tessera::{
-    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreResult,
-    StoredKey, UserId,
+    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
+    StoreResult, StoredKey, UserId,
 };
 
 use crate::common::{
-    check_hash, check_key_name, check_new_session, count, db, decode_key, decode_user_id,
-    encode_key, invalid, retry_sqlite_setup, user_id_column, TxConn, CURRENT_SIGNING_KEY,
-    PREVIOUS_SIGNING_KEY,
+    check_hash, check_new_session, count, db, decode_key, encode_key, retry_sqlite_setup,
+    session_row, session_summary, user_id_column, SessionColumns, SummaryColumns,
 };
+use crate::keys::{self, KeySql};
+use crate::tx::{call, Begin, CallResult};
 use crate::StoreOptions;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SQLite calls have no deadline of their own ([`StoreOptions::call_timeout`]
+/// is for servers over a network); the busy timeout bounds their waits.
+const NO_DEADLINE: Option<Duration> = None;
 
 /// A [`Store`] on SQLite.
 ///
@@ -127,181 +132,186 @@ impl SqliteStore {
 
 type KeyColumns = (String, i64);
 
-async fn read_key(conn: &mut SqliteConnection, name: &str) -> StoreResult<Option<StoredKey>> {
-    let row: Option<KeyColumns> =
-        sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = ?1")
-            .bind(name)
-            .fetch_optional(conn)
-            .await
-            .map_err(db)?;
-    row.map(|(value, created)| decode_key(&value, created))
-        .transpose()
-}
-
-/// Inserts or replaces a key row.
-async fn write_key(conn: &mut SqliteConnection, name: &str, key: &StoredKey) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (key_name) DO UPDATE \
-         SET key_value = excluded.key_value, created_at = excluded.created_at",
-    )
-    .bind(name)
-    .bind(encode_key(&key.value))
-    .bind(key.created_at_ms)
-    .execute(conn)
-    .await
-    .map_err(db)?;
-    Ok(())
-}
-
-/// The body of [`Store::signing_keys`], run inside `BEGIN IMMEDIATE`.
-async fn signing_keys_locked(
-    conn: &mut SqliteConnection,
-    candidate: &StoredKey,
-    decide: RotationDecision<'_>,
-) -> StoreResult<SigningKeys> {
-    sqlx::query(
-        "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (key_name) DO NOTHING",
-    )
-    .bind(CURRENT_SIGNING_KEY)
-    .bind(encode_key(&candidate.value))
-    .bind(candidate.created_at_ms)
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    let current = read_key(conn, CURRENT_SIGNING_KEY)
-        .await?
-        .ok_or_else(|| invalid("the current signing key row vanished"))?;
-    let previous = read_key(conn, PREVIOUS_SIGNING_KEY).await?;
-    let stored = SigningKeys { current, previous };
-    let Some(new) = decide(&stored) else {
-        return Ok(stored);
+impl KeySql for Sqlite {
+    /// `BEGIN IMMEDIATE` takes the database's write lock before the first
+    /// read, so rotations queue on it and each reads what the one before it
+    /// committed (a deferred transaction that reads and then writes would
+    /// fail with `SQLITE_BUSY_SNAPSHOT` instead of waiting). A `BEGIN` that
+    /// fails (typically the busy timeout) leaves no transaction open and the
+    /// connection reusable.
+    const ROTATION_BEGIN: Begin = Begin {
+        statement: Some("BEGIN IMMEDIATE"),
+        failure_leaves_no_transaction: true,
     };
-    write_key(conn, CURRENT_SIGNING_KEY, &new.current).await?;
-    match &new.previous {
-        Some(previous) => write_key(conn, PREVIOUS_SIGNING_KEY, previous).await?,
-        None => {
-            sqlx::query("DELETE FROM tessera_keys WHERE key_name = ?1")
-                .bind(PREVIOUS_SIGNING_KEY)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
-        }
-    }
-    Ok(new)
-}
+    /// Inside the transaction: the write lock is already held.
+    const INSERT_CURRENT_IN_TRANSACTION: bool = true;
 
-type SessionColumns = (String, String, String, String, i64, i64);
+    async fn insert_key_if_absent(
+        conn: &mut SqliteConnection,
+        name: &str,
+        key: &StoredKey,
+    ) -> CallResult<()> {
+        sqlx::query(
+            "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key_name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(encode_key(&key.value))
+        .bind(key.created_at_ms)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn read_key(conn: &mut SqliteConnection, name: &str) -> CallResult<Option<StoredKey>> {
+        let row: Option<KeyColumns> =
+            sqlx::query_as("SELECT key_value, created_at FROM tessera_keys WHERE key_name = ?1")
+                .bind(name)
+                .fetch_optional(conn)
+                .await?;
+        Ok(row
+            .map(|(value, created)| decode_key(&value, created))
+            .transpose()?)
+    }
+
+    /// A plain read: under `BEGIN IMMEDIATE` this transaction already holds
+    /// the database's write lock, so no other rotation can change the row.
+    async fn lock_key(conn: &mut SqliteConnection, name: &str) -> CallResult<Option<StoredKey>> {
+        Self::read_key(conn, name).await
+    }
+
+    async fn write_key(conn: &mut SqliteConnection, name: &str, key: &StoredKey) -> CallResult<()> {
+        sqlx::query(
+            "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key_name) DO UPDATE \
+             SET key_value = excluded.key_value, created_at = excluded.created_at",
+        )
+        .bind(name)
+        .bind(encode_key(&key.value))
+        .bind(key.created_at_ms)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_key(conn: &mut SqliteConnection, name: &str) -> CallResult<()> {
+        sqlx::query("DELETE FROM tessera_keys WHERE key_name = ?1")
+            .bind(name)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
-        check_new_session(session)?;
-        sqlx::query(
-            "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
-             session_info, jwt_payload, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(session.session_handle)
-        .bind(user_id_column(session.user_id)?)
-        .bind(session.refresh_token_hash_2)
-        .bind(session.session_info)
-        .bind(session.jwt_payload)
-        .bind(session.created_at_ms)
-        .bind(session.expires_at_ms)
-        .execute(&self.pool)
+        call(NO_DEADLINE, async {
+            check_new_session(session)?;
+            sqlx::query(
+                "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
+                 session_info, jwt_payload, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .bind(session.session_handle)
+            .bind(user_id_column(session.user_id)?)
+            .bind(session.refresh_token_hash_2)
+            .bind(session.session_info)
+            .bind(session.jwt_payload)
+            .bind(session.created_at_ms)
+            .bind(session.expires_at_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
         .await
-        .map_err(db)?;
-        Ok(())
     }
 
     async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
-        let row: Option<SessionColumns> = sqlx::query_as(
-            "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
-             expires_at FROM tessera_sessions WHERE session_handle = ?1",
-        )
-        .bind(session_handle)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        row.map(|(handle, user, hash, payload, created, expires)| {
-            Ok(SessionRow {
-                session_handle: handle,
-                user_id: decode_user_id(&user)?,
-                refresh_token_hash_2: hash,
-                jwt_payload: payload,
-                created_at_ms: created,
-                expires_at_ms: expires,
-            })
+        call(NO_DEADLINE, async {
+            let row: Option<SessionColumns> = sqlx::query_as(
+                "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
+                 expires_at FROM tessera_sessions WHERE session_handle = ?1",
+            )
+            .bind(session_handle)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.map(session_row).transpose()?)
         })
-        .transpose()
+        .await
     }
 
     async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM tessera_sessions WHERE session_handle = ?1 AND expires_at > ?2",
-        )
-        .bind(session_handle)
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
+        call(NO_DEADLINE, async {
+            let row: Option<(i64,)> = sqlx::query_as(
+                "SELECT 1 FROM tessera_sessions WHERE session_handle = ?1 AND expires_at > ?2",
+            )
+            .bind(session_handle)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.is_some())
+        })
         .await
-        .map_err(db)?;
-        Ok(row.is_some())
     }
 
     async fn compare_and_set_refresh_hash(
         &self,
-        session_handle: &str,
-        expected_hash_2: &str,
-        new_hash_2: &str,
-        new_expires_at_ms: i64,
+        promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        check_hash(new_hash_2)?;
-        let done = sqlx::query(
-            "UPDATE tessera_sessions SET refresh_token_hash_2 = ?1, expires_at = ?2 \
-             WHERE session_handle = ?3 AND refresh_token_hash_2 = ?4 AND expires_at > ?5",
-        )
-        .bind(new_hash_2)
-        .bind(new_expires_at_ms)
-        .bind(session_handle)
-        .bind(expected_hash_2)
-        .bind(now_ms)
-        .execute(&self.pool)
+        call(NO_DEADLINE, async {
+            check_hash(promotion.new_hash_2)?;
+            let done = sqlx::query(
+                "UPDATE tessera_sessions SET refresh_token_hash_2 = ?1, expires_at = ?2 \
+                 WHERE session_handle = ?3 AND refresh_token_hash_2 = ?4 AND expires_at > ?5",
+            )
+            .bind(promotion.new_hash_2)
+            .bind(promotion.new_expires_at_ms)
+            .bind(promotion.session_handle)
+            .bind(promotion.expected_hash_2)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = ?1")
-            .bind(session_handle)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() > 0)
+        call(NO_DEADLINE, async {
+            let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = ?1")
+                .bind(session_handle)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?1")
-            .bind(user_id.to_storage())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected())
+        call(NO_DEADLINE, async {
+            let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?1")
+                .bind(user_id.to_storage())
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 
     async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT session_handle FROM tessera_sessions WHERE user_id = ?1 \
-             ORDER BY created_at, session_handle",
-        )
-        .bind(user_id.to_storage())
-        .fetch_all(&self.pool)
+        call(NO_DEADLINE, async {
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT session_handle FROM tessera_sessions WHERE user_id = ?1 \
+                 ORDER BY created_at, session_handle",
+            )
+            .bind(user_id.to_storage())
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(|(h,)| h).collect())
+        })
         .await
-        .map_err(db)?;
-        Ok(rows.into_iter().map(|(h,)| h).collect())
     }
 
     async fn sessions_for_user(
@@ -309,25 +319,18 @@ impl Store for SqliteStore {
         user_id: &UserId,
         now_ms: i64,
     ) -> StoreResult<Vec<SessionSummary>> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
-             WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at, session_handle",
-        )
-        .bind(user_id.to_storage())
-        .bind(now_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(session_handle, created_at_ms, expires_at_ms)| SessionSummary {
-                    session_handle,
-                    created_at_ms,
-                    expires_at_ms,
-                },
+        call(NO_DEADLINE, async {
+            let rows: Vec<SummaryColumns> = sqlx::query_as(
+                "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
+                 WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at, session_handle",
             )
-            .collect())
+            .bind(user_id.to_storage())
+            .bind(now_ms)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(session_summary).collect())
+        })
+        .await
     }
 
     async fn get_session_info(
@@ -335,16 +338,18 @@ impl Store for SqliteStore {
         session_handle: &str,
         now_ms: i64,
     ) -> StoreResult<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT session_info FROM tessera_sessions \
-             WHERE session_handle = ?1 AND expires_at > ?2",
-        )
-        .bind(session_handle)
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
+        call(NO_DEADLINE, async {
+            let row: Option<(String,)> = sqlx::query_as(
+                "SELECT session_info FROM tessera_sessions \
+                 WHERE session_handle = ?1 AND expires_at > ?2",
+            )
+            .bind(session_handle)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.map(|(info,)| info))
+        })
         .await
-        .map_err(db)?;
-        Ok(row.map(|(info,)| info))
     }
 
     async fn update_session_info(
@@ -353,63 +358,52 @@ impl Store for SqliteStore {
         session_info: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE tessera_sessions SET session_info = ?1 \
-             WHERE session_handle = ?2 AND expires_at > ?3",
-        )
-        .bind(session_info)
-        .bind(session_handle)
-        .bind(now_ms)
-        .execute(&self.pool)
+        call(NO_DEADLINE, async {
+            let done = sqlx::query(
+                "UPDATE tessera_sessions SET session_info = ?1 \
+                 WHERE session_handle = ?2 AND expires_at > ?3",
+            )
+            .bind(session_info)
+            .bind(session_handle)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
-        // One autocommit statement; the subselect walks the expires_at index.
-        let done = sqlx::query(
-            "DELETE FROM tessera_sessions WHERE rowid IN (\
-             SELECT rowid FROM tessera_sessions WHERE expires_at <= ?1 \
-             ORDER BY expires_at LIMIT ?2)",
-        )
-        .bind(now_ms)
-        .bind(i64::from(batch_size))
-        .execute(&self.pool)
+        call(NO_DEADLINE, async {
+            // One autocommit statement; the subselect walks the expires_at index.
+            let done = sqlx::query(
+                "DELETE FROM tessera_sessions WHERE rowid IN (\
+                 SELECT rowid FROM tessera_sessions WHERE expires_at <= ?1 \
+                 ORDER BY expires_at LIMIT ?2)",
+            )
+            .bind(now_ms)
+            .bind(i64::from(batch_size))
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected())
     }
 
     async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?1")
-                .bind(now_ms)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
-        count(n)
+        call(NO_DEADLINE, async {
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?1")
+                    .bind(now_ms)
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok(count(n)?)
+        })
+        .await
     }
 
-    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
-        check_key_name(name)?;
-        // Insert-if-absent, then read: whoever inserted first wins, and every
-        // caller reads the winner. Both statements autocommit; a key row is
-        // never half written.
-        sqlx::query(
-            "INSERT INTO tessera_keys (key_name, key_value, created_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (key_name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(encode_key(&candidate.value))
-        .bind(candidate.created_at_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        read_key(&mut conn, name)
-            .await?
-            .ok_or_else(|| invalid("key row vanished after it was inserted"))
+    async fn refresh_token_key(&self, candidate: &StoredKey) -> StoreResult<StoredKey> {
+        keys::refresh_token_key(&self.pool, NO_DEADLINE, candidate).await
     }
 
     async fn signing_keys(
@@ -417,33 +411,6 @@ impl Store for SqliteStore {
         candidate: &StoredKey,
         decide: RotationDecision<'_>,
     ) -> StoreResult<SigningKeys> {
-        let mut guard = TxConn::acquire(&self.pool).await?;
-        // `begin_with` rather than a bare `execute("BEGIN IMMEDIATE")` so that
-        // sqlx knows the connection is in a transaction and rolls it back if
-        // the `Transaction` is dropped; `TxConn` closes the connection unless
-        // the transaction is seen to end.
-        let begun = guard.conn.begin_with("BEGIN IMMEDIATE").await;
-        let mut tx = match begun {
-            Ok(tx) => tx,
-            Err(e) => {
-                // BEGIN failed (typically the busy timeout): no transaction
-                // is open and the connection is reusable.
-                guard.finished = true;
-                return Err(db(e));
-            }
-        };
-        match signing_keys_locked(&mut tx, candidate, decide).await {
-            Ok(keys) => {
-                tx.commit().await.map_err(db)?;
-                guard.finished = true;
-                Ok(keys)
-            }
-            Err(e) => {
-                if tx.rollback().await.is_ok() {
-                    guard.finished = true;
-                }
-                Err(e)
-            }
-        }
+        keys::signing_keys(&self.pool, NO_DEADLINE, candidate, decide).await
     }
 }

@@ -1044,6 +1044,12 @@ async fn locks(kind: Kind) {
         .expect("a revoke behind a stuck lock hung");
     let waited_revoke = started.elapsed();
     assert!(matches!(revoke, Err(Error::General { .. })), "{revoke:?}");
+    // A lock wait that ran out is a timeout, which the caller may retry.
+    assert_eq!(
+        revoke.as_ref().err().and_then(Error::general_kind),
+        Some(tessera::GeneralKind::Timeout),
+        "{revoke:?}"
+    );
     assert!(waited_revoke <= LOCK_BOUND);
     holder.exec("ROLLBACK").await;
     assert!(m.store().load_session(&handle3).await.unwrap().is_some());
@@ -1101,6 +1107,8 @@ async fn locks(kind: Kind) {
         .unwrap();
     let after_kill = killed_at.elapsed();
     assert!(matches!(r, Err(Error::General { .. })), "{r:?}");
+    // A killed connection is an outage: retryable.
+    assert!(r.as_ref().err().is_some_and(Error::is_retryable), "{r:?}");
     assert!(after_kill <= KILL_BOUND);
     blocker.exec("ROLLBACK").await;
     let after = stored_keys(&m).await;

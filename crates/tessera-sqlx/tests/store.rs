@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera::{NewSession, SessionSummary, SigningKeys, Store, StoredKey, UserId};
+use base64::Engine as _;
+use tessera::{NewSession, SigningKeys, Store, StoredKey, UserId};
 use tessera_sqlx::testing::{available_backends, discard, fresh_url, Backend};
 use tessera_sqlx::{connect, connect_with, SqlStore, StoreOptions};
 
@@ -78,345 +79,57 @@ async fn raw(store: &SqlStore, sql: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn insert_and_load_round_trip_keeps_user_id_types_and_case() {
-    on_every_backend("round_trip", |backend, url| async move {
-        let store = connect(&url).await.unwrap();
-        let text_seven = UserId::from("7");
-        let int_seven = UserId::from(7);
-        let info = "x".repeat(200_000);
-        let payload = r#"{"name":"Zoë 🦀","n":[1,2,3]}"#;
-        store
-            .insert_session(&NewSession {
-                session_handle: "h-text",
-                user_id: &text_seven,
-                refresh_token_hash_2: &hash('a'),
-                session_info: &info,
-                jwt_payload: payload,
-                created_at_ms: 1_000,
-                expires_at_ms: 9_000,
-            })
-            .await
-            .unwrap();
-        insert(&store, "h-int", &int_seven, &hash('b'), 1_001, 9_001).await;
-
-        let row = store.load_session("h-text").await.unwrap().unwrap();
-        assert_eq!(row.session_handle, "h-text");
-        assert_eq!(row.user_id, text_seven);
-        assert_eq!(row.refresh_token_hash_2, hash('a'));
-        assert_eq!(row.jwt_payload, payload);
-        assert_eq!((row.created_at_ms, row.expires_at_ms), (1_000, 9_000));
-        assert_eq!(
-            store.get_session_info("h-text", 0).await.unwrap(),
-            Some(info)
-        );
-        let row = store.load_session("h-int").await.unwrap().unwrap();
-        assert_eq!(row.user_id, int_seven);
-
-        // "7" and 7 are different users.
-        assert_eq!(
-            store.session_handles_for_user(&text_seven).await.unwrap(),
-            ["h-text"]
-        );
-        assert_eq!(
-            store.session_handles_for_user(&int_seven).await.unwrap(),
-            ["h-int"]
-        );
-
-        // Case and trailing spaces matter, in user ids and in handles (the
-        // MySQL database was created with a case-insensitive default
-        // collation; the migration must override it).
-        let alice = UserId::from("Alice");
-        insert(&store, "h-Alice", &alice, &hash('c'), 1, 9_000).await;
-        insert(
-            &store,
-            "h-alice",
-            &UserId::from("alice"),
-            &hash('c'),
-            2,
-            9_000,
-        )
-        .await;
-        insert(
-            &store,
-            "h-alice-sp",
-            &UserId::from("alice "),
-            &hash('c'),
-            3,
-            9_000,
-        )
-        .await;
-        assert_eq!(
-            store.session_handles_for_user(&alice).await.unwrap(),
-            ["h-Alice"]
-        );
-        assert_eq!(
-            store
-                .session_handles_for_user(&UserId::from("ALICE"))
-                .await
-                .unwrap(),
-            Vec::<String>::new()
-        );
-        assert_eq!(store.delete_sessions_for_user(&alice).await.unwrap(), 1);
-        assert!(store.load_session("h-alice").await.unwrap().is_some());
-        assert!(store.load_session("H-ALICE").await.unwrap().is_none());
-        assert!(store.load_session("h-alice ").await.unwrap().is_none());
-        assert!(!store.session_is_live("h-alice ", 0).await.unwrap());
-
-        // Missing rows, duplicate handles, bad handles.
-        assert!(store.load_session("missing").await.unwrap().is_none());
-        let dup = store
-            .insert_session(&NewSession {
-                session_handle: "h-int",
-                user_id: &text_seven,
-                refresh_token_hash_2: &hash('z'),
-                session_info: "{}",
-                jwt_payload: "{}",
-                created_at_ms: 0,
-                expires_at_ms: 1,
-            })
-            .await;
-        assert!(dup.is_err(), "{backend}: duplicate handle accepted");
-        for bad_handle in ["", "ends with space ", &"h".repeat(65)] {
-            let bad = store
-                .insert_session(&NewSession {
-                    session_handle: bad_handle,
-                    user_id: &text_seven,
-                    refresh_token_hash_2: &hash('z'),
-                    session_info: "{}",
-                    jwt_payload: "{}",
-                    created_at_ms: 0,
-                    expires_at_ms: 1,
-                })
-                .await;
-            assert!(bad.is_err(), "{backend}: handle {bad_handle:?} accepted");
-        }
-        assert_eq!(
-            store.load_session("h-int").await.unwrap().unwrap().user_id,
-            int_seven
-        );
-        store.close().await;
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compare_and_set_succeeds_once_and_only_on_live_rows_with_the_expected_hash() {
-    on_every_backend("compare_and_set", |backend, url| async move {
-        let store = connect(&url).await.unwrap();
-        let user = UserId::from("u");
-        insert(&store, "h", &user, &hash('a'), 0, 1_000).await;
-
-        // Wrong expected hash, missing row: nothing changes.
-        assert!(!store
-            .compare_and_set_refresh_hash("h", &hash('x'), &hash('b'), 5_000, 500)
-            .await
-            .unwrap());
-        assert!(!store
-            .compare_and_set_refresh_hash("nope", &hash('a'), &hash('b'), 5_000, 500)
-            .await
-            .unwrap());
-        let row = store.load_session("h").await.unwrap().unwrap();
-        assert_eq!(
-            (row.refresh_token_hash_2, row.expires_at_ms),
-            (hash('a'), 1_000)
-        );
-
-        // Succeeds once.
-        assert!(store
-            .compare_and_set_refresh_hash("h", &hash('a'), &hash('b'), 2_000, 500)
-            .await
-            .unwrap());
-        assert!(!store
-            .compare_and_set_refresh_hash("h", &hash('a'), &hash('c'), 3_000, 500)
-            .await
-            .unwrap());
-        let row = store.load_session("h").await.unwrap().unwrap();
-        assert_eq!(
-            (row.refresh_token_hash_2, row.expires_at_ms),
-            (hash('b'), 2_000)
-        );
-
-        // Writing the values the row already has still reports success
-        // (MySQL counts matched rows, not changed ones).
-        assert!(store
-            .compare_and_set_refresh_hash("h", &hash('b'), &hash('b'), 2_000, 500)
-            .await
-            .unwrap());
-
-        // Expired (expires_at <= now): refused, unchanged.
-        assert!(!store
-            .compare_and_set_refresh_hash("h", &hash('b'), &hash('c'), 9_000, 2_000)
-            .await
-            .unwrap());
-        let row = store.load_session("h").await.unwrap().unwrap();
-        assert_eq!(
-            (row.refresh_token_hash_2, row.expires_at_ms),
-            (hash('b'), 2_000)
-        );
-
-        // Ten concurrent promotions from the same expected hash: one wins.
-        let store = Arc::new(store);
-        let mut tasks = Vec::new();
-        for i in 0..10u8 {
-            let store = Arc::clone(&store);
-            tasks.push(tokio::spawn(async move {
-                let new = hash(char::from(b'c' + i));
-                store
-                    .compare_and_set_refresh_hash("h", &hash('b'), &new, 3_000, 500)
-                    .await
-                    .unwrap()
-            }));
-        }
-        let mut wins = 0;
-        for task in tasks {
-            wins += usize::from(task.await.unwrap());
-        }
-        assert_eq!(wins, 1, "{backend}: concurrent CAS winners");
-        let row = store.load_session("h").await.unwrap().unwrap();
-        assert_ne!(row.refresh_token_hash_2, hash('b'));
-        assert_eq!(row.expires_at_ms, 3_000);
-        store.close().await;
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn liveness_deletion_and_listings() {
-    on_every_backend("liveness_and_listings", |_backend, url| async move {
-        let store = connect(&url).await.unwrap();
-        let user = UserId::from(42);
-        // Created out of order; listings follow created_at.
-        insert(&store, "h3", &user, &hash('a'), 300, 5_000).await;
-        insert(&store, "h1", &user, &hash('a'), 100, 1_000).await;
-        insert(&store, "h2", &user, &hash('a'), 200, 5_000).await;
-        insert(&store, "other", &UserId::from(43), &hash('a'), 50, 5_000).await;
-
-        assert!(store.session_is_live("h1", 999).await.unwrap());
-        assert!(!store.session_is_live("h1", 1_000).await.unwrap());
-        assert!(!store.session_is_live("missing", 0).await.unwrap());
-
-        // Handles include expired rows; summaries do not.
-        assert_eq!(
-            store.session_handles_for_user(&user).await.unwrap(),
-            ["h1", "h2", "h3"]
-        );
-        assert_eq!(
-            store.sessions_for_user(&user, 1_000).await.unwrap(),
-            vec![
-                SessionSummary {
-                    session_handle: "h2".into(),
-                    created_at_ms: 200,
-                    expires_at_ms: 5_000
-                },
-                SessionSummary {
-                    session_handle: "h3".into(),
-                    created_at_ms: 300,
-                    expires_at_ms: 5_000
-                },
-            ]
-        );
-
-        assert!(store.delete_session("h2").await.unwrap());
-        assert!(!store.delete_session("h2").await.unwrap());
-        assert!(!store.delete_session("missing").await.unwrap());
-        assert_eq!(store.delete_sessions_for_user(&user).await.unwrap(), 2);
-        assert_eq!(store.delete_sessions_for_user(&user).await.unwrap(), 0);
-        assert!(store
-            .session_handles_for_user(&user)
-            .await
-            .unwrap()
-            .is_empty());
-        assert!(store.load_session("other").await.unwrap().is_some());
-        store.close().await;
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn session_info_get_and_update_respect_expiry() {
-    on_every_backend("session_info", |backend, url| async move {
-        let store = connect(&url).await.unwrap();
-        insert(&store, "h", &UserId::from("u"), &hash('a'), 0, 1_000).await;
-
-        assert_eq!(
-            store.get_session_info("h", 999).await.unwrap().as_deref(),
-            Some(r#"{"info":true}"#)
-        );
-        assert_eq!(store.get_session_info("h", 1_000).await.unwrap(), None);
-        assert_eq!(store.get_session_info("missing", 0).await.unwrap(), None);
-
-        assert!(store
-            .update_session_info("h", r#"{"v":2}"#, 999)
-            .await
-            .unwrap());
-        // Identical info again: still a live row, still true.
-        assert!(
-            store
-                .update_session_info("h", r#"{"v":2}"#, 999)
-                .await
-                .unwrap(),
-            "{backend}: identical update reported no row"
-        );
-        assert!(!store
-            .update_session_info("h", r#"{"v":3}"#, 1_000)
-            .await
-            .unwrap());
-        assert!(!store.update_session_info("missing", "{}", 0).await.unwrap());
-        assert_eq!(
-            store.get_session_info("h", 0).await.unwrap().as_deref(),
-            Some(r#"{"v":2}"#)
-        );
-        store.close().await;
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_sessions_are_deleted_in_batches_and_live_ones_stay() {
-    on_every_backend("delete_expired", |backend, url| async move {
-        let store = connect(&url).await.unwrap();
-        let user = UserId::from("u");
-        for i in 0..25 {
-            insert(&store, &format!("old{i}"), &user, &hash('a'), i, 100 + i).await;
-        }
-        for i in 0..5 {
-            insert(&store, &format!("live{i}"), &user, &hash('a'), i, 10_000).await;
-        }
-        // An edge: expires exactly now counts as expired.
-        let now = 1_000;
-        insert(&store, "edge", &user, &hash('a'), 0, now).await;
-
-        assert_eq!(store.count_expired_sessions(now).await.unwrap(), 26);
-        let mut batches = Vec::new();
-        loop {
-            let n = store.delete_expired_sessions(now, 10).await.unwrap();
-            batches.push(n);
-            if n == 0 {
-                break;
+/// The store conformance suite of `tessera-testkit` (the contract of
+/// `tessera::Store`, which the in-memory store passes too), on each backend:
+/// two pools on one fresh database per case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_store_suite_passes_on_every_backend() {
+    for backend in available_backends() {
+        let label = backend.to_string();
+        let made = Arc::new(std::sync::Mutex::new(Vec::new()));
+        tessera_testkit::store_suite::run(&label, || {
+            let made = Arc::clone(&made);
+            async move {
+                let url = fresh_url(backend).await;
+                made.lock().unwrap().push(url.clone());
+                let first = connect(&url).await.unwrap();
+                let second = connect(&url).await.unwrap();
+                (
+                    Arc::new(first) as Arc<dyn Store>,
+                    Arc::new(second) as Arc<dyn Store>,
+                )
             }
+        })
+        .await;
+        let urls = std::mem::take(&mut *made.lock().unwrap());
+        for url in urls {
+            discard(backend, &url).await;
         }
-        assert_eq!(batches, [10, 10, 6, 0], "{backend}");
-        assert_eq!(store.count_expired_sessions(now).await.unwrap(), 0);
-        assert_eq!(store.delete_expired_sessions(now, 0).await.unwrap(), 0);
-        let left = store.session_handles_for_user(&user).await.unwrap();
-        assert_eq!(left, ["live0", "live1", "live2", "live3", "live4"]);
-        store.close().await;
-    })
-    .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_or_create_key_gives_concurrent_callers_one_key() {
-    on_every_backend("get_or_create_key", |backend, url| async move {
+async fn refresh_token_key_gives_concurrent_callers_one_key() {
+    on_every_backend("refresh_token_key", |backend, url| async move {
         let first = Arc::new(connect(&url).await.unwrap());
         let second = Arc::new(connect(&url).await.unwrap());
+        // A row whose name differs only in case is another key (names are
+        // compared byte for byte): the callers below never get key 77.
+        raw(
+            &first,
+            &format!(
+                "INSERT INTO tessera_keys (key_name, key_value, created_at) \
+                 VALUES ('Refresh_Token_Key', '{}', 77)",
+                base64::engine::general_purpose::STANDARD.encode(key(77, 77).value)
+            ),
+        )
+        .await;
         let mut tasks = Vec::new();
         for i in 0..10u8 {
             let store = Arc::clone(if i % 2 == 0 { &first } else { &second });
             tasks.push(tokio::spawn(async move {
                 store
-                    .get_or_create_key("refresh_token_key", &key(i, i64::from(i)))
+                    .refresh_token_key(&key(i, i64::from(i)))
                     .await
                     .unwrap()
             }));
@@ -430,19 +143,9 @@ async fn get_or_create_key_gives_concurrent_callers_one_key() {
             "{backend}: callers disagree"
         );
         assert!((0..10).any(|i| keys[0] == key(i, i64::from(i))));
-        // Later callers keep getting it; other names are independent and
-        // case-sensitive.
-        let again = first
-            .get_or_create_key("refresh_token_key", &key(99, 99))
-            .await
-            .unwrap();
+        // Later callers keep getting it.
+        let again = first.refresh_token_key(&key(99, 99)).await.unwrap();
         assert_eq!(again, keys[0]);
-        let other = first
-            .get_or_create_key("Refresh_Token_Key", &key(77, 77))
-            .await
-            .unwrap();
-        assert_eq!(other, key(77, 77));
-        assert!(first.get_or_create_key("", &key(1, 1)).await.is_err());
         first.close().await;
         second.close().await;
     })
@@ -469,72 +172,6 @@ fn rotate_if_old(
             None
         }
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn signing_keys_rotate_exactly_once_across_pools() {
-    on_every_backend("signing_keys_rotation", |backend, url| async move {
-        let first = Arc::new(connect(&url).await.unwrap());
-        let second = Arc::new(connect(&url).await.unwrap());
-
-        // First use: the candidate becomes the current key, no previous.
-        let original = key(1, 1_000);
-        let keep = |_: &SigningKeys| None;
-        let keys = first.signing_keys(&original, &keep).await.unwrap();
-        assert_eq!(
-            keys,
-            SigningKeys {
-                current: original.clone(),
-                previous: None
-            }
-        );
-        // Another candidate does not replace it.
-        let keys = second.signing_keys(&key(2, 2_000), &keep).await.unwrap();
-        assert_eq!(keys.current, original);
-
-        let rotations = Arc::new(AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for i in 0..10u8 {
-            let store = Arc::clone(if i % 2 == 0 { &first } else { &second });
-            let decide = rotate_if_old(Arc::clone(&rotations), key(10 + i, 6_000 + i64::from(i)));
-            tasks.push(tokio::spawn(async move {
-                store.signing_keys(&key(50 + i, 0), &decide).await.unwrap()
-            }));
-        }
-        let mut seen = Vec::new();
-        for task in tasks {
-            seen.push(task.await.unwrap());
-        }
-        assert_eq!(rotations.load(Ordering::SeqCst), 1, "{backend}: rotations");
-        let stored = first.signing_keys(&key(3, 3_000), &keep).await.unwrap();
-        assert_eq!(stored.previous.as_ref(), Some(&original));
-        assert!(stored.current.created_at_ms >= 6_000);
-        assert!(
-            seen.iter().all(|k| *k == stored),
-            "{backend}: a caller saw keys other than the committed ones"
-        );
-
-        // A decision without a previous key removes the previous row.
-        let newest = key(9, 9_000);
-        let replace = |_: &SigningKeys| {
-            Some(SigningKeys {
-                current: newest.clone(),
-                previous: None,
-            })
-        };
-        first.signing_keys(&key(4, 0), &replace).await.unwrap();
-        let stored = second.signing_keys(&key(5, 0), &keep).await.unwrap();
-        assert_eq!(
-            stored,
-            SigningKeys {
-                current: newest.clone(),
-                previous: None
-            }
-        );
-        first.close().await;
-        second.close().await;
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -713,10 +350,10 @@ async fn corrupt_rows_are_errors_not_panics() {
         raw(
             &store,
             "INSERT INTO tessera_keys (key_name, key_value, created_at) \
-             VALUES ('broken', '%%% not base64', 0)",
+             VALUES ('refresh_token_key', '%%% not base64', 0)",
         )
         .await;
-        assert!(store.get_or_create_key("broken", &key(1, 1)).await.is_err());
+        assert!(store.refresh_token_key(&key(1, 1)).await.is_err());
         store.close().await;
     })
     .await;

@@ -5,14 +5,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use tessera::{
-    GeneralKind, NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
-    StoreError, StoreResult, StoredKey, UserId, MAX_USER_ID_STORAGE_LEN,
+    GeneralKind, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys,
+    Store, StoreError, StoreResult, StoredKey, UserId, MAX_USER_ID_STORAGE_LEN,
 };
 
 /// Widths the SQL stores' columns impose, checked here too so that a test
 /// that passes on memory does not fail on a database for a too-long value.
 const MAX_HANDLE_LEN: usize = 64;
-const MAX_KEY_NAME_LEN: usize = 128;
 const HASH_LEN: usize = 64;
 
 /// A [`Store`] in the process's memory, shared by its clones (each clone is
@@ -46,7 +45,7 @@ impl std::fmt::Debug for MemoryStore {
 #[derive(Default)]
 struct State {
     sessions: HashMap<String, Row>,
-    keys: HashMap<String, StoredKey>,
+    refresh_key: Option<StoredKey>,
     signing: Option<SigningKeys>,
 }
 
@@ -156,18 +155,18 @@ impl Store for MemoryStore {
 
     async fn compare_and_set_refresh_hash(
         &self,
-        session_handle: &str,
-        expected_hash_2: &str,
-        new_hash_2: &str,
-        new_expires_at_ms: i64,
+        promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        check_hash(new_hash_2)?;
+        check_hash(promotion.new_hash_2)?;
         let mut state = self.lock();
-        match state.sessions.get_mut(session_handle) {
-            Some(r) if r.expires_at_ms > now_ms && r.refresh_token_hash_2 == expected_hash_2 => {
-                r.refresh_token_hash_2 = new_hash_2.to_owned();
-                r.expires_at_ms = new_expires_at_ms;
+        match state.sessions.get_mut(promotion.session_handle) {
+            Some(r)
+                if r.expires_at_ms > now_ms
+                    && r.refresh_token_hash_2 == promotion.expected_hash_2 =>
+            {
+                r.refresh_token_hash_2 = promotion.new_hash_2.to_owned();
+                r.expires_at_ms = promotion.new_expires_at_ms;
                 Ok(true)
             }
             _ => Ok(false),
@@ -265,17 +264,11 @@ impl Store for MemoryStore {
             .count() as u64)
     }
 
-    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey> {
-        if name.is_empty() || name.len() > MAX_KEY_NAME_LEN || name.ends_with(' ') {
-            return Err(invalid(
-                "key name must be 1 to 128 bytes and not end with a space",
-            ));
-        }
+    async fn refresh_token_key(&self, candidate: &StoredKey) -> StoreResult<StoredKey> {
         Ok(self
             .lock()
-            .keys
-            .entry(name.to_owned())
-            .or_insert_with(|| candidate.clone())
+            .refresh_key
+            .get_or_insert_with(|| candidate.clone())
             .clone())
     }
 

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera::{GeneralKind, NewSession, SessionSummary, SigningKeys, Store, StoredKey, UserId};
+use tessera::{
+    GeneralKind, NewSession, Promotion, SessionSummary, SigningKeys, Store, StoredKey, UserId,
+};
 
 /// Two handles on one fresh database.
 pub type Handles = (Arc<dyn Store>, Arc<dyn Store>);
@@ -23,7 +25,7 @@ pub const CASES: &[&str] = &[
     "liveness_and_listings",
     "session_info",
     "delete_expired",
-    "get_or_create_key",
+    "refresh_token_key",
     "signing_keys_rotation",
     "signing_keys_panic",
 ];
@@ -46,7 +48,7 @@ where
             "liveness_and_listings" => liveness_and_listings(handles).await,
             "session_info" => session_info(label, handles).await,
             "delete_expired" => delete_expired(label, handles).await,
-            "get_or_create_key" => get_or_create_key(label, handles).await,
+            "refresh_token_key" => refresh_token_key(label, handles).await,
             "signing_keys_rotation" => signing_keys_rotation(label, handles).await,
             "signing_keys_panic" => signing_keys_panic(label, handles).await,
             other => unreachable!("unknown case {other}"),
@@ -222,11 +224,27 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
 
     // Wrong expected hash, missing row: nothing changes.
     assert!(!store
-        .compare_and_set_refresh_hash("h", &hash('x'), &hash('b'), 5_000, 500)
+        .compare_and_set_refresh_hash(
+            &Promotion {
+                session_handle: "h",
+                expected_hash_2: &hash('x'),
+                new_hash_2: &hash('b'),
+                new_expires_at_ms: 5_000
+            },
+            500,
+        )
         .await
         .unwrap());
     assert!(!store
-        .compare_and_set_refresh_hash("nope", &hash('a'), &hash('b'), 5_000, 500)
+        .compare_and_set_refresh_hash(
+            &Promotion {
+                session_handle: "nope",
+                expected_hash_2: &hash('a'),
+                new_hash_2: &hash('b'),
+                new_expires_at_ms: 5_000
+            },
+            500,
+        )
         .await
         .unwrap());
     let row = store.load_session("h").await.unwrap().unwrap();
@@ -237,11 +255,27 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
 
     // Succeeds once.
     assert!(store
-        .compare_and_set_refresh_hash("h", &hash('a'), &hash('b'), 2_000, 500)
+        .compare_and_set_refresh_hash(
+            &Promotion {
+                session_handle: "h",
+                expected_hash_2: &hash('a'),
+                new_hash_2: &hash('b'),
+                new_expires_at_ms: 2_000
+            },
+            500,
+        )
         .await
         .unwrap());
     assert!(!other
-        .compare_and_set_refresh_hash("h", &hash('a'), &hash('c'), 3_000, 500)
+        .compare_and_set_refresh_hash(
+            &Promotion {
+                session_handle: "h",
+                expected_hash_2: &hash('a'),
+                new_hash_2: &hash('c'),
+                new_expires_at_ms: 3_000
+            },
+            500,
+        )
         .await
         .unwrap());
     let row = other.load_session("h").await.unwrap().unwrap();
@@ -252,13 +286,29 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
 
     // Writing the values the row already has still reports success.
     assert!(store
-        .compare_and_set_refresh_hash("h", &hash('b'), &hash('b'), 2_000, 500)
+        .compare_and_set_refresh_hash(
+            &Promotion {
+                session_handle: "h",
+                expected_hash_2: &hash('b'),
+                new_hash_2: &hash('b'),
+                new_expires_at_ms: 2_000
+            },
+            500,
+        )
         .await
         .unwrap());
 
     // Expired (expires_at <= now): refused, unchanged.
     assert!(!store
-        .compare_and_set_refresh_hash("h", &hash('b'), &hash('c'), 9_000, 2_000)
+        .compare_and_set_refresh_hash(
+            &Promotion {
+                session_handle: "h",
+                expected_hash_2: &hash('b'),
+                new_hash_2: &hash('c'),
+                new_expires_at_ms: 9_000
+            },
+            2_000,
+        )
         .await
         .unwrap());
     let row = store.load_session("h").await.unwrap().unwrap();
@@ -274,9 +324,17 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
         let s = Arc::clone(if i % 2 == 0 { &store } else { &other });
         tasks.push(tokio::spawn(async move {
             let new = hash(char::from(b'c' + i));
-            s.compare_and_set_refresh_hash("h", &hash('b'), &new, 3_000, 500)
-                .await
-                .unwrap()
+            s.compare_and_set_refresh_hash(
+                &Promotion {
+                    session_handle: "h",
+                    expected_hash_2: &hash('b'),
+                    new_hash_2: &new,
+                    new_expires_at_ms: 3_000,
+                },
+                500,
+            )
+            .await
+            .unwrap()
         }));
     }
     let mut wins = 0;
@@ -396,13 +454,13 @@ async fn delete_expired(label: &str, (store, other): Handles) {
     assert_eq!(left, ["live0", "live1", "live2", "live3", "live4"]);
 }
 
-async fn get_or_create_key(label: &str, (first, second): Handles) {
+async fn refresh_token_key(label: &str, (first, second): Handles) {
     let mut tasks = Vec::new();
     for i in 0..10u8 {
         let store = Arc::clone(if i % 2 == 0 { &first } else { &second });
         tasks.push(tokio::spawn(async move {
             store
-                .get_or_create_key("refresh_token_key", &key(i, i64::from(i)))
+                .refresh_token_key(&key(i, i64::from(i)))
                 .await
                 .unwrap()
         }));
@@ -416,19 +474,21 @@ async fn get_or_create_key(label: &str, (first, second): Handles) {
         "{label}: callers disagree"
     );
     assert!((0..10).any(|i| keys[0] == key(i, i64::from(i))));
-    // Later callers keep getting it; other names are independent and
-    // case-sensitive.
-    let again = first
-        .get_or_create_key("refresh_token_key", &key(99, 99))
+    // Later callers keep getting it, from either handle, whatever their
+    // candidate.
+    for s in [&first, &second] {
+        assert_eq!(s.refresh_token_key(&key(99, 99)).await.unwrap(), keys[0]);
+    }
+    // It is independent of the signing keys.
+    let signing = first
+        .signing_keys(&key(42, 42), &|_: &SigningKeys| None)
         .await
         .unwrap();
-    assert_eq!(again, keys[0]);
-    let other = first
-        .get_or_create_key("Refresh_Token_Key", &key(77, 77))
-        .await
-        .unwrap();
-    assert_eq!(other, key(77, 77));
-    assert!(first.get_or_create_key("", &key(1, 1)).await.is_err());
+    assert_eq!(signing.current, key(42, 42));
+    assert_eq!(
+        first.refresh_token_key(&key(98, 98)).await.unwrap(),
+        keys[0]
+    );
 }
 
 /// Rotates when the current key is older than 5 000 ms; counts decisions to

@@ -47,7 +47,7 @@ use crate::http_io::{
 };
 use crate::manager::SessionManager;
 use crate::store::{
-    NewSession, SessionRow, SessionSummary, SigningKeys, Store, StoreResult, StoredKey,
+    NewSession, Promotion, SessionRow, SessionSummary, SigningKeys, Store, StoreResult, StoredKey,
 };
 use crate::tokens::{
     open_refresh_token, seal_refresh_token, sign_access_token, ClaimsIn, ClaimsOut, RefreshKey,
@@ -107,15 +107,12 @@ impl Store for FixedStore {
     }
     async fn compare_and_set_refresh_hash(
         &self,
-        handle: &str,
-        expected_hash_2: &str,
-        _new_hash_2: &str,
-        _new_expires_at_ms: i64,
+        promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        Ok(handle == ROW_HANDLE
+        Ok(promotion.session_handle == ROW_HANDLE
             && ROW_EXPIRES_MS > now_ms
-            && expected_hash_2 == row().refresh_token_hash_2)
+            && promotion.expected_hash_2 == row().refresh_token_hash_2)
     }
     async fn delete_session(&self, handle: &str) -> StoreResult<bool> {
         Ok(handle == ROW_HANDLE)
@@ -141,7 +138,7 @@ impl Store for FixedStore {
     async fn count_expired_sessions(&self, _: i64) -> StoreResult<u64> {
         Ok(0)
     }
-    async fn get_or_create_key(&self, _: &str, _: &StoredKey) -> StoreResult<StoredKey> {
+    async fn refresh_token_key(&self, _: &StoredKey) -> StoreResult<StoredKey> {
         Ok(StoredKey {
             value: REFRESH_KEY.to_vec(),
             created_at_ms: 0,

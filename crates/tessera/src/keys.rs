@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, SigningKeyFn, SigningKeySource};
 use crate::crypto::random_array;
 use crate::error::{Error, Result};
-use crate::store::{SigningKeys, Store, StoredKey, REFRESH_TOKEN_KEY_NAME};
+use crate::store::{SigningKeys, Store, StoredKey};
 use crate::tokens::{RefreshKey, SigningKey, MIN_SIGNING_KEY_LEN};
 
 /// How long a loaded key set is trusted before the database is asked again.
@@ -116,9 +116,7 @@ impl KeyManager {
         if let SigningKeySource::Function(f) = &config.signing_key {
             call_user_fn(f)?;
         }
-        let refresh = store
-            .get_or_create_key(REFRESH_TOKEN_KEY_NAME, &new_key(now)?)
-            .await?;
+        let refresh = store.refresh_token_key(&new_key(now)?).await?;
         let refresh_key = RefreshKey::new(&refresh.value).ok_or_else(bad_key)?;
         let (ring, _) = Self::fetch(
             &*store,

@@ -103,7 +103,7 @@ pub use keys::KEY_RECHECK_INTERVAL;
 pub use manager::{set_headers_for_options_api, SessionManager};
 pub use session::Session;
 pub use store::{
-    NewSession, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store, StoreError,
-    StoreResult, StoredKey, REFRESH_TOKEN_KEY_NAME,
+    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
+    StoreError, StoreResult, StoredKey, REFRESH_TOKEN_KEY_NAME,
 };
 pub use user_id::{UserId, MAX_USER_ID_STORAGE_LEN};

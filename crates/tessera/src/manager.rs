@@ -13,7 +13,7 @@ use crate::http_io::{
 };
 use crate::keys::{KeyManager, KeyRing};
 use crate::session::Session;
-use crate::store::{NewSession, SessionSummary, Store};
+use crate::store::{NewSession, Promotion, SessionSummary, Store};
 use crate::tokens::{
     decode_claims, header_kid, open_refresh_token, parse_claims, seal_refresh_token,
     sign_access_token, signature_valid, split_token, ClaimsIn, ClaimsOut, SigningKey, SplitToken,
@@ -450,10 +450,12 @@ impl SessionManager {
             .inner
             .store
             .compare_and_set_refresh_hash(
-                claims.sh,
-                &h(prt),
-                &rt_hash_2,
-                now.saturating_add(secs_to_ms(cfg.refresh_token_validity)),
+                &Promotion {
+                    session_handle: claims.sh,
+                    expected_hash_2: &h(prt),
+                    new_hash_2: &rt_hash_2,
+                    new_expires_at_ms: now.saturating_add(secs_to_ms(cfg.refresh_token_validity)),
+                },
                 now,
             )
             .await?;
@@ -592,10 +594,12 @@ impl SessionManager {
                 expires_at = now.saturating_add(secs_to_ms(cfg.refresh_token_validity));
                 if !store
                     .compare_and_set_refresh_hash(
-                        handle,
-                        &row.refresh_token_hash_2,
-                        &r_hash_2,
-                        expires_at,
+                        &Promotion {
+                            session_handle: handle,
+                            expected_hash_2: &row.refresh_token_hash_2,
+                            new_hash_2: &r_hash_2,
+                            new_expires_at_ms: expires_at,
+                        },
                         now,
                     )
                     .await?

@@ -177,8 +177,36 @@ pub struct SigningKeys {
 /// database holds, returns `Some(new keys)` to write them, `None` to keep them.
 pub type RotationDecision<'a> = &'a (dyn Fn(&SigningKeys) -> Option<SigningKeys> + Send + Sync);
 
-/// Name of the refresh-token sealing key in [`Store::get_or_create_key`].
+/// Row name (`tessera_keys.key_name`) of the refresh-token sealing key that
+/// [`Store::refresh_token_key`] keeps. The Django package reads the same row.
 pub const REFRESH_TOKEN_KEY_NAME: &str = "refresh_token_key";
+
+/// A refresh-token promotion, the argument of
+/// [`Store::compare_and_set_refresh_hash`]. Named fields rather than
+/// positional arguments: the expected and the new `H2` are both 64 hex
+/// characters and would still compile if swapped. Borrows everything, so
+/// building one allocates nothing. `Debug` shows the handle and the expiry,
+/// never the hashes.
+#[derive(Clone, Copy)]
+pub struct Promotion<'a> {
+    /// The session whose row changes.
+    pub session_handle: &'a str,
+    /// `H2` the row must hold for the promotion to happen.
+    pub expected_hash_2: &'a str,
+    /// `H2` of the refresh token that becomes the committed one.
+    pub new_hash_2: &'a str,
+    /// The row's new refresh expiry, milliseconds since the Unix epoch.
+    pub new_expires_at_ms: i64,
+}
+
+impl fmt::Debug for Promotion<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Promotion")
+            .field("session_handle", &self.session_handle)
+            .field("new_expires_at_ms", &self.new_expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Where sessions and keys live. One implementation per database; see the
 /// `tessera-sqlx` crate. Every method must be atomic and must not leave
@@ -194,16 +222,14 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a row exists with `expires_at_ms > now_ms` (blacklisting).
     async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool>;
 
-    /// Atomically: if the row exists, has `expires_at_ms > now_ms` and its
-    /// `refresh_token_hash_2` equals `expected_hash_2`, set it to `new_hash_2`
-    /// and `expires_at_ms` to `new_expires_at_ms` and return `true`; otherwise
-    /// change nothing and return `false`.
+    /// Atomically: if the row of `promotion.session_handle` exists, has
+    /// `expires_at_ms > now_ms` and its `refresh_token_hash_2` equals
+    /// `promotion.expected_hash_2`, set it to `promotion.new_hash_2` and
+    /// `expires_at_ms` to `promotion.new_expires_at_ms` and return `true`;
+    /// otherwise change nothing and return `false`.
     async fn compare_and_set_refresh_hash(
         &self,
-        session_handle: &str,
-        expected_hash_2: &str,
-        new_hash_2: &str,
-        new_expires_at_ms: i64,
+        promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool>;
 
@@ -248,9 +274,10 @@ pub trait Store: Send + Sync + 'static {
     /// Number of rows with `expires_at_ms <= now_ms` (progress reporting).
     async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64>;
 
-    /// Returns the key stored under `name`, first storing `candidate` if no
-    /// key has that name. Concurrent callers all get the same key.
-    async fn get_or_create_key(&self, name: &str, candidate: &StoredKey) -> StoreResult<StoredKey>;
+    /// The refresh-token sealing key (the row [`REFRESH_TOKEN_KEY_NAME`]),
+    /// first storing `candidate` if there is none. Concurrent callers all get
+    /// the same key.
+    async fn refresh_token_key(&self, candidate: &StoredKey) -> StoreResult<StoredKey>;
 
     /// The access-token signing keys, read under a row lock. If none are
     /// stored, `candidate` becomes the current key (concurrent callers agree
