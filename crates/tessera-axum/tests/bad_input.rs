@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use common::{Browser, Harness};
 use http::{HeaderValue, Request, StatusCode};
+use tessera_testkit::forge;
 use tower::ServiceExt;
 
 async fn call(
@@ -33,31 +34,6 @@ async fn call(
         .await
         .unwrap();
     (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// A three-part token with the given pieces.
-fn jwt(header: &str, claims: &str, sig: &str) -> String {
-    use base64_like::encode;
-    format!("{}.{}.{}", encode(header), encode(claims), sig)
-}
-
-/// Just enough base64url for hand-made tokens (no extra dev-dependency).
-mod base64_like {
-    pub(super) fn encode(s: &str) -> String {
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let b = s.as_bytes();
-        let mut out = String::new();
-        for chunk in b.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));
-            for i in 0..=chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        out
-    }
 }
 
 #[tokio::test]
@@ -113,7 +89,7 @@ async fn malformed_cookies_are_session_expired_never_500() {
             "alg none",
             vec![format!(
                 "sIdRefreshToken={idr}; sAccessToken={}",
-                jwt(
+                forge::token(
                     r#"{"alg":"none","typ":"JWT"}"#,
                     r#"{"sh":"x","uid":"zed","exp":99999999999}"#,
                     ""
@@ -125,7 +101,7 @@ async fn malformed_cookies_are_session_expired_never_500() {
             "hs512 header",
             vec![format!(
                 "sIdRefreshToken={idr}; sAccessToken={}",
-                jwt(r#"{"alg":"HS512","typ":"JWT"}"#, "{}", "AAAA")
+                forge::token(r#"{"alg":"HS512","typ":"JWT"}"#, "{}", "AAAA")
             )
             .into_bytes()],
         ),

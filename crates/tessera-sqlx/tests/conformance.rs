@@ -17,6 +17,7 @@ use tessera::{
     ConfigBuilder, Error, SigningKeySource, UserId, ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE,
     REFRESH_TOKEN_COOKIE,
 };
+use tessera_testkit::forge::b64;
 
 mod support;
 use support::*;
@@ -571,10 +572,6 @@ async fn bad_input_table(h: Harness) {
     let refresh_tok = b.cookie(REFRESH_TOKEN_COOKIE).unwrap().to_owned();
     let csrf = b.anti_csrf.clone().unwrap();
     let parts: Vec<&str> = access.split('.').collect();
-    let b64 = |s: &str| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
-    };
     let mut tampered_payload = parts[1].to_owned().into_bytes();
     tampered_payload[5] ^= 1;
     let tampered_payload = String::from_utf8(tampered_payload).unwrap();

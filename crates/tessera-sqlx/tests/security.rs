@@ -14,15 +14,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use tessera::{
     Config, ConfigBuilder, CookieNamePrefix, Error, SameSite, SessionManager, SigningKeySource,
     UserId,
 };
 use tessera_sqlx::SqlStore;
+use tessera_testkit::forge::{self, b64, claims_text, segments};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 mod support;
@@ -238,31 +237,9 @@ fn known_key() -> SigningKeySource {
     SigningKeySource::Function(Arc::new(|| Ok(KEY.to_vec())))
 }
 
-fn b64(x: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(x)
-}
-
-fn hmac(key: &[u8], input: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
-    mac.update(input);
-    mac.finalize().into_bytes().to_vec()
-}
-
 /// `header.claims.HMAC` under the known key.
 fn forge(header_b64: &str, claims_b64: &str) -> String {
-    let input = format!("{header_b64}.{claims_b64}");
-    let sig = b64(&hmac(&KEY, input.as_bytes()));
-    format!("{input}.{sig}")
-}
-
-fn segments(token: &str) -> (String, String, String) {
-    let v: Vec<&str> = token.split('.').collect();
-    assert_eq!(v.len(), 3);
-    (v[0].to_owned(), v[1].to_owned(), v[2].to_owned())
-}
-
-fn claims_text(token: &str) -> String {
-    String::from_utf8(URL_SAFE_NO_PAD.decode(segments(token).1).unwrap()).unwrap()
+    forge::sign(&KEY, header_b64, claims_b64)
 }
 
 // ---------------------------------------------------------------------------
@@ -396,21 +373,16 @@ async fn item1_algorithm_fixed_by_key_and_kid_untrusted(h: H) {
         .unwrap();
     // Each variant changes one thing in the real header's text, so each
     // rejection is due to that one change.
-    let hdr = String::from_utf8(URL_SAFE_NO_PAD.decode(&header).unwrap()).unwrap();
+    let hdr = forge::decode_text(&header);
     let hv: Value = serde_json::from_str(&hdr).unwrap();
     assert_eq!(hv["alg"], "HS256");
     let kid = hv["kid"].as_str().unwrap().to_owned();
     assert!(hdr.ends_with('}'));
-    let with_field = |f: &str| b64(format!("{},{f}}}", &hdr[..hdr.len() - 1]).as_bytes());
-    let replaced = |from: &str, to: &str| {
-        assert!(hdr.contains(from));
-        b64(hdr.replace(from, to).as_bytes())
-    };
     let mut forged: Vec<(String, String)> = Vec::new();
     for alg in [
         "none", "None", "NONE", "HS384", "HS512", "RS256", "ES256", "PS256", "hs256", "",
     ] {
-        let hd = replaced("\"HS256\"", &format!("\"{alg}\""));
+        let hd = forge::replace_header_field(&header, "alg", alg);
         forged.push((format!("alg {alg:?} signed"), forge(&hd, &claims)));
         forged.push((
             format!("alg {alg:?} empty signature"),
@@ -429,7 +401,7 @@ async fn item1_algorithm_fixed_by_key_and_kid_untrusted(h: H) {
     ] {
         forged.push((
             format!("header field {field}"),
-            forge(&with_field(&field), &claims),
+            forge(&forge::add_header_field(&header, &field), &claims),
         ));
     }
     // The header of the real key with an empty signature.
@@ -444,12 +416,12 @@ async fn item1_algorithm_fixed_by_key_and_kid_untrusted(h: H) {
     ] {
         forged.push((
             format!("kid of {} chars", k.len()),
-            forge(&replaced(&kid, &k), &claims),
+            forge(&forge::replace_header_field(&header, "kid", &k), &claims),
         ));
     }
     forged.push((
         "no kid".into(),
-        forge(&replaced(&format!(r#","kid":"{kid}""#), ""), &claims),
+        forge(&forge::remove_header_field(&header, "kid"), &claims),
     ));
     for (what, t) in &forged {
         assert_try_refresh(verify_with_access(&m, &b, t).await, what);
@@ -462,10 +434,9 @@ async fn item1_algorithm_fixed_by_key_and_kid_untrusted(h: H) {
     verify(&md, &mut bd).await.unwrap();
     let td = access(&bd, &md);
     let (hd, cd, _) = segments(&td);
-    let hdt = String::from_utf8(URL_SAFE_NO_PAD.decode(&hd).unwrap()).unwrap();
     let sig = segments(&td).2;
     for alg in ["none", "HS512", "RS256"] {
-        let h2 = b64(hdt.replace("HS256", alg).as_bytes());
+        let h2 = forge::replace_header_field(&hd, "alg", alg);
         assert_try_refresh(
             verify_with_access(&md, &bd, &format!("{h2}.{cd}.")).await,
             alg,
@@ -475,12 +446,8 @@ async fn item1_algorithm_fixed_by_key_and_kid_untrusted(h: H) {
             alg,
         );
     }
-    let dkid = serde_json::from_str::<Value>(&hdt).unwrap()["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     for k in ["ffffffffffffffff".to_owned(), "b".repeat(5000)] {
-        let h2 = b64(hdt.replace(&dkid, &k).as_bytes());
+        let h2 = forge::replace_header_field(&hd, "kid", &k);
         assert_try_refresh(
             verify_with_access(&md, &bd, &format!("{h2}.{cd}.{sig}")).await,
             "foreign kid",
@@ -1732,14 +1699,9 @@ async fn review_unknown_kid_during_an_outage_is_try_refresh(h: H) {
     let mut b = login(&m, "outage", json!(null), json!(null)).await;
     verify(&m, &mut b).await.unwrap();
     let (header, claims, sig) = segments(&access(&b, &m));
-    let hdr = String::from_utf8(URL_SAFE_NO_PAD.decode(&header).unwrap()).unwrap();
-    let kid = serde_json::from_str::<Value>(&hdr).unwrap()["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     // Well formed, naming a key this instance does not know (as a token
     // signed by another instance after a rotation would).
-    let unknown = b64(hdr.replace(&kid, "0123456789abcdef").as_bytes());
+    let unknown = forge::replace_header_field(&header, "kid", "0123456789abcdef");
     let token = format!("{unknown}.{claims}.{sig}");
     store.close().await;
     // The key reload this triggers fails: the token is one to refresh, not

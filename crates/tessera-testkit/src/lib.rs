@@ -8,7 +8,16 @@
 //!   [`tessera::Store`] as tests, run by every store implementation (this
 //!   crate's tests for [`MemoryStore`], `tessera-sqlx`'s for SQLite,
 //!   PostgreSQL and MySQL/MariaDB).
+//! - [`jar`], the test client's cookie jar: takes in a response's headers
+//!   and gives the request's (the protocol tests call `SessionManager` with
+//!   them; the HTTP tests of `tessera-axum` and `tessera-demo` wrap it with
+//!   their client).
+//! - [`forge`], tokens taken apart and made by hand: segments, header and
+//!   claims decoded and encoded, signed with a known HMAC-SHA256 key, one
+//!   header field changed.
 
+pub mod forge;
+pub mod jar;
 mod memory;
 pub mod store_suite;
 

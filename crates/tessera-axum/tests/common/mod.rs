@@ -2,7 +2,6 @@
 //! client, shared by the HTTP tests.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,11 +9,12 @@ use std::time::Duration;
 use axum::extract::Query;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
+use http::header::HeaderMap;
 use serde_json::{json, Value};
 use tessera::{Config, ConfigBuilder, ManualClock, SessionManager, UserId};
 use tessera_axum::{AntiCsrf, Error, Session, Tessera, TesseraLayer};
 use tessera_sqlx::testing::{fresh_url, Backend};
+use tessera_testkit::jar::{self, CookieJar};
 
 pub const START_MS: i64 = 1_800_000_000_000;
 
@@ -142,12 +142,23 @@ pub fn app(manager: &SessionManager) -> Router {
         .layer(TesseraLayer::new(manager.clone()))
 }
 
-/// Keeps what a browser keeps: cookies and the anti-CSRF token.
+/// Keeps what a browser keeps (the testkit's cookie jar, which it derefs
+/// to: cookies, the anti-CSRF token, the id-refresh-token header) and
+/// sends requests with it over real HTTP.
 #[derive(Clone, Default, Debug)]
-pub struct Browser {
-    pub cookies: BTreeMap<String, String>,
-    pub anti_csrf: Option<String>,
-    pub id_refresh_header: Option<String>,
+pub struct Browser(pub CookieJar);
+
+impl std::ops::Deref for Browser {
+    type Target = CookieJar;
+    fn deref(&self) -> &CookieJar {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Browser {
+    fn deref_mut(&mut self) -> &mut CookieJar {
+        &mut self.0
+    }
 }
 
 pub struct Reply {
@@ -161,74 +172,15 @@ impl Reply {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
     pub fn set_cookie_names(&self) -> Vec<String> {
-        self.headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|s| s.split('=').next().map(str::to_owned))
-            .collect()
+        jar::set_cookie_names(&self.headers)
     }
     /// True if the response clears all three cookies.
     pub fn clears_cookies(&self) -> bool {
-        let cleared: Vec<_> = self
-            .headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter(|s| s.contains("=; Expires=Thu, 01 Jan 1970"))
-            .collect();
-        cleared.len() == 3
-            && self.headers.get("id-refresh-token").map(|v| v.as_bytes()) == Some(b"remove")
+        jar::clears_session(&self.headers)
     }
 }
 
 impl Browser {
-    pub fn absorb(&mut self, headers: &HeaderMap) {
-        for v in headers.get_all(SET_COOKIE) {
-            let s = v.to_str().expect("ascii set-cookie");
-            let pair = s.split(';').next().unwrap_or_default();
-            let (name, value) = pair.split_once('=').expect("name=value");
-            if value.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        if let Some(t) = headers.get("anti-csrf").and_then(|v| v.to_str().ok()) {
-            self.anti_csrf = Some(t.to_owned());
-        }
-        if let Some(t) = headers
-            .get("id-refresh-token")
-            .and_then(|v| v.to_str().ok())
-        {
-            self.id_refresh_header = Some(t.to_owned());
-        }
-    }
-
-    pub fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    pub fn headers(&self, with_csrf: bool) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        if !self.cookies.is_empty() {
-            h.insert(
-                COOKIE,
-                HeaderValue::from_str(&self.cookie_header()).unwrap(),
-            );
-        }
-        if with_csrf {
-            if let Some(t) = &self.anti_csrf {
-                h.insert("anti-csrf", HeaderValue::from_str(t).unwrap());
-            }
-        }
-        h
-    }
-
     /// Sends a request over real HTTP and keeps the cookies it sets.
     pub async fn send(
         &mut self,
@@ -241,7 +193,7 @@ impl Browser {
         let client = reqwest::Client::new();
         let mut req = client
             .request(method.parse().unwrap(), format!("http://{addr}{path}"))
-            .headers(self.headers(with_csrf));
+            .headers(self.request_headers(with_csrf));
         if let Some(b) = body {
             req = req
                 .header("content-type", "application/json")

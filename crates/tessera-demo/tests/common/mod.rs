@@ -2,13 +2,13 @@
 //! the anti-CSRF token as a browser would.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tessera_testkit::jar::{self, CookieJar};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera-demo");
 
@@ -137,17 +137,35 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A browser: the testkit's cookie jar (which it derefs to: cookies, the
+/// anti-CSRF token) and requests to the demo over real HTTP.
 #[derive(Clone, Default, Debug)]
-pub struct Browser {
-    pub cookies: BTreeMap<String, String>,
-    pub anti_csrf: Option<String>,
+pub struct Browser(pub CookieJar);
+
+impl std::ops::Deref for Browser {
+    type Target = CookieJar;
+    fn deref(&self) -> &CookieJar {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Browser {
+    fn deref_mut(&mut self) -> &mut CookieJar {
+        &mut self.0
+    }
 }
 
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// The names of the cookies the response set or cleared, in order.
     pub set_cookies: Vec<String>,
 }
+
+/// A request that did not complete: the connection failed or was cut before
+/// the whole response arrived (what a client sees when the server dies).
+#[derive(Debug)]
+pub struct NotAcknowledged(pub String);
 
 impl Browser {
     pub async fn send(
@@ -158,41 +176,18 @@ impl Browser {
         body: Option<Value>,
     ) -> Reply {
         let client = reqwest::Client::new();
-        let req = self.request(&client, base, method, path, body);
+        let req = self.request_to(&client, base, method, path, body);
         let res = req.send().await.expect("request");
         let status = res.status().as_u16();
-        let mut set_cookies = Vec::new();
-        for v in res.headers().get_all("set-cookie") {
-            let s = v.to_str().unwrap();
-            let (name, value) = s.split(';').next().unwrap().split_once('=').unwrap();
-            set_cookies.push(name.to_owned());
-            if value.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        if let Some(t) = res.headers().get("anti-csrf") {
-            self.anti_csrf = Some(t.to_str().unwrap().to_owned());
-        }
+        let headers = res.headers().clone();
+        self.absorb(&headers);
         let text = res.text().await.unwrap();
-        Reply {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            set_cookies,
-        }
+        reply(status, &headers, text)
     }
-}
 
-/// A request that did not complete: the connection failed or was cut before
-/// the whole response arrived (what a client sees when the server dies).
-#[derive(Debug)]
-pub struct NotAcknowledged(pub String);
-
-impl Browser {
     /// The request a browser would send: its cookies, the anti-CSRF header
     /// on anything but GET, and a JSON body.
-    fn request(
+    fn request_to(
         &self,
         client: &reqwest::Client,
         base: &str,
@@ -200,20 +195,9 @@ impl Browser {
         path: &str,
         body: Option<Value>,
     ) -> reqwest::RequestBuilder {
-        let mut req = client.request(method.parse().unwrap(), format!("{base}{path}"));
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req = req.header("cookie", c.join("; "));
-        }
-        if method != "GET" {
-            if let Some(t) = &self.anti_csrf {
-                req = req.header("anti-csrf", t);
-            }
-        }
+        let mut req = client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .headers(self.request_headers(method != "GET"));
         if let Some(b) = body {
             req = req
                 .header("content-type", "application/json")
@@ -235,43 +219,27 @@ impl Browser {
         path: &str,
         body: Option<Value>,
     ) -> Result<Reply, NotAcknowledged> {
-        let req = self.request(client, base, method, path, body);
+        let req = self.request_to(client, base, method, path, body);
         let res = req
             .send()
             .await
             .map_err(|e| NotAcknowledged(format!("{method} {path}: {e}")))?;
         let status = res.status().as_u16();
-        let mut cookie_changes = Vec::new();
-        for v in res.headers().get_all("set-cookie") {
-            let s = v.to_str().unwrap();
-            let (name, value) = s.split(';').next().unwrap().split_once('=').unwrap();
-            cookie_changes.push((name.to_owned(), value.to_owned()));
-        }
-        let anti_csrf = res
-            .headers()
-            .get("anti-csrf")
-            .map(|t| t.to_str().unwrap().to_owned());
+        let headers = res.headers().clone();
         let text = res
             .text()
             .await
             .map_err(|e| NotAcknowledged(format!("{method} {path}: body: {e}")))?;
-        let mut set_cookies = Vec::new();
-        for (name, value) in cookie_changes {
-            if value.is_empty() {
-                self.cookies.remove(&name);
-            } else {
-                self.cookies.insert(name.clone(), value);
-            }
-            set_cookies.push(name);
-        }
-        if anti_csrf.is_some() {
-            self.anti_csrf = anti_csrf;
-        }
-        Ok(Reply {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            set_cookies,
-        })
+        self.absorb(&headers);
+        Ok(reply(status, &headers, text))
+    }
+}
+
+fn reply(status: u16, headers: &http::HeaderMap, text: String) -> Reply {
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        set_cookies: jar::set_cookie_names(headers),
     }
 }
 

@@ -1,13 +1,13 @@
 //! The harness shared by the protocol test files (conformance, races,
 //! properties, security; faults uses the browser): a fresh database per test
 //! on each backend, a manual clock, and a minimal browser that keeps cookies
-//! and the anti-CSRF token.
+//! and the anti-CSRF token (the cookie jar of `tessera-testkit`).
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
+use http::header::HeaderMap;
 use serde_json::{json, Value};
 use tessera::{Config, ConfigBuilder, Error, ManualClock, SessionManager, UserId};
 pub use tessera_sqlx::testing::fresh_url;
@@ -141,76 +141,9 @@ impl Drop for Harness {
     }
 }
 
-/// A minimal browser: keeps the cookies and the anti-CSRF token the server
-/// sent, and sends them back.
-#[derive(Clone, Default, Debug)]
-pub struct Browser {
-    pub cookies: Vec<(String, String)>,
-    pub anti_csrf: Option<String>,
-    /// Every token value the server ever handed this browser (cookie values,
-    /// the anti-CSRF and id-refresh-token headers).
-    pub seen: Vec<String>,
-}
-
-impl Browser {
-    /// Applies a response; returns whether it set a new access token (under
-    /// the default cookie name).
-    pub fn absorb(&mut self, response: &HeaderMap) -> bool {
-        let mut new_access = false;
-        for v in response.get_all(SET_COOKIE) {
-            let s = v.to_str().unwrap();
-            let (pair, attrs) = s.split_once(';').unwrap_or((s, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            let (name, value) = (name.trim(), value.trim());
-            self.cookies.retain(|(n, _)| n != name);
-            if !value.is_empty() && !attrs.contains("1970") {
-                new_access |= name == tessera::ACCESS_TOKEN_COOKIE;
-                self.seen.push(value.to_owned());
-                self.cookies.push((name.to_owned(), value.to_owned()));
-            }
-        }
-        if let Some(c) = response.get("anti-csrf") {
-            let c = c.to_str().unwrap().to_owned();
-            self.seen.push(c.clone());
-            self.anti_csrf = Some(c);
-        }
-        if let Some(v) = response.get("id-refresh-token") {
-            let v = v.to_str().unwrap();
-            if v != "remove" {
-                self.seen.push(v.split(';').next().unwrap().to_owned());
-            }
-        }
-        new_access
-    }
-
-    pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn set(&mut self, name: &str, value: &str) {
-        self.cookies.retain(|(n, _)| n != name);
-        self.cookies.push((name.to_owned(), value.to_owned()));
-    }
-
-    pub fn request(&self) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect();
-            h.insert(COOKIE, HeaderValue::from_str(&c.join("; ")).unwrap());
-        }
-        if let Some(t) = &self.anti_csrf {
-            h.insert("anti-csrf", HeaderValue::from_str(t).unwrap());
-        }
-        h
-    }
-}
+/// A minimal browser: the testkit's cookie jar (keeps the cookies and the
+/// anti-CSRF token the server sent, and every token it handed out).
+pub use tessera_testkit::jar::CookieJar as Browser;
 
 pub async fn login(m: &SessionManager, uid: impl Into<UserId>, payload: Value) -> Browser {
     let mut resp = HeaderMap::new();
@@ -236,15 +169,10 @@ pub async fn refresh(m: &SessionManager, b: &mut Browser) -> Result<tessera::Ses
     r
 }
 
-pub fn is_cleared(resp: &HeaderMap) -> bool {
-    let cleared: Vec<_> = resp
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .filter(|s| s.contains("=; Expires=Thu, 01 Jan 1970"))
-        .collect();
-    cleared.len() == 3 && resp.get("id-refresh-token").is_some_and(|v| v == "remove")
-}
+/// Whether a response clears the session (three emptied cookies and
+/// `id-refresh-token: remove`). Not every test file uses it.
+#[allow(unused_imports)]
+pub use tessera_testkit::jar::clears_session as is_cleared;
 
 #[track_caller]
 pub fn assert_try_refresh<T: std::fmt::Debug>(r: Result<T, Error>) {
