@@ -8,7 +8,10 @@
 //!   [`tessera::Store`] as tests, run by every store implementation (this
 //!   crate's tests for [`MemoryStore`], `tessera-sqlx`'s for SQLite,
 //!   PostgreSQL and MySQL/MariaDB).
+//! - [`fuzzing`], the fuzz fixture: the entry points that the cargo-fuzz
+//!   targets in `fuzz/` call, the oracles they check, and the seed corpus.
 
+pub mod fuzzing;
 mod memory;
 pub mod store_suite;
 

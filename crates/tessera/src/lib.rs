@@ -74,9 +74,6 @@ mod clock;
 mod config;
 mod crypto;
 mod error;
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing;
 mod http_io;
 mod keys;
 mod manager;
