@@ -31,7 +31,7 @@
 //! The core's items that the oracles need and that are not public API come
 //! from its hidden `tessera::__internals` module.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -131,10 +131,13 @@ impl RequestSource for RawRequest<'_> {
 struct Harness {
     rt: tokio::runtime::Runtime,
     manager: SessionManager,
-    /// The manager's store (a clone shares its state), for [`Harness::reset`].
+    /// The manager's store (a clone shares its state), for [`Harness::begin`].
     store: MemoryStore,
-    /// The one session row, as [`Harness::reset`] puts it back.
+    /// The one session row, as [`Harness::begin`] puts it back.
     row: SessionRow,
+    /// Held for the whole of a check, so that checks on several threads (the
+    /// unit tests) do not see each other's writes.
+    serial: Mutex<()>,
     /// `(raw key, header segment)`: current, previous.
     keys: [([u8; 32], String); 2],
     current: SigningKey,
@@ -197,6 +200,7 @@ impl Harness {
             manager,
             store,
             row: row(),
+            serial: Mutex::new(()),
             keys: [
                 (CURRENT_KEY, header(&CURRENT_KEY)),
                 (PREVIOUS_KEY, header(&PREVIOUS_KEY)),
@@ -212,14 +216,15 @@ impl Harness {
             independent_open(sealed.as_bytes()).is_some(),
             "the harness's REFRESH_AAD no longer matches the refresh-token module"
         );
-        h.reset();
         h
     }
 
-    /// Puts the store back to its one session row, as the previous input may
-    /// have rewritten (a refresh, a promotion) or deleted (a theft) it. The
-    /// keys are never written after start-up.
-    fn reset(&self) {
+    /// Starts a check: takes the fixture for it and puts the store back to
+    /// its one session row, as the previous input may have rewritten (a
+    /// refresh, a promotion) or deleted (a theft) it. The keys are never
+    /// written after start-up.
+    fn begin(&self) -> MutexGuard<'_, ()> {
+        let guard = self.serial.lock().unwrap_or_else(|e| e.into_inner());
         let row = &self.row;
         self.block_on(async {
             self.store
@@ -239,6 +244,7 @@ impl Harness {
                 .await
                 .expect("insert");
         });
+        guard
     }
 
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -363,7 +369,7 @@ fn expected_access(h: &Harness, token: &[u8]) -> Expected {
 
 /// Runs `get_session` (no CSRF check) on `token`; returns whether it passed.
 fn check_access_token(h: &Harness, token: &[u8]) -> bool {
-    h.reset();
+    let _fixture = h.begin();
     let request = RawRequest {
         access: Some(token),
         id_refresh: Some(b"1"),
@@ -416,7 +422,7 @@ pub fn anti_csrf(data: &[u8]) {
 }
 
 fn check_anti_csrf(h: &Harness, data: &[u8]) -> Option<bool> {
-    h.reset();
+    let _fixture = h.begin();
     let (&flags, rest) = data.split_first()?;
     let (claim, header) = match rest.iter().position(|&b| b == 0) {
         Some(i) => (&rest[..i], &rest[i + 1..]),
@@ -538,7 +544,7 @@ fn independent_open(token: &[u8]) -> Option<Vec<u8>> {
 
 /// Opens `token` and runs the refresh API on it; returns whether it opened.
 fn check_refresh_token(h: &Harness, token: &[u8]) -> bool {
-    h.reset();
+    let _fixture = h.begin();
     let opened = open_refresh_token(&h.refresh_key, token);
     let expected = match &opened {
         Some(c) => {
@@ -863,6 +869,24 @@ mod tests {
         }
         // The plain token, the previous key's and the promoted one.
         assert_eq!(accepted, 3, "the real tokens among the seeds verify");
+    }
+
+    #[test]
+    fn every_input_meets_the_same_store() {
+        // A refresh rewrites the row and a theft deletes it; each check puts
+        // the row back first, so running every seed twice gives the same
+        // answers (the checks assert the answers the fixed row implies).
+        for _ in 0..2 {
+            for (target, input) in seed_corpus() {
+                match target {
+                    "access_token" => access_token(&input),
+                    "refresh_token" => refresh_token(&input),
+                    "cookie_header" => cookie_header(&input),
+                    "anti_csrf" => anti_csrf(&input),
+                    other => panic!("unknown target {other}"),
+                }
+            }
+        }
     }
 
     #[test]
