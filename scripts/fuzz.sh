@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs the cargo-fuzz targets of fuzz/ (the Tessera core's token,
-# cookie and anti-CSRF parsing; see crates/tessera/src/fuzzing.rs).
+# cookie and anti-CSRF parsing; see crates/tessera-testkit/src/fuzzing.rs).
 #
 #   bash scripts/fuzz.sh --smoke [seconds]   every target briefly (default 20 s each), as CI does
 #   bash scripts/fuzz.sh --full [runs]       every target for [runs] executions (default 10,000,000)

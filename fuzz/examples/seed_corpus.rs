@@ -3,7 +3,7 @@
 //! `cargo run --example seed_corpus [-- DIR]`, in `fuzz/`.
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus".into()));
-    for (target, input) in tessera::fuzzing::seed_corpus() {
+    for (target, input) in tessera_testkit::fuzzing::seed_corpus() {
         let d = dir.join(target);
         std::fs::create_dir_all(&d).expect("corpus directory");
         let name = format!("seed-{}", &tessera::sha256_hex(&input)[..16]);

@@ -2,4 +2,4 @@
 //! or on claims the harness signs; accepted iff independently valid.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| tessera::fuzzing::access_token(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tessera_testkit::fuzzing::access_token(data));

@@ -2,4 +2,4 @@
 //! tokens are authentic and round-trip.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| tessera::fuzzing::refresh_token(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tessera_testkit::fuzzing::refresh_token(data));

@@ -15,8 +15,11 @@
 //! - [`forge`], tokens taken apart and made by hand: segments, header and
 //!   claims decoded and encoded, signed with a known HMAC-SHA256 key, one
 //!   header field changed.
+//! - [`fuzzing`], the fuzz fixture: the entry points that the cargo-fuzz
+//!   targets in `fuzz/` call, the oracles they check, and the seed corpus.
 
 pub mod forge;
+pub mod fuzzing;
 pub mod jar;
 mod memory;
 pub mod store_suite;

@@ -116,7 +116,7 @@ pub fn find_cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
 /// `get_session` needs two cookies from a header that carries a ~500-byte
 /// access token; one pass with `memchr`'s vectorised `;` search reads that
 /// token once instead of twice.
-pub(crate) fn find_cookies<'a, const N: usize>(
+pub fn find_cookies<'a, const N: usize>(
     header: &'a [u8],
     names: [&str; N],
 ) -> [Option<&'a [u8]>; N] {

@@ -74,9 +74,6 @@ mod clock;
 mod config;
 mod crypto;
 mod error;
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing;
 mod http_io;
 mod keys;
 mod manager;
@@ -107,3 +104,15 @@ pub use store::{
     StoreError, StoreResult, StoredKey, REFRESH_TOKEN_KEY_NAME,
 };
 pub use user_id::{UserId, MAX_USER_ID_STORAGE_LEN};
+
+/// Internals for the fuzz fixture of `tessera-testkit` (the cargo-fuzz
+/// targets in `fuzz/`): what its oracles call or build that is not public
+/// API. Hidden, and outside any semver promise; applications must not use it.
+#[doc(hidden)]
+pub mod __internals {
+    pub use crate::http_io::find_cookies;
+    pub use crate::tokens::{
+        open_refresh_token, seal_refresh_token, sign_access_token, ClaimsIn, ClaimsOut,
+        RefreshContents, RefreshKey, SigningKey, MAX_TOKEN_LEN,
+    };
+}

@@ -29,7 +29,7 @@ use crate::user_id::UserId;
 
 /// Tokens longer than this are refused before any work (browsers cap a cookie
 /// at about 4 KiB anyway).
-pub(crate) const MAX_TOKEN_LEN: usize = 8192;
+pub const MAX_TOKEN_LEN: usize = 8192;
 
 /// Shortest access-token signing key accepted: 256 bits. Keys Tessera makes
 /// are exactly this long; a user-supplied key shorter than this is refused
@@ -41,8 +41,9 @@ pub(crate) const MIN_SIGNING_KEY_LEN: usize = 32;
 pub(crate) const MAX_HEADER_B64_LEN: usize = 128;
 
 /// An access-token signing key with its precomputed header and HMAC state.
-pub(crate) struct SigningKey {
-    pub(crate) header_b64: String,
+pub struct SigningKey {
+    /// The token header for this key, base64url (`{"alg":"HS256","typ":"JWT","kid":…}`).
+    pub header_b64: String,
     mac: Hmac<Sha256>,
     pub(crate) created_at_ms: i64,
     /// The raw key, kept only to recognise an unchanged user-supplied key.
@@ -60,7 +61,7 @@ impl std::fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// `None` for a key shorter than [`MIN_SIGNING_KEY_LEN`].
-    pub(crate) fn new(raw: &[u8], created_at_ms: i64) -> Option<Self> {
+    pub fn new(raw: &[u8], created_at_ms: i64) -> Option<Self> {
         if raw.len() < MIN_SIGNING_KEY_LEN {
             return None;
         }
@@ -102,38 +103,54 @@ pub(crate) fn hmac_tag(key: &Hmac<Sha256>, input: &[u8]) -> [u8; 32] {
 
 /// Claims written into a new access token.
 #[derive(Serialize)]
-pub(crate) struct ClaimsOut<'a> {
-    pub(crate) sh: &'a str,
-    pub(crate) uid: &'a UserId,
-    pub(crate) rt: &'a str,
-    pub(crate) prt: Option<&'a str>,
-    pub(crate) csrf: Option<&'a str>,
-    pub(crate) pld: &'a RawValue,
-    pub(crate) iat: i64,
-    pub(crate) exp: i64,
+pub struct ClaimsOut<'a> {
+    /// Session handle.
+    pub sh: &'a str,
+    /// User id.
+    pub uid: &'a UserId,
+    /// `H1` of the refresh token the access token was issued with.
+    pub rt: &'a str,
+    /// `H1` of the parent refresh token, until the new one is promoted.
+    pub prt: Option<&'a str>,
+    /// Anti-CSRF token.
+    pub csrf: Option<&'a str>,
+    /// JWT payload (JSON).
+    pub pld: &'a RawValue,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: i64,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
 }
 
 /// Claims read from a verified access token.
 #[derive(Deserialize)]
-pub(crate) struct ClaimsIn<'a> {
+pub struct ClaimsIn<'a> {
+    /// Session handle.
     #[serde(borrow)]
-    pub(crate) sh: &'a str,
-    pub(crate) uid: UserId,
+    pub sh: &'a str,
+    /// User id.
+    pub uid: UserId,
+    /// `H1` of the refresh token the access token was issued with.
     #[serde(borrow)]
-    pub(crate) rt: &'a str,
+    pub rt: &'a str,
+    /// `H1` of the parent refresh token, until the new one is promoted.
     #[serde(borrow)]
-    pub(crate) prt: Option<&'a str>,
+    pub prt: Option<&'a str>,
+    /// Anti-CSRF token.
     #[serde(borrow)]
-    pub(crate) csrf: Option<&'a str>,
+    pub csrf: Option<&'a str>,
+    /// JWT payload (JSON).
     #[serde(borrow)]
-    pub(crate) pld: &'a RawValue,
+    pub pld: &'a RawValue,
+    /// Issued at, seconds since the Unix epoch.
     #[allow(dead_code)]
-    pub(crate) iat: i64,
-    pub(crate) exp: i64,
+    pub iat: i64,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
 }
 
 /// Signs claims into a compact JWT.
-pub(crate) fn sign_access_token(key: &SigningKey, claims: &ClaimsOut<'_>) -> Result<String> {
+pub fn sign_access_token(key: &SigningKey, claims: &ClaimsOut<'_>) -> Result<String> {
     let json = serde_json::to_vec(claims)
         .map_err(|e| crate::Error::internal_from("could not serialise access-token claims", e))?;
     let mut token = String::with_capacity(key.header_b64.len() + json.len() * 4 / 3 + 48);
@@ -387,7 +404,7 @@ const NONCE_LEN: usize = 24;
 const MAX_REFRESH_LEN: usize = 2048;
 
 /// The refresh-token sealing key. `Debug` shows nothing.
-pub(crate) struct RefreshKey(XChaCha20Poly1305);
+pub struct RefreshKey(XChaCha20Poly1305);
 
 impl std::fmt::Debug for RefreshKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -396,22 +413,25 @@ impl std::fmt::Debug for RefreshKey {
 }
 
 impl RefreshKey {
-    pub(crate) fn new(raw: &[u8]) -> Option<Self> {
+    /// `None` unless `raw` is 32 bytes.
+    pub fn new(raw: &[u8]) -> Option<Self> {
         XChaCha20Poly1305::new_from_slice(raw).ok().map(RefreshKey)
     }
 }
 
 /// What a refresh token carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RefreshContents {
-    pub(crate) session_handle: String,
-    pub(crate) user_id: UserId,
+pub struct RefreshContents {
+    /// The session the token belongs to.
+    pub session_handle: String,
+    /// The session's user.
+    pub user_id: UserId,
     /// `H1` of the parent refresh token, as hex, if this token is a child.
-    pub(crate) parent_hash_1: Option<String>,
+    pub parent_hash_1: Option<String>,
 }
 
 /// Seals a new refresh token.
-pub(crate) fn seal_refresh_token(
+pub fn seal_refresh_token(
     key: &RefreshKey,
     session_handle: &str,
     user_id: &UserId,
@@ -454,7 +474,7 @@ pub(crate) fn seal_refresh_token(
 }
 
 /// Opens a refresh token; `None` for anything this server did not seal.
-pub(crate) fn open_refresh_token(key: &RefreshKey, token: &[u8]) -> Option<RefreshContents> {
+pub fn open_refresh_token(key: &RefreshKey, token: &[u8]) -> Option<RefreshContents> {
     if token.len() > MAX_REFRESH_LEN {
         return None;
     }

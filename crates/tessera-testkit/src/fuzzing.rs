@@ -1,5 +1,6 @@
-//! Entry points for the cargo-fuzz targets in `fuzz/` (feature `fuzzing`,
-//! not part of the public API).
+//! The fuzz fixture: entry points for the cargo-fuzz targets in `fuzz/`
+//! (each target is one call, `tessera_testkit::fuzzing::NAME(data)`), the
+//! store and clock they run against, and the oracles.
 //!
 //! Each entry point feeds its input to the real code path and checks the
 //! result against a property that holds for every input:
@@ -21,13 +22,17 @@
 //! * [`anti_csrf`]: `get_session` with CSRF protection passes exactly when the
 //!   `anti-csrf` header equals the token's claim byte for byte.
 //!
-//! The store behind the manager is fixed and read-only (every call sees the
-//! same single session row), so every run is deterministic; the clock is a
+//! The store behind the manager is a [`MemoryStore`] holding fixed keys and
+//! one session row, put back as it was before every check (a refresh or a
+//! promotion rewrites the row, a detected theft deletes it), so each input
+//! sees the same state and every run is deterministic; the clock is a
 //! [`ManualClock`] that never moves.
+//!
+//! The core's items that the oracles need and that are not public API come
+//! from its hidden `tessera::__internals` module.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -37,23 +42,17 @@ use http::header::{HeaderMap, HeaderValue, COOKIE};
 use serde_json::value::RawValue;
 use sha2::Sha256;
 
-use crate::clock::ManualClock;
-use crate::config::{Config, SigningKeySource};
-use crate::crypto::sha256_hex;
-use crate::error::Error;
-use crate::http_io::{
-    find_cookie, find_cookies, RequestSource, ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER,
-    ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE,
+use tessera::__internals::{
+    find_cookies, open_refresh_token, seal_refresh_token, sign_access_token, ClaimsIn, ClaimsOut,
+    RefreshKey, SigningKey, MAX_TOKEN_LEN,
 };
-use crate::manager::SessionManager;
-use crate::store::{
-    NewSession, Promotion, SessionRow, SessionSummary, SigningKeys, Store, StoreResult, StoredKey,
+use tessera::{
+    find_cookie, sha256_hex, Config, Error, ManualClock, NewSession, RequestSource, SessionManager,
+    SessionRow, SigningKeySource, SigningKeys, Store, StoredKey, UserId, ACCESS_TOKEN_COOKIE,
+    ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE,
 };
-use crate::tokens::{
-    open_refresh_token, seal_refresh_token, sign_access_token, ClaimsIn, ClaimsOut, RefreshKey,
-    SigningKey, MAX_TOKEN_LEN,
-};
-use crate::user_id::UserId;
+
+use crate::MemoryStore;
 
 /// The fixed clock of the harness (ms).
 const NOW_MS: i64 = 1_700_000_000_000;
@@ -89,78 +88,17 @@ fn row() -> SessionRow {
     }
 }
 
-/// A store whose state never changes: one session row, fixed keys. A
-/// compare-and-set answers as a real store would on that state but writes
-/// nothing, so each input sees the same world.
-struct FixedStore;
-
-#[async_trait]
-impl Store for FixedStore {
-    async fn insert_session(&self, _: &NewSession<'_>) -> StoreResult<()> {
-        Ok(())
-    }
-    async fn load_session(&self, handle: &str) -> StoreResult<Option<SessionRow>> {
-        Ok((handle == ROW_HANDLE).then(row))
-    }
-    async fn session_is_live(&self, handle: &str, now_ms: i64) -> StoreResult<bool> {
-        Ok(handle == ROW_HANDLE && ROW_EXPIRES_MS > now_ms)
-    }
-    async fn compare_and_set_refresh_hash(
-        &self,
-        promotion: &Promotion<'_>,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        Ok(promotion.session_handle == ROW_HANDLE
-            && ROW_EXPIRES_MS > now_ms
-            && promotion.expected_hash_2 == row().refresh_token_hash_2)
-    }
-    async fn delete_session(&self, handle: &str) -> StoreResult<bool> {
-        Ok(handle == ROW_HANDLE)
-    }
-    async fn delete_sessions_for_user(&self, _: &UserId) -> StoreResult<u64> {
-        Ok(0)
-    }
-    async fn session_handles_for_user(&self, _: &UserId) -> StoreResult<Vec<String>> {
-        Ok(Vec::new())
-    }
-    async fn sessions_for_user(&self, _: &UserId, _: i64) -> StoreResult<Vec<SessionSummary>> {
-        Ok(Vec::new())
-    }
-    async fn get_session_info(&self, _: &str, _: i64) -> StoreResult<Option<String>> {
-        Ok(None)
-    }
-    async fn update_session_info(&self, _: &str, _: &str, _: i64) -> StoreResult<bool> {
-        Ok(false)
-    }
-    async fn delete_expired_sessions(&self, _: i64, _: u32) -> StoreResult<u64> {
-        Ok(0)
-    }
-    async fn count_expired_sessions(&self, _: i64) -> StoreResult<u64> {
-        Ok(0)
-    }
-    async fn refresh_token_key(&self, _: &StoredKey) -> StoreResult<StoredKey> {
-        Ok(StoredKey {
-            value: REFRESH_KEY.to_vec(),
-            created_at_ms: 0,
-        })
-    }
-    async fn signing_keys(
-        &self,
-        _candidate: &StoredKey,
-        decide: crate::store::RotationDecision<'_>,
-    ) -> StoreResult<SigningKeys> {
-        let keys = SigningKeys {
-            current: StoredKey {
-                value: CURRENT_KEY.to_vec(),
-                created_at_ms: CURRENT_KEY_CREATED_MS,
-            },
-            previous: Some(StoredKey {
-                value: PREVIOUS_KEY.to_vec(),
-                created_at_ms: CURRENT_KEY_CREATED_MS - 86_400_000,
-            }),
-        };
-        assert!(decide(&keys).is_none(), "the harness clock never rotates");
-        Ok(keys)
+/// The keys the store holds (the clock never makes them due for rotation).
+fn signing_keys() -> SigningKeys {
+    SigningKeys {
+        current: StoredKey {
+            value: CURRENT_KEY.to_vec(),
+            created_at_ms: CURRENT_KEY_CREATED_MS,
+        },
+        previous: Some(StoredKey {
+            value: PREVIOUS_KEY.to_vec(),
+            created_at_ms: CURRENT_KEY_CREATED_MS - 86_400_000,
+        }),
     }
 }
 
@@ -193,6 +131,13 @@ impl RequestSource for RawRequest<'_> {
 struct Harness {
     rt: tokio::runtime::Runtime,
     manager: SessionManager,
+    /// The manager's store (a clone shares its state), for [`Harness::begin`].
+    store: MemoryStore,
+    /// The one session row, as [`Harness::begin`] puts it back.
+    row: SessionRow,
+    /// Held for the whole of a check, so that checks on several threads (the
+    /// unit tests) do not see each other's writes.
+    serial: Mutex<()>,
     /// `(raw key, header segment)`: current, previous.
     keys: [([u8; 32], String); 2],
     current: SigningKey,
@@ -219,9 +164,31 @@ impl Harness {
             .with_anti_csrf(true)
             .build()
             .expect("a valid config");
+        // The store holds the fixed keys before the manager first asks for
+        // them, so it keeps these rather than the random ones it proposes.
+        let store = MemoryStore::new();
+        rt.block_on(async {
+            let refresh = StoredKey {
+                value: REFRESH_KEY.to_vec(),
+                created_at_ms: 0,
+            };
+            let got = store.refresh_token_key(&refresh).await.expect("a key");
+            assert_eq!(got.value, REFRESH_KEY);
+            let got = store
+                .signing_keys(&signing_keys().current, &|_| Some(signing_keys()))
+                .await
+                .expect("keys");
+            assert_eq!(got, signing_keys());
+        });
         let manager = rt
-            .block_on(SessionManager::new(config, FixedStore))
-            .expect("a manager over the fixed store");
+            .block_on(SessionManager::new(config, store.clone()))
+            .expect("a manager over the fixture store");
+        // The manager found the keys current (a rotation would have replaced
+        // them with random ones and made runs differ).
+        let kept = rt
+            .block_on(store.signing_keys(&signing_keys().current, &|_| None))
+            .expect("keys");
+        assert_eq!(kept, signing_keys(), "the harness clock never rotates");
         let header = |raw: &[u8; 32]| {
             SigningKey::new(raw, 0)
                 .expect("a non-empty key")
@@ -231,6 +198,9 @@ impl Harness {
         let h = Harness {
             rt,
             manager,
+            store,
+            row: row(),
+            serial: Mutex::new(()),
             keys: [
                 (CURRENT_KEY, header(&CURRENT_KEY)),
                 (PREVIOUS_KEY, header(&PREVIOUS_KEY)),
@@ -249,6 +219,34 @@ impl Harness {
         h
     }
 
+    /// Starts a check: takes the fixture for it and puts the store back to
+    /// its one session row, as the previous input may have rewritten (a
+    /// refresh, a promotion) or deleted (a theft) it. The keys are never
+    /// written after start-up.
+    fn begin(&self) -> MutexGuard<'_, ()> {
+        let guard = self.serial.lock().unwrap_or_else(|e| e.into_inner());
+        let row = &self.row;
+        self.block_on(async {
+            self.store
+                .delete_session(&row.session_handle)
+                .await
+                .expect("delete");
+            self.store
+                .insert_session(&NewSession {
+                    session_handle: &row.session_handle,
+                    user_id: &row.user_id,
+                    refresh_token_hash_2: &row.refresh_token_hash_2,
+                    session_info: "{}",
+                    jwt_payload: &row.jwt_payload,
+                    created_at_ms: row.created_at_ms,
+                    expires_at_ms: row.expires_at_ms,
+                })
+                .await
+                .expect("insert");
+        });
+        guard
+    }
+
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
@@ -264,7 +262,7 @@ enum Outcome {
 }
 
 /// Malformed input must never produce a General error (a 500).
-fn outcome<T>(r: &crate::Result<T>) -> Outcome {
+fn outcome<T>(r: &tessera::Result<T>) -> Outcome {
     match r {
         Ok(_) => Outcome::Ok,
         Err(Error::TryRefreshToken { .. }) => Outcome::TryRefresh,
@@ -371,6 +369,7 @@ fn expected_access(h: &Harness, token: &[u8]) -> Expected {
 
 /// Runs `get_session` (no CSRF check) on `token`; returns whether it passed.
 fn check_access_token(h: &Harness, token: &[u8]) -> bool {
+    let _fixture = h.begin();
     let request = RawRequest {
         access: Some(token),
         id_refresh: Some(b"1"),
@@ -423,6 +422,7 @@ pub fn anti_csrf(data: &[u8]) {
 }
 
 fn check_anti_csrf(h: &Harness, data: &[u8]) -> Option<bool> {
+    let _fixture = h.begin();
     let (&flags, rest) = data.split_first()?;
     let (claim, header) = match rest.iter().position(|&b| b == 0) {
         Some(i) => (&rest[..i], &rest[i + 1..]),
@@ -544,6 +544,7 @@ fn independent_open(token: &[u8]) -> Option<Vec<u8>> {
 
 /// Opens `token` and runs the refresh API on it; returns whether it opened.
 fn check_refresh_token(h: &Harness, token: &[u8]) -> bool {
+    let _fixture = h.begin();
     let opened = open_refresh_token(&h.refresh_key, token);
     let expected = match &opened {
         Some(c) => {
@@ -868,6 +869,24 @@ mod tests {
         }
         // The plain token, the previous key's and the promoted one.
         assert_eq!(accepted, 3, "the real tokens among the seeds verify");
+    }
+
+    #[test]
+    fn every_input_meets_the_same_store() {
+        // A refresh rewrites the row and a theft deletes it; each check puts
+        // the row back first, so running every seed twice gives the same
+        // answers (the checks assert the answers the fixed row implies).
+        for _ in 0..2 {
+            for (target, input) in seed_corpus() {
+                match target {
+                    "access_token" => access_token(&input),
+                    "refresh_token" => refresh_token(&input),
+                    "cookie_header" => cookie_header(&input),
+                    "anti_csrf" => anti_csrf(&input),
+                    other => panic!("unknown target {other}"),
+                }
+            }
+        }
     }
 
     #[test]
