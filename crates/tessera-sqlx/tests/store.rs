@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use tessera::{NewSession, SigningKeys, Store, StoredKey, UserId};
+use tessera::{NewSession, SigningKeys, Store, UserId};
 use tessera_sqlx::testing::{available_backends, discard, fresh_url, Backend};
 use tessera_sqlx::{connect, connect_with, SqlStore, StoreOptions};
+use tessera_testkit::store_suite::{hash, key, rotate_if_old};
 
 /// Runs `body` once per available backend, each time on a fresh database,
 /// and reports which backends ran.
@@ -32,18 +33,6 @@ where
         backends.len(),
         names.join(", ")
     );
-}
-
-/// A 64-character hash made of one repeated character.
-fn hash(c: char) -> String {
-    c.to_string().repeat(64)
-}
-
-fn key(byte: u8, created_at_ms: i64) -> StoredKey {
-    StoredKey {
-        value: vec![byte; 32],
-        created_at_ms,
-    }
 }
 
 async fn insert(
@@ -108,15 +97,15 @@ async fn the_store_suite_passes_on_every_backend() {
     }
 }
 
+/// The refresh-token key's row is found by its exact name (the store suite
+/// checks that concurrent callers agree on one key): a row whose name
+/// differs only in case is another row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refresh_token_key_gives_concurrent_callers_one_key() {
+async fn refresh_token_key_is_found_by_its_exact_name() {
     on_every_backend("refresh_token_key", |backend, url| async move {
-        let first = Arc::new(connect(&url).await.unwrap());
-        let second = Arc::new(connect(&url).await.unwrap());
-        // A row whose name differs only in case is another key (names are
-        // compared byte for byte): the callers below never get key 77.
+        let store = connect(&url).await.unwrap();
         raw(
-            &first,
+            &store,
             &format!(
                 "INSERT INTO tessera_keys (key_name, key_value, created_at) \
                  VALUES ('Refresh_Token_Key', '{}', 77)",
@@ -124,54 +113,19 @@ async fn refresh_token_key_gives_concurrent_callers_one_key() {
             ),
         )
         .await;
-        let mut tasks = Vec::new();
-        for i in 0..10u8 {
-            let store = Arc::clone(if i % 2 == 0 { &first } else { &second });
-            tasks.push(tokio::spawn(async move {
-                store
-                    .refresh_token_key(&key(i, i64::from(i)))
-                    .await
-                    .unwrap()
-            }));
-        }
-        let mut keys = Vec::new();
-        for task in tasks {
-            keys.push(task.await.unwrap());
-        }
-        assert!(
-            keys.iter().all(|k| *k == keys[0]),
-            "{backend}: callers disagree"
+        let got = store.refresh_token_key(&key(1, 1)).await.unwrap();
+        assert_eq!(
+            got,
+            key(1, 1),
+            "{backend}: the row of another name was used"
         );
-        assert!((0..10).any(|i| keys[0] == key(i, i64::from(i))));
-        // Later callers keep getting it.
-        let again = first.refresh_token_key(&key(99, 99)).await.unwrap();
-        assert_eq!(again, keys[0]);
-        first.close().await;
-        second.close().await;
+        assert_eq!(
+            store.refresh_token_key(&key(2, 2)).await.unwrap(),
+            key(1, 1)
+        );
+        store.close().await;
     })
     .await;
-}
-
-/// Rotates when the current key is older than 5 000 ms; counts decisions to
-/// write. Deciding takes a moment (a blocking sleep, as a slow callback
-/// would) so that concurrent callers overlap unless the store serialises
-/// them.
-fn rotate_if_old(
-    rotations: Arc<AtomicUsize>,
-    fresh: StoredKey,
-) -> impl Fn(&SigningKeys) -> Option<SigningKeys> + Send + Sync {
-    move |stored: &SigningKeys| {
-        std::thread::sleep(Duration::from_millis(100));
-        if stored.current.created_at_ms < 5_000 {
-            rotations.fetch_add(1, Ordering::SeqCst);
-            Some(SigningKeys {
-                current: fresh.clone(),
-                previous: Some(stored.current.clone()),
-            })
-        } else {
-            None
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,11 +57,12 @@ where
 }
 
 /// A 64-character hash made of one repeated character.
-fn hash(c: char) -> String {
+pub fn hash(c: char) -> String {
     c.to_string().repeat(64)
 }
 
-fn key(byte: u8, created_at_ms: i64) -> StoredKey {
+/// A 32-byte key of one repeated byte.
+pub fn key(byte: u8, created_at_ms: i64) -> StoredKey {
     StoredKey {
         value: vec![byte; 32],
         created_at_ms,
@@ -495,7 +496,7 @@ async fn refresh_token_key(label: &str, (first, second): Handles) {
 /// write. Deciding takes a moment (a blocking sleep, as a slow callback
 /// would) so that concurrent callers overlap unless the store serialises
 /// them.
-fn rotate_if_old(
+pub fn rotate_if_old(
     rotations: Arc<AtomicUsize>,
     fresh: StoredKey,
 ) -> impl Fn(&SigningKeys) -> Option<SigningKeys> + Send + Sync {
