@@ -12,7 +12,7 @@ use base64::Engine as _;
 use tessera::{NewSession, SigningKeys, Store, UserId};
 use tessera_sqlx::testing::{available_backends, discard, fresh_url, Backend};
 use tessera_sqlx::{connect, connect_with, SqlStore, StoreOptions};
-use tessera_testkit::store_suite::{hash, key, rotate_if_old};
+use tessera_testkit::store_suite::{hash, insert, key, rotate_if_old};
 
 /// Runs `body` once per available backend, each time on a fresh database,
 /// and reports which backends ran.
@@ -33,28 +33,6 @@ where
         backends.len(),
         names.join(", ")
     );
-}
-
-async fn insert(
-    store: &SqlStore,
-    handle: &str,
-    user: &UserId,
-    hash_2: &str,
-    created_at_ms: i64,
-    expires_at_ms: i64,
-) {
-    store
-        .insert_session(&NewSession {
-            session_handle: handle,
-            user_id: user,
-            refresh_token_hash_2: hash_2,
-            session_info: r#"{"info":true}"#,
-            jwt_payload: r#"{"role":"admin"}"#,
-            created_at_ms,
-            expires_at_ms,
-        })
-        .await
-        .unwrap();
 }
 
 /// Runs one SQL statement with no parameters directly on the store's pool.
@@ -164,7 +142,7 @@ async fn a_panicking_decision_writes_nothing_and_leaves_the_pool_usable() {
         .unwrap();
         assert_eq!(keys.previous, Some(original), "{backend}");
         assert_eq!(rotations.load(Ordering::SeqCst), 1);
-        insert(&store, "h", &UserId::from("u"), &hash('a'), 0, 10).await;
+        insert(&*store, "h", &UserId::from("u"), &hash('a'), 0, 10).await;
         store.close().await;
     })
     .await;
@@ -344,7 +322,7 @@ async fn urls_are_parsed_and_unknown_schemes_refused() {
         let store = Arc::clone(&store);
         tasks.push(tokio::spawn(async move {
             insert(
-                &store,
+                &*store,
                 &format!("m{i}"),
                 &UserId::from(1),
                 &hash('a'),

@@ -69,7 +69,8 @@ pub fn key(byte: u8, created_at_ms: i64) -> StoredKey {
     }
 }
 
-async fn insert(
+/// Inserts a session row with fixed info and payload.
+pub async fn insert(
     store: &dyn Store,
     handle: &str,
     user: &UserId,
