@@ -53,10 +53,61 @@ pub trait RequestSource {
     /// returns for `"cookie"`. An adapter that reads cookies from a
     /// framework's already-parsed mapping (which keeps one value per name)
     /// and cannot return the raw header there must override this method.
+    /// [`RequestSource::cookie_pair`], or [`ConflictingCookies`] when
+    /// [`RequestSource::has_conflicting_cookies`] says so for the two names.
+    /// `get_session` needs both answers on every request; the `http` types
+    /// give them in one pass over the `Cookie` header.
+    fn checked_cookie_pair(
+        &self,
+        first: &str,
+        second: &str,
+    ) -> Result<(Option<&[u8]>, Option<&[u8]>), ConflictingCookies> {
+        if self.has_conflicting_cookies(&[first, second]) {
+            return Err(ConflictingCookies);
+        }
+        Ok(self.cookie_pair(first, second))
+    }
     fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
         self.header("cookie").is_some_and(|h| {
             h.len() <= MAX_COOKIE_HEADER_LEN && cookie_headers_conflict([h], names)
         })
+    }
+}
+
+/// Two different copies of a cookie the caller asked for
+/// ([`RequestSource::checked_cookie_pair`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConflictingCookies;
+
+/// [`find_cookies`] over the whole header, continuing what earlier headers
+/// of the same request found in `found`, and refusing a second copy of a
+/// name with another value. No early exit: a copy may follow the first.
+fn find_cookies_checked<'a, const N: usize>(
+    header: &'a [u8],
+    names: [&str; N],
+    found: &mut [Option<&'a [u8]>; N],
+) -> Result<(), ConflictingCookies> {
+    let mut rest = header;
+    loop {
+        let (pair, next) = match memchr::memchr(b';', rest) {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
+        if let Some((pair_name, value)) = split_pair(pair) {
+            for (slot, name) in found.iter_mut().zip(names) {
+                if pair_name == name.as_bytes() {
+                    match slot {
+                        None => *slot = Some(value),
+                        Some(seen) if *seen != value => return Err(ConflictingCookies),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        match next {
+            Some(n) => rest = n,
+            None => return Ok(()),
+        }
     }
 }
 
@@ -170,6 +221,17 @@ impl RequestSource for HeaderMap {
     fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
         cookie_headers_conflict(cookie_headers(self).map(HeaderValue::as_bytes), names)
     }
+    fn checked_cookie_pair(
+        &self,
+        first: &str,
+        second: &str,
+    ) -> Result<(Option<&[u8]>, Option<&[u8]>), ConflictingCookies> {
+        let mut found = [None; 2];
+        for v in cookie_headers(self) {
+            find_cookies_checked(v.as_bytes(), [first, second], &mut found)?;
+        }
+        Ok((found[0], found[1]))
+    }
     fn cookie_pair(&self, first: &str, second: &str) -> (Option<&[u8]>, Option<&[u8]>) {
         let (mut a, mut b) = (None, None);
         for v in cookie_headers(self) {
@@ -197,6 +259,13 @@ impl<B> RequestSource for http::Request<B> {
     fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
         self.headers().has_conflicting_cookies(names)
     }
+    fn checked_cookie_pair(
+        &self,
+        first: &str,
+        second: &str,
+    ) -> Result<(Option<&[u8]>, Option<&[u8]>), ConflictingCookies> {
+        self.headers().checked_cookie_pair(first, second)
+    }
 }
 
 impl RequestSource for http::request::Parts {
@@ -211,6 +280,13 @@ impl RequestSource for http::request::Parts {
     }
     fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
         self.headers.has_conflicting_cookies(names)
+    }
+    fn checked_cookie_pair(
+        &self,
+        first: &str,
+        second: &str,
+    ) -> Result<(Option<&[u8]>, Option<&[u8]>), ConflictingCookies> {
+        self.headers.checked_cookie_pair(first, second)
     }
 }
 
@@ -505,6 +581,25 @@ mod tests {
         assert!(!Raw(b"sAccessToken=a; b=c").has_conflicting_cookies(&names));
     }
 
+    /// Every value of `name` in the header, in order, by the same splitting.
+    fn all_values_reference<'a>(header: &'a [u8], name: &str) -> Vec<&'a [u8]> {
+        header
+            .split(|&b| b == b';')
+            .filter_map(|pair| {
+                let pair = pair.trim_ascii();
+                let eq = pair.iter().position(|&b| b == b'=')?;
+                (pair[..eq].trim_ascii() == name.as_bytes()).then(|| {
+                    let v = pair[eq + 1..].trim_ascii();
+                    if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
+                        &v[1..v.len() - 1]
+                    } else {
+                        v
+                    }
+                })
+            })
+            .collect()
+    }
+
     /// The straightforward definition `find_cookie` must agree with.
     fn find_cookie_reference<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
         header.split(|&b| b == b';').find_map(|pair| {
@@ -561,6 +656,31 @@ mod tests {
                     String::from_utf8_lossy(&h)
                 );
                 for other in ["sAccessToken", "a", "x"] {
+                    // The checked pass: the same values, or a conflict
+                    // exactly when a name has two different values.
+                    let conflict = [name, other].iter().any(|n| {
+                        let values = all_values_reference(&h, n);
+                        values.iter().any(|v| *v != values[0])
+                    });
+                    let mut found = [None; 2];
+                    let checked = find_cookies_checked(&h, [name, other], &mut found);
+                    if conflict {
+                        assert_eq!(
+                            checked,
+                            Err(ConflictingCookies),
+                            "header {:?}",
+                            String::from_utf8_lossy(&h)
+                        );
+                    } else {
+                        assert_eq!(checked, Ok(()));
+                        assert_eq!(
+                            found,
+                            [
+                                find_cookie_reference(&h, name),
+                                find_cookie_reference(&h, other)
+                            ]
+                        );
+                    }
                     assert_eq!(
                         find_cookies(&h, [name, other]),
                         [

@@ -92,9 +92,9 @@ pub use config::{
 pub use crypto::sha256_hex;
 pub use error::{BoxError, Error, GeneralKind, Result};
 pub use http_io::{
-    cookie_headers_conflict, find_cookie, http_date, CookieSpec, RecordedResponse, RequestSource,
-    ResponseChange, ResponseSink, ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE,
-    ID_REFRESH_TOKEN_HEADER, REFRESH_TOKEN_COOKIE,
+    cookie_headers_conflict, find_cookie, http_date, ConflictingCookies, CookieSpec,
+    RecordedResponse, RequestSource, ResponseChange, ResponseSink, ACCESS_TOKEN_COOKIE,
+    ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_HEADER, REFRESH_TOKEN_COOKIE,
 };
 pub use keys::KEY_RECHECK_INTERVAL;
 pub use manager::{set_headers_for_options_api, SessionManager};

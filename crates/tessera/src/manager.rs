@@ -359,13 +359,13 @@ impl SessionManager {
         enable_csrf_protection: bool,
     ) -> Result<Session> {
         let names = &self.inner.config.cookie_names;
-        // Both cookies in one pass over the Cookie header.
-        let (id_refresh, access) = request.cookie_pair(names.id_refresh, names.access);
-        // Two different copies of a session cookie: refuse rather than let
-        // the browser's order choose (cookie tossing, SECURITY.md).
-        if request.has_conflicting_cookies(&[names.id_refresh, names.access]) {
+        // Both cookies in one pass, refusing two different copies of either
+        // rather than letting the browser's order choose (cookie tossing,
+        // SECURITY.md R4).
+        let Ok((id_refresh, access)) = request.checked_cookie_pair(names.id_refresh, names.access)
+        else {
             return Err(self.unauthorized(request, response, "conflicting session cookies"));
-        }
+        };
         if !id_refresh_present(id_refresh) {
             return Err(self.unauthorized(request, response, "no id-refresh-token cookie"));
         }
