@@ -61,7 +61,7 @@ pub trait RequestSource {
         &self,
         first: &str,
         second: &str,
-    ) -> Result<(Option<&[u8]>, Option<&[u8]>), ConflictingCookies> {
+    ) -> Result<CookiePair<'_>, ConflictingCookies> {
         if self.has_conflicting_cookies(&[first, second]) {
             return Err(ConflictingCookies);
         }
@@ -73,6 +73,9 @@ pub trait RequestSource {
         })
     }
 }
+
+/// The values of two cookies, each if present.
+pub type CookiePair<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// Two different copies of a cookie the caller asked for
 /// ([`RequestSource::checked_cookie_pair`]).
@@ -225,7 +228,7 @@ impl RequestSource for HeaderMap {
         &self,
         first: &str,
         second: &str,
-    ) -> Result<(Option<&[u8]>, Option<&[u8]>), ConflictingCookies> {
+    ) -> Result<CookiePair<'_>, ConflictingCookies> {
         let mut found = [None; 2];
         for v in cookie_headers(self) {
             find_cookies_checked(v.as_bytes(), [first, second], &mut found)?;
@@ -263,7 +266,7 @@ impl<B> RequestSource for http::Request<B> {
         &self,
         first: &str,
         second: &str,
-    ) -> Result<(Option<&[u8]>, Option<&[u8]>), ConflictingCookies> {
+    ) -> Result<CookiePair<'_>, ConflictingCookies> {
         self.headers().checked_cookie_pair(first, second)
     }
 }
@@ -285,7 +288,7 @@ impl RequestSource for http::request::Parts {
         &self,
         first: &str,
         second: &str,
-    ) -> Result<(Option<&[u8]>, Option<&[u8]>), ConflictingCookies> {
+    ) -> Result<CookiePair<'_>, ConflictingCookies> {
         self.headers.checked_cookie_pair(first, second)
     }
 }

@@ -92,7 +92,7 @@ pub use config::{
 pub use crypto::sha256_hex;
 pub use error::{BoxError, Error, GeneralKind, Result};
 pub use http_io::{
-    cookie_headers_conflict, find_cookie, http_date, ConflictingCookies, CookieSpec,
+    cookie_headers_conflict, find_cookie, http_date, ConflictingCookies, CookiePair, CookieSpec,
     RecordedResponse, RequestSource, ResponseChange, ResponseSink, ACCESS_TOKEN_COOKIE,
     ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_HEADER, REFRESH_TOKEN_COOKIE,
 };
