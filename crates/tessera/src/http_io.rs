@@ -42,17 +42,6 @@ pub trait RequestSource {
     fn cookie_pair(&self, first: &str, second: &str) -> (Option<&[u8]>, Option<&[u8]>) {
         (self.cookie(first), self.cookie(second))
     }
-    /// Whether the request carries two or more cookies of one of `names`
-    /// whose values differ (see [`cookie_headers_conflict`]). The core then
-    /// refuses the request instead of choosing one of them: which copy comes
-    /// first is up to the browser (longer paths first), and a copy planted by
-    /// a sibling subdomain or over plain HTTP would otherwise win (cookie
-    /// tossing; SECURITY.md).
-    ///
-    /// The default scans the raw `Cookie` header that [`RequestSource::header`]
-    /// returns for `"cookie"`. An adapter that reads cookies from a
-    /// framework's already-parsed mapping (which keeps one value per name)
-    /// and cannot return the raw header there must override this method.
     /// [`RequestSource::cookie_pair`], or [`ConflictingCookies`] when
     /// [`RequestSource::has_conflicting_cookies`] says so for the two names.
     /// `get_session` needs both answers on every request; the `http` types
@@ -67,6 +56,17 @@ pub trait RequestSource {
         }
         Ok(self.cookie_pair(first, second))
     }
+    /// Whether the request carries two or more cookies of one of `names`
+    /// whose values differ (see [`cookie_headers_conflict`]). The core then
+    /// refuses the request instead of choosing one of them: which copy comes
+    /// first is up to the browser (longer paths first), and a copy planted by
+    /// a sibling subdomain or over plain HTTP would otherwise win (cookie
+    /// tossing; SECURITY.md).
+    ///
+    /// The default scans the raw `Cookie` header that [`RequestSource::header`]
+    /// returns for `"cookie"`. An adapter that reads cookies from a
+    /// framework's already-parsed mapping (which keeps one value per name)
+    /// and cannot return the raw header there must override this method.
     fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
         self.header("cookie").is_some_and(|h| {
             h.len() <= MAX_COOKIE_HEADER_LEN && cookie_headers_conflict([h], names)
