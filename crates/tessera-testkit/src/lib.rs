@@ -12,12 +12,15 @@
 //!   and gives the request's (the protocol tests call `SessionManager` with
 //!   them; the HTTP tests of `tessera-axum` and `tessera-demo` wrap it with
 //!   their client).
+//! - [`flow`], the protocol suites' client steps (sign in, verify, refresh
+//!   through a jar) and their error-kind assertions.
 //! - [`forge`], tokens taken apart and made by hand: segments, header and
 //!   claims decoded and encoded, signed with a known HMAC-SHA256 key, one
 //!   header field changed.
 //! - [`fuzzing`], the fuzz fixture: the entry points that the cargo-fuzz
 //!   targets in `fuzz/` call, the oracles they check, and the seed corpus.
 
+pub mod flow;
 pub mod forge;
 pub mod fuzzing;
 pub mod jar;

@@ -35,8 +35,7 @@ use std::time::Duration;
 use serde_json::json;
 use tessera::{Error, SessionManager};
 
-mod support;
-use support::*;
+use crate::support::*;
 
 const SESSIONS: usize = 8;
 const BATCHES: usize = 120;
@@ -428,7 +427,7 @@ async fn attacker_with_copies_with_blacklisting(h: Harness) {
     attacker_and_client(h, true).await;
 }
 
-per_backend!(
+crate::per_backend!(
     "properties";
     attacker_with_copies_without_blacklisting,
     attacker_with_copies_with_blacklisting,

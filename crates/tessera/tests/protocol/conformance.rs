@@ -1,11 +1,12 @@
-//! The protocol conformance suite (docs/PROTOCOL.md §3–§5), run against every
-//! store: SQLite always, PostgreSQL and MariaDB/MySQL when
-//! `TESSERA_TEST_POSTGRES_URL` / `TESSERA_TEST_MYSQL_URL` are set. With
-//! `TESSERA_REQUIRE_ALL_BACKENDS=1` (as CI sets it) a missing URL is a
-//! failure, never a silent skip. Each test prints the backend it ran on.
+//! The protocol conformance suite (docs/PROTOCOL.md §3–§5): every operation
+//! of `SessionManager` and each of its outcomes.
 //!
-//! Every scenario uses its own fresh database and a manual clock, so expiry
-//! and key rotation are tested without sleeping.
+//! The scenarios are written once, against the harness in `support`: in this
+//! crate they run on the in-memory store of `tessera-testkit` (no database);
+//! `tessera-sqlx/tests/protocol.rs` runs the same files on SQLite, PostgreSQL
+//! and MariaDB (every backend CI has; a missing URL fails the run there).
+//! Every scenario uses its own fresh store and a manual clock, so expiry and
+//! key rotation are tested without sleeping.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +20,7 @@ use tessera::{
 };
 use tessera_testkit::forge::b64;
 
-mod support;
-use support::*;
+use crate::support::*;
 
 // ---------------------------------------------------------------------------
 // Scenarios
@@ -954,7 +954,7 @@ async fn refresh_state_machine_matches_the_model(h: Harness) {
 // ---------------------------------------------------------------------------
 // One test per scenario and backend.
 
-per_backend!(
+crate::per_backend!(
     "conformance";
     create_verify_and_cookie_shape,
     access_token_expiry_and_refresh,

@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tessera::{Error, SessionManager, UserId};
 
-mod support;
-use support::*;
+use crate::support::*;
 
 const TASKS: usize = 64;
 const ROUND_LIMIT: Duration = Duration::from_secs(120);
@@ -184,4 +183,4 @@ async fn sixty_four_way_refresh_races(h: Harness) {
     );
 }
 
-per_backend!("races"; sixty_four_way_refresh_races);
+crate::per_backend!("races"; sixty_four_way_refresh_races);
