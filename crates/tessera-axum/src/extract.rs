@@ -16,7 +16,7 @@ use crate::layer::{Recorder, RequestContext};
 /// The default is [`AntiCsrf::ByMethod`]. Choose another for one route by
 /// adding it as a request extension on that route:
 ///
-/// ```no_run
+/// ```
 /// use axum::{routing::post, Extension, Router};
 /// use tessera_axum::{AntiCsrf, Session};
 ///
@@ -185,7 +185,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
 /// cookie and header changes must reach this request's response (log in,
 /// refresh, clear cookies).
 ///
-/// ```no_run
+/// ```
 /// use axum::Json;
 /// use serde_json::{json, Value};
 /// use tessera_axum::{Error, Tessera};

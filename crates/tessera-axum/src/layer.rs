@@ -74,8 +74,13 @@ pub(crate) struct SessionExpiredMarker;
 /// of every route below it and carries their cookie and header changes to
 /// the response.
 ///
-/// ```no_run
-/// # async fn demo(manager: tessera::SessionManager) {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let config = tessera::Config::builder().build().unwrap();
+/// # let manager = tessera::SessionManager::new(config, tessera_testkit::MemoryStore::new())
+/// #     .await
+/// #     .unwrap();
 /// use axum::{routing::get, Router};
 /// use tessera_axum::{Session, TesseraLayer};
 ///

@@ -45,7 +45,7 @@
 //!
 //! ## Example
 //!
-//! ```no_run
+//! ```
 //! use axum::{routing::{get, post}, Json, Router};
 //! use serde_json::{json, Value};
 //! use tessera::{Config, SessionManager};
@@ -65,8 +65,10 @@
 //!     session.revoke_session().await // POST: the anti-CSRF header is required
 //! }
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = tessera_sqlx::connect("sqlite://sessions.sqlite").await?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A file in production: tessera_sqlx::connect("sqlite://sessions.sqlite").
+//! let store = tessera_sqlx::connect("sqlite::memory:").await?;
 //! let manager = SessionManager::new(Config::builder().build()?, store).await?;
 //! let app = Router::new()
 //!     .route("/login", post(login))
@@ -74,8 +76,13 @@
 //!     .route("/logout", post(logout))
 //!     .merge(tessera_axum::refresh_router(&manager))
 //!     .layer(TesseraLayer::new(manager));
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, app).await?;
+//!
+//! // Serve it with `axum::serve(listener, app)`; here, one request:
+//! use tower::ServiceExt;
+//! let login = http::Request::post("/login").body(axum::body::Body::empty())?;
+//! let response = app.oneshot(login).await?;
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(response.headers().get_all("set-cookie").iter().count(), 3);
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]

@@ -1,11 +1,15 @@
 //! SQLite, PostgreSQL and MySQL/MariaDB implementations of [`tessera::Store`],
 //! built on sqlx.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), tessera::StoreError> {
-//! // Parses the URL, opens a pool and runs the embedded migrations.
-//! let store = tessera_sqlx::connect("sqlite://sessions.db").await?;
-//! # let _ = store;
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tessera::StoreError> {
+//! use tessera::Store as _;
+//!
+//! // Parses the URL, opens a pool and runs the embedded migrations
+//! // (`sqlite://sessions.db` for a file, created if missing).
+//! let store = tessera_sqlx::connect("sqlite::memory:").await?;
+//! assert!(store.load_session("no such handle").await?.is_none());
 //! # Ok(()) }
 //! ```
 //!
