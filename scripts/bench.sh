@@ -126,6 +126,42 @@ if want http; then
 fi
 
 # ---------------------------------------------------------------------------
+# Parts not run now are kept from the last run: from $OUT if an earlier run
+# left them there, else from BENCHMARKS.md itself (each part's fragment starts
+# with its own "### " heading and runs to the next part's). A part found in
+# neither stops the script before BENCHMARKS.md is touched: a partial run must
+# never drop the results of the parts it did not run.
+heading_of() {
+  case "$1" in
+    core) echo '### Rust core' ;;
+    store) echo '### Store throughput' ;;
+    scale) echo '### Scale' ;;
+    django) echo '### Django' ;;
+    http) echo '### HTTP' ;;
+  esac
+}
+if [ "$QUICK" = 0 ]; then
+  for p in core store scale django http; do
+    [ -f "$OUT/$p.md" ] && continue
+    if [ -f BENCHMARKS.md ]; then
+      awk -v start="$(heading_of "$p")" '
+        /<!-- END GENERATED -->/ { on = 0 }
+        on && /^### (Rust core|Store throughput|Scale|Django|HTTP)/ && index($0, start) != 1 { on = 0 }
+        index($0, start) == 1 && !done { on = 1; done = 1 }
+        on { print }
+      ' BENCHMARKS.md >"$OUT/$p.md.kept"
+    fi
+    if [ -s "$OUT/$p.md.kept" ]; then
+      mv "$OUT/$p.md.kept" "$OUT/$p.md"
+      echo "bench: part $p kept from BENCHMARKS.md (not run now)" >&2
+    else
+      rm -f "$OUT/$p.md.kept"
+      echo "bench: no earlier results for part $p in $OUT or BENCHMARKS.md; run it too (--only $p) or the whole suite. BENCHMARKS.md is unchanged." >&2
+      exit 1
+    fi
+  done
+fi
+
 # Assemble. Numbers are read back from the comments each part leaves.
 num() { { grep -ho "$1=[0-9.]*" "$OUT"/*.md 2>/dev/null || true; } | head -1 | cut -d= -f2; }
 summary() {
