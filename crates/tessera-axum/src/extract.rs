@@ -53,9 +53,9 @@ impl AntiCsrf {
     }
 }
 
-fn context(parts: &Parts) -> Result<RequestContext, Error> {
+fn context(parts: &Parts) -> Result<&RequestContext, Error> {
     match parts.extensions.get::<RequestContext>() {
-        Some(ctx) => Ok(ctx.clone()),
+        Some(ctx) => Ok(ctx),
         None => {
             tracing::error!("TesseraLayer is not installed on the router serving this route");
             Err(Error::layer_missing())
@@ -147,7 +147,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
         let mut rec = Recorder::default();
         let r = ctx.manager().get_session(&*parts, &mut rec, csrf).await;
         ctx.push(rec);
-        Ok(Session { inner: r?, ctx })
+        Ok(Session {
+            inner: r?,
+            ctx: ctx.clone(),
+        })
     }
 }
 
@@ -214,7 +217,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Tessera {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(Tessera {
-            ctx: context(parts)?,
+            ctx: context(parts)?.clone(),
         })
     }
 }

@@ -18,21 +18,23 @@ use tessera::{RecordedResponse, SessionManager};
 /// replaces an earlier one, list headers are merged).
 pub(crate) type Recorder = RecordedResponse;
 
-/// The buffer of pending response changes one request shares between its
-/// extractors (which push) and the layer's response future (which replays).
-type Pending = Arc<Mutex<RecordedResponse>>;
-
-/// What the layer puts into each request's extensions: the manager and the
-/// buffer of pending response changes. Cloning shares the buffer.
-#[derive(Clone)]
-pub(crate) struct RequestContext {
+/// What one request shares between its extractors (which push response
+/// changes) and the layer's response future (which replays them): the
+/// manager and the buffer of pending changes, in one allocation per request.
+struct Shared {
     manager: SessionManager,
-    pending: Pending,
+    pending: Mutex<RecordedResponse>,
 }
+
+/// What the layer puts into each request's extensions. Cloning shares the
+/// buffer. The extractors borrow it from the extensions to verify and clone
+/// it only into what outlives the extraction (a [`crate::Session`]).
+#[derive(Clone)]
+pub(crate) struct RequestContext(Arc<Shared>);
 
 impl RequestContext {
     pub(crate) fn manager(&self) -> &SessionManager {
-        &self.manager
+        &self.0.manager
     }
 
     /// Adds what a core call recorded to the changes the response will get.
@@ -42,7 +44,7 @@ impl RequestContext {
         }
         // A poisoned lock only means another task panicked while pushing;
         // the vector itself is still consistent.
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.extend(recorded);
     }
 
@@ -53,15 +55,17 @@ impl RequestContext {
         self.push(rec);
         out
     }
-}
 
-/// Takes the recorded changes out of `pending`, without locking when the
-/// response future is the buffer's only owner left (the usual case: the
-/// request, and with it every extractor's copy, is gone by then).
-fn take_pending(pending: &mut Pending) -> RecordedResponse {
-    match Arc::get_mut(pending) {
-        Some(m) => std::mem::take(m.get_mut().unwrap_or_else(|e| e.into_inner())),
-        None => std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner())),
+    /// Takes the recorded changes out, without locking when the response
+    /// future holds the only reference left (the usual case: the request,
+    /// and with it every extractor's copy, is gone by then).
+    fn take_pending(&mut self) -> RecordedResponse {
+        match Arc::get_mut(&mut self.0) {
+            Some(shared) => {
+                std::mem::take(shared.pending.get_mut().unwrap_or_else(|e| e.into_inner()))
+            }
+            None => std::mem::take(&mut *self.0.pending.lock().unwrap_or_else(|e| e.into_inner())),
+        }
     }
 }
 
@@ -151,14 +155,14 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let pending = Pending::default();
-        req.extensions_mut().insert(RequestContext {
+        let ctx = RequestContext(Arc::new(Shared {
             manager: self.manager.clone(),
-            pending: Arc::clone(&pending),
-        });
+            pending: Mutex::default(),
+        }));
+        req.extensions_mut().insert(ctx.clone());
         ResponseFuture {
             inner: self.inner.call(req),
-            pending: Some(pending),
+            pending: Some(ctx),
             expired_status: self.expired_status,
         }
     }
@@ -169,7 +173,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        pending: Option<Pending>,
+        pending: Option<RequestContext>,
         expired_status: u16,
     }
 }
@@ -198,7 +202,7 @@ where
                     *res.status_mut() = s;
                 }
             }
-            let ops = take_pending(&mut pending);
+            let ops = pending.take_pending();
             if !ops.is_empty() {
                 ops.replay(res.headers_mut());
             }

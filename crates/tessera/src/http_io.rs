@@ -36,6 +36,13 @@ pub trait RequestSource {
     fn cookie(&self, name: &str) -> Option<&[u8]>;
     /// The raw value of the first header named `name` (lowercase), if any.
     fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The value of the [`ANTI_CSRF_HEADER`] request header. `get_session`
+    /// reads it on every request that checks anti-CSRF; the `http` types
+    /// look it up by a header name built once instead of parsing the name
+    /// on each call.
+    fn anti_csrf_header(&self) -> Option<&[u8]> {
+        self.header(ANTI_CSRF_HEADER)
+    }
     /// `(self.cookie(first), self.cookie(second))`. `get_session` reads two
     /// cookies on every request; implementors that parse a `Cookie` header
     /// can override this to find both in one pass (the `http` types do).
@@ -221,6 +228,10 @@ impl RequestSource for HeaderMap {
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.get(name).map(HeaderValue::as_bytes)
     }
+    fn anti_csrf_header(&self) -> Option<&[u8]> {
+        static NAME: HeaderName = HeaderName::from_static(ANTI_CSRF_HEADER);
+        self.get(&NAME).map(HeaderValue::as_bytes)
+    }
     fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
         cookie_headers_conflict(cookie_headers(self).map(HeaderValue::as_bytes), names)
     }
@@ -256,6 +267,9 @@ impl<B> RequestSource for http::Request<B> {
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers().header(name)
     }
+    fn anti_csrf_header(&self) -> Option<&[u8]> {
+        self.headers().anti_csrf_header()
+    }
     fn cookie_pair(&self, first: &str, second: &str) -> (Option<&[u8]>, Option<&[u8]>) {
         self.headers().cookie_pair(first, second)
     }
@@ -277,6 +291,9 @@ impl RequestSource for http::request::Parts {
     }
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers.header(name)
+    }
+    fn anti_csrf_header(&self) -> Option<&[u8]> {
+        self.headers.anti_csrf_header()
     }
     fn cookie_pair(&self, first: &str, second: &str) -> (Option<&[u8]>, Option<&[u8]>) {
         self.headers.cookie_pair(first, second)

@@ -216,16 +216,34 @@ impl KeyManager {
     /// cached ring is due for a check, `reload_in_background` is told so and
     /// the cached ring is used meanwhile. This keeps `get_session` free of
     /// database access; a due rotation reaches verification a moment later.
-    pub(crate) fn ring_for_verification(&self, now: i64) -> Result<(Arc<KeyRing>, bool)> {
+    ///
+    /// `check` runs on the cached ring borrowed in place (an `arc-swap`
+    /// guard, no reference-count traffic on the shared ring: every request
+    /// of every core reads it), so it must not await; what it returns comes
+    /// back with the flag.
+    pub(crate) fn with_verification_ring<R>(
+        &self,
+        now: i64,
+        check: impl FnOnce(&KeyRing) -> R,
+    ) -> Result<(R, bool)> {
         if let Some(f) = self.user_fn() {
-            return Ok((self.ring_from_user_fn(f, now)?, false));
+            return Ok((check(&*self.ring_from_user_fn(f, now)?), false));
         }
-        let ring = self.ring.load_full();
+        let ring = self.ring.load();
         let due = now >= ring.next_check_ms && !self.background_reload.swap(true, Ordering::AcqRel);
-        Ok((ring, due))
+        Ok((check(&ring), due))
     }
 
-    /// Runs the reload that [`KeyManager::ring_for_verification`] asked for.
+    /// The cached key ring, owned (for a caller that signs after an await),
+    /// never waiting on the database.
+    pub(crate) fn cached_ring(&self, now: i64) -> Result<Arc<KeyRing>> {
+        match self.user_fn() {
+            Some(f) => self.ring_from_user_fn(f, now),
+            None => Ok(self.ring.load_full()),
+        }
+    }
+
+    /// Runs the reload that [`KeyManager::with_verification_ring`] asked for.
     pub(crate) async fn background_reload(&self, now: i64) {
         if let Err(e) = self.reload(now, Reload::IfDue).await {
             tracing::warn!(error = %e, "reloading the signing keys failed; will retry");

@@ -112,7 +112,7 @@ pub use user_id::{UserId, MAX_USER_ID_STORAGE_LEN};
 pub mod __internals {
     pub use crate::http_io::find_cookies;
     pub use crate::tokens::{
-        open_refresh_token, seal_refresh_token, sign_access_token, ClaimsIn, ClaimsOut,
-        RefreshContents, RefreshKey, SigningKey, MAX_TOKEN_LEN,
+        open_refresh_token, parse_claims_fast, seal_refresh_token, sign_access_token, ClaimsIn,
+        ClaimsOut, RefreshContents, RefreshKey, SigningKey, MAX_TOKEN_LEN,
     };
 }

@@ -375,20 +375,20 @@ impl SessionManager {
         let now = self.now();
         let split =
             split_token(token).ok_or_else(|| Error::try_refresh("malformed access token"))?;
-        let (ring, reload_due) = self.inner.keys.ring_for_verification(now)?;
+        let (verdict, reload_due) = self
+            .inner
+            .keys
+            .with_verification_ring(now, |ring| self.check_signature(ring, &split, now))?;
         if reload_due {
             self.spawn_key_reload(now).await;
         }
-        let (ring, key_ok) = match self.check_signature(&ring, &split, now) {
-            Some(ok) => (ring, ok),
+        let key_ok = match verdict {
+            Some(ok) => ok,
             // A key id we do not know: another instance may have rotated.
             None if header_kid(split.header).is_some() => {
                 match self.inner.keys.reload_for_unknown_kid(now).await {
-                    Ok(Some(r)) => {
-                        let ok = self.check_signature(&r, &split, now).unwrap_or(false);
-                        (r, ok)
-                    }
-                    Ok(None) => (ring, false),
+                    Ok(Some(r)) => self.check_signature(&r, &split, now).unwrap_or(false),
+                    Ok(None) => false,
                     // The keys cannot be reloaded (the database is down):
                     // the token cannot be checked with the keys at hand, so
                     // it is one to refresh, never a General error for what
@@ -396,11 +396,11 @@ impl SessionManager {
                     // meets the outage as a retryable General error.
                     Err(e) => {
                         tracing::debug!(error = %e, "tessera: key reload for an unknown kid failed");
-                        (ring, false)
+                        false
                     }
                 }
             }
-            None => (ring, false),
+            None => false,
         };
         if !key_ok {
             return Err(Error::try_refresh(
@@ -417,7 +417,7 @@ impl SessionManager {
         }
         let cfg = &self.inner.config;
         if enable_csrf_protection && cfg.anti_csrf {
-            let ok = match (request.header(ANTI_CSRF_HEADER), claims.csrf) {
+            let ok = match (request.anti_csrf_header(), claims.csrf) {
                 (Some(sent), Some(expected)) => ct_eq(sent, expected.as_bytes()),
                 _ => false,
             };
@@ -430,7 +430,7 @@ impl SessionManager {
         }
         // The Session keeps the decoded claims and points into them.
         let handle = subrange(buf.as_bytes(), claims.sh.as_bytes());
-        let payload_json = subrange(buf.as_bytes(), claims.pld.get().as_bytes());
+        let payload_json = subrange(buf.as_bytes(), claims.pld.as_bytes());
         let Some(prt) = claims.prt else {
             let exp = claims.exp.saturating_mul(1000);
             let uid = claims.uid;
@@ -444,7 +444,12 @@ impl SessionManager {
             ));
         };
         // First use of an access token issued by a refresh: promote its
-        // refresh token to be the committed one (compare-and-set).
+        // refresh token to be the committed one (compare-and-set). The new
+        // access token carries the payload again, so it is validated as JSON
+        // first (`parse_claims` leaves that to its users), before anything
+        // is written.
+        let payload: &RawValue =
+            serde_json::from_str(claims.pld).map_err(|_| Error::try_refresh("malformed claims"))?;
         let rt_hash_2 = h(claims.rt);
         let promoted = self
             .inner
@@ -486,6 +491,9 @@ impl SessionManager {
                 None => return Err(self.unauthorized(request, response, "session not found")),
             }
         }
+        // Signed with the current key now (the ring may have been reloaded
+        // while the store was answering).
+        let ring = self.inner.keys.cached_ring(now)?;
         let (access, access_exp) = self.sign(
             &ring.current,
             claims.sh,
@@ -493,7 +501,7 @@ impl SessionManager {
             claims.rt,
             None,
             claims.csrf,
-            claims.pld,
+            payload,
             now,
         )?;
         self.write_tokens(response, &access, access_exp, None, None)?;

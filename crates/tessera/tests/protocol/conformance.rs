@@ -425,6 +425,57 @@ async fn signing_key_rotation_with_overlap(h: Harness) {
     assert_try_refresh(verify(&m, &mut b).await);
 }
 
+async fn key_holder_payload_span_is_kept_and_validated_where_used(h: Harness) {
+    // The layout reader does not validate the payload of a verified token
+    // (docs/PROTOCOL.md §3.2): a holder of the signing key who writes a
+    // payload span that is not one JSON value gets it back as text, the
+    // parsed payload is null, and the promotion that would re-sign it
+    // refuses before writing anything.
+    let key = vec![9u8; 32];
+    let k2 = key.clone();
+    let m = h
+        .manager(move |c| {
+            c.with_signing_key(SigningKeySource::Function(Arc::new(move || Ok(k2.clone()))))
+        })
+        .await;
+    let re_sign = |token: &str| {
+        let (header, _, _) = tessera_testkit::forge::segments(token);
+        let claims = tessera_testkit::forge::claims_text(token);
+        let start = claims.find(",\"pld\":").expect("pld") + 7;
+        let end = claims.find(",\"iat\":").expect("iat");
+        let bent = format!("{}1,\"x\":0{}", &claims[..start], &claims[end..]);
+        tessera_testkit::forge::sign(&key, &header, &b64(&bent))
+    };
+    let mut b = login(&m, "u", json!({"role": "a"})).await;
+    let mut bent = b.clone();
+    bent.set(
+        ACCESS_TOKEN_COOKIE,
+        &re_sign(b.cookie(ACCESS_TOKEN_COOKIE).unwrap()),
+    );
+    let s = verify(&m, &mut bent)
+        .await
+        .expect("verified by the key holder's signature");
+    assert_eq!(s.jwt_payload_json(), "1,\"x\":0");
+    assert_eq!(s.jwt_payload(), &serde_json::Value::Null);
+
+    // A refreshed access token (first use promotes) with the same bend.
+    let r0 = b.cookie(REFRESH_TOKEN_COOKIE).unwrap().to_owned();
+    refresh(&m, &mut b).await.unwrap();
+    let mut bent_child = b.clone();
+    bent_child.set(
+        ACCESS_TOKEN_COOKIE,
+        &re_sign(b.cookie(ACCESS_TOKEN_COOKIE).unwrap()),
+    );
+    assert_try_refresh(verify(&m, &mut bent_child).await);
+    // Nothing was promoted: the parent refresh token is still the committed
+    // one, so refreshing with it again is no theft.
+    let mut parent = b.clone();
+    parent.set(REFRESH_TOKEN_COOKIE, &r0);
+    refresh(&m, &mut parent)
+        .await
+        .expect("the parent is still committed");
+}
+
 async fn user_supplied_key_function(h: Harness) {
     let key = Arc::new(std::sync::Mutex::new(vec![9u8; 32]));
     let k2 = key.clone();
@@ -970,6 +1021,7 @@ crate::per_backend!(
     signing_key_rotation_without_overlap,
     signing_key_rotation_with_overlap,
     user_supplied_key_function,
+    key_holder_payload_span_is_kept_and_validated_where_used,
     two_instances_share_sessions_and_keys,
     concurrent_refreshes_with_one_token,
     concurrent_promotion_of_two_children,
