@@ -196,8 +196,13 @@ summary() {
   if grep -q 'Not measured in this run' "$OUT/http.md" 2>/dev/null; then
     echo "| axum extractor keeps ≥ 90% of unauthenticated throughput | not measured in this run | — |"
   elif [ -f "$OUT/http.md" ]; then
-    r=$(grep -o 'authed_cpu_ratio=[0-9.]*' "$OUT/http.md" | head -1 | cut -d= -f2)
+    hn() { grep -o "$1=[0-9.]*" "$OUT/http.md" | head -1 | cut -d= -f2; }
+    r=$(hn authed_cpu_ratio)
     [ -n "$r" ] && awk -v r="$r" 'BEGIN { printf "| axum extractor keeps ≥ 90%% of unauthenticated throughput | %.1f%% per server CPU-second | %s |\n", r * 100, (r >= 0.9 ? "met" : "**missed**") }'
+    r=$(hn authed_vs_ts_memory)
+    [ -n "$r" ] && awk -v r="$r" 'BEGIN { printf "| axum `/authed` ≥ 1.3× tower-sessions `MemoryStore` | %.2f× per server CPU-second | %s |\n", r, (r >= 1.3 ? "met" : "**missed**") }'
+    a=$(hn authed_above_plain_ir); f=$(hn hmac_above_plain_ir)
+    [ -n "$a" ] && [ -n "$f" ] && awk -v a="$a" -v f="$f" 'BEGIN { printf "| axum `/authed` instructions above `/plain` ≤ 2× the HMAC route'"'"'s (callgrind, software SHA-256) | %.2f× | %s |\n", a / f, (a <= 2 * f ? "met" : "**missed**") }'
   fi
   echo
 }

@@ -365,7 +365,7 @@ def test_manager_is_rebuilt_only_when_settings_change():
 
 
 def test_signing_key_rotation_causes_try_refresh(login, clock):
-    """The seed: a signing-key change causes TryRefreshToken. With a 1 h
+    """The reference library: a signing-key change causes TryRefreshToken. With a 1 h
     interval and long-lived access tokens, the key changes under a valid token."""
     long_tokens = {"ACCESS_TOKEN_VALIDITY": 86400, "ACCESS_TOKEN_SIGNING_KEY_UPDATE_INTERVAL": 1}
     with override_settings(SUPER_TOKENS=long_tokens):
