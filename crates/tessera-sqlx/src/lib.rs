@@ -121,6 +121,8 @@ pub use mysql::MySqlStore;
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use tx::conflict_retries;
 
 /// How [`connect_with`] builds its pool.
 ///
