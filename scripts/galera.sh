@@ -102,7 +102,7 @@ binlog_format=ROW
 default_storage_engine=InnoDB
 innodb_autoinc_lock_mode=2
 innodb_flush_log_at_trx_commit=1
-wsrep_sync_wait=1
+wsrep_sync_wait=3
 
 wsrep_on=ON
 wsrep_provider=$PROVIDER
