@@ -669,3 +669,91 @@ async fn a_node_with_a_setting_off_is_named_in_a_warning() {
         "only that setting: {text}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Throughput (BENCHMARKS.md, "Galera"): not a test, run by hand with
+// `cargo test -p tessera-sqlx --test galera -- --ignored --nocapture throughput`.
+
+/// Runs `op` on 32 tasks (task `i` on instance `i % 3`) for `secs`; returns
+/// calls per second and conflict retries per thousand calls.
+async fn rate<F, Fut>(ms: &[SessionManager], secs: u64, op: F) -> (f64, f64)
+where
+    F: Fn(SessionManager, usize) -> Fut + Send + Sync + 'static + Clone,
+    Fut: std::future::Future<Output = usize> + Send + 'static,
+{
+    let retries = tessera_sqlx::conflict_retries();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let (m, op) = (ms[i % ms.len()].clone(), op.clone());
+            tokio::spawn(async move {
+                let mut done = 0;
+                while Instant::now() < deadline {
+                    done += op(m.clone(), i).await;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut calls = 0;
+    for t in tasks {
+        calls += t.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let retried = (tessera_sqlx::conflict_retries() - retries) as f64;
+    (calls as f64 / elapsed, retried * 1000.0 / calls as f64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; see BENCHMARKS.md"]
+async fn throughput_cluster_against_one_server() {
+    let secs = env_number("TESSERA_BENCH_SECS", 10) as u64;
+    let mut rows = Vec::new();
+    for (label, backend) in [
+        ("3-node Galera, one instance per node", Backend::Galera),
+        ("one MariaDB server, three instances", Backend::MySql),
+    ] {
+        let Some(h) = Harness::new(backend, "throughput", label).await else {
+            continue;
+        };
+        let mut ms = Vec::new();
+        for _ in 0..3 {
+            ms.push(h.manager(|c| c.with_anti_csrf(false)).await);
+        }
+        let (creates, create_retries) = rate(&ms, secs, |m, i| async move {
+            let mut resp = http::HeaderMap::new();
+            m.create_new_session(&mut resp, format!("c{i}"), json!({}), json!({}))
+                .await
+                .expect("create");
+            1
+        })
+        .await;
+        let jars: Arc<Vec<Mutex<Option<Browser>>>> =
+            Arc::new((0..32).map(|_| Mutex::new(None)).collect());
+        let (refreshes, refresh_retries) = rate(&ms, secs, move |m, i| {
+            let jars = jars.clone();
+            async move {
+                let jar = jars[i].lock().unwrap().take();
+                let mut jar = match jar {
+                    Some(j) => j,
+                    None => login(&m, format!("r{i}"), json!({})).await,
+                };
+                // Each refresh after the first presents an unpromoted child:
+                // a compare-and-set write, as a client's refresh does.
+                refresh(&m, &mut jar).await.expect("refresh");
+                *jars[i].lock().unwrap() = Some(jar);
+                1
+            }
+        })
+        .await;
+        rows.push(format!(
+            "| {label} | {creates:.0} | {refreshes:.0} | {create_retries:.2} / {refresh_retries:.2} |"
+        ));
+    }
+    println!("| 32 tasks, {secs} s each | creates/s | refreshes/s | conflict retries per 1,000 calls (create / refresh) |");
+    println!("|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+}
