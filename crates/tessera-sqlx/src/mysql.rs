@@ -48,6 +48,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 /// Durability is the server's: with the default
 /// `innodb_flush_log_at_trx_commit = 1` a call returns after its commit is
 /// flushed.
+///
+/// On a MariaDB Galera node (`wsrep_on = ON`) every connection also sets
+/// `wsrep_sync_wait |= 3` (reads, UPDATE and DELETE wait for the cluster),
+/// and [`MySqlStore::connect`] logs a warning (target
+/// `tessera_sqlx::galera`) for each setting Tessera relies on that is off;
+/// see docs/DISTRIBUTED.md.
 #[derive(Debug, Clone)]
 pub struct MySqlStore {
     pool: MySqlPool,
