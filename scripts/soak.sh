@@ -8,6 +8,10 @@
 #   crash       demo server SIGKILLed under load, 200 restart cycles
 #   load        64 clients verifying and refreshing for 60 s
 #   faults      private PostgreSQL and MariaDB stopped/killed mid-load, 20 cycles, and frozen (SIGSTOP) 10
+#   galera      the 3-node Galera cluster (scripts/galera.sh): 64-way races over
+#               three nodes, 200 rounds; node faults (SIGKILL + restart,
+#               SIGSTOP + SIGCONT) under load, 10 cycles; the protocol suites on
+#               the cluster with the knobs above; the demo's crash soak on node 2
 #   fuzz        each cargo-fuzz target for 10 million executions
 #
 #   bash scripts/soak.sh              # everything but fuzz (about an hour)
@@ -27,10 +31,22 @@ export TESSERA_SOAK_MODEL_SEEDS="${TESSERA_SOAK_MODEL_SEEDS:-40}"
 export TESSERA_SOAK_CRASH_CYCLES="${TESSERA_SOAK_CRASH_CYCLES:-200}"
 export TESSERA_SOAK_LOAD_SECS="${TESSERA_SOAK_LOAD_SECS:-60}"
 export TESSERA_SOAK_FAULT_CYCLES="${TESSERA_SOAK_FAULT_CYCLES:-20}"
+export TESSERA_SOAK_GALERA_ROUNDS="${TESSERA_SOAK_GALERA_ROUNDS:-200}"
+export TESSERA_SOAK_GALERA_FAULT_CYCLES="${TESSERA_SOAK_GALERA_FAULT_CYCLES:-10}"
+
+galera_soak() {
+  bash scripts/galera.sh start
+  export TESSERA_TEST_GALERA_URLS="$(bash scripts/galera.sh urls)" TESSERA_REQUIRE_GALERA=1
+  cargo test --release -p tessera-sqlx --test protocol -- galera:: --nocapture
+  cargo test --release -p tessera-sqlx --test galera -- --nocapture
+  TESSERA_GALERA_FAULTS=1 cargo test --release -p tessera-sqlx --test galera node_faults -- --nocapture --test-threads=1
+  TESSERA_TEST_MYSQL_URL="$(bash scripts/galera.sh urls | cut -d, -f2)" TESSERA_SOAK_BACKENDS=mysql \
+    cargo test --release -p tessera-demo --test crash -- --nocapture
+}
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then
-  parts=(races model crash load faults)
+  parts=(races model crash load faults galera)
 fi
 
 mkdir -p target/soak
@@ -44,7 +60,7 @@ run() {
     echo "soak $name FAILED after $((SECONDS - start)) s" >&2
     exit 1
   fi
-  grep -E '^(races|properties \(|crash-soak|load-soak|faults)|^test result' "target/soak/$name.log" | grep -v ' 0 passed' || true
+  grep -E '^(races|properties \(|crash-soak|load-soak|faults|galera (races|faults))|^test result' "target/soak/$name.log" | grep -v ' 0 passed' || true
   echo "soak $name passed in $((SECONDS - start)) s"
 }
 
@@ -55,9 +71,10 @@ for part in "${parts[@]}"; do
     crash) run crash cargo test --release -p tessera-demo --test crash -- --nocapture ;;
     load) run load cargo test --release -p tessera-demo --test load -- --nocapture ;;
     faults) run faults cargo test --release -p tessera-sqlx --test faults -- --nocapture --test-threads=1 ;;
+    galera) run galera galera_soak ;;
     fuzz) run fuzz bash scripts/fuzz.sh --full ;;
     *)
-      echo "unknown part '$part' (races model crash load faults fuzz)" >&2
+      echo "unknown part '$part' (races model crash load faults galera fuzz)" >&2
       exit 2
       ;;
   esac

@@ -35,6 +35,27 @@ step "hardening (SECURITY.md): races, attacker model, crashes, load, database fa
 grep -E '^(races [a-z]+: [0-9]+ rounds of|properties \(|crash-soak:|load-soak:)' target/rust-tests.log || true
 grep -oE '^(security|faults) [a-z0-9_]+: backend [a-z]+' target/rust-tests.log | awk '{print $1, $NF}' | sort | uniq -c || true
 grep -E '^test result:' target/rust-tests.log | awk '{ran += $4; ign += $8} END {print ran " Rust tests passed, " ign " ignored"}'
+step "Galera cluster (scripts/galera.sh, 3 nodes on ports 4306-4308): per-backend suites, cluster tests, node faults (short; scripts/soak.sh galera runs the long ones)"
+bash scripts/galera.sh start
+galera_log=target/galera-tests.log
+if ! (
+  export TESSERA_TEST_GALERA_URLS="$(bash scripts/galera.sh urls)" TESSERA_REQUIRE_GALERA=1
+  set -x
+  cargo test -p tessera-sqlx --test protocol --test security -- galera:: --nocapture
+  cargo test -p tessera-sqlx --test galera --test retry --test store -- --nocapture
+  # Kills and freezes nodes: alone.
+  TESSERA_GALERA_FAULTS=1 cargo test -p tessera-sqlx --test galera node_faults -- --nocapture --test-threads=1
+  # The demo's crash soak (the server SIGKILLed under load) on node 2.
+  TESSERA_TEST_MYSQL_URL="mysql://root@127.0.0.1:4307/test" TESSERA_SOAK_BACKENDS=mysql \
+    cargo test -p tessera-demo --test crash -- --nocapture
+) >"$galera_log" 2>&1; then
+  grep -E 'FAILED|panicked|^error' -A15 "$galera_log" | head -100 >&2
+  bash scripts/galera.sh status >&2 || true
+  echo "Galera tests failed; the whole log is $galera_log" >&2
+  exit 1
+fi
+grep -E '^test result:|^galera (races|faults)|^crash-soak: backend' "$galera_log"
+grep -oE '(conformance|races|properties|security) [a-z0-9_]+: backend galera' "$galera_log" | awk '{print $1}' | sort | uniq -c
 step "Django package: maturin build + pytest-django on SQLite, PostgreSQL, MariaDB"
 bash scripts/test-django.sh
 step "browser tests (real supertokens-website 4.2.0 and the demo page in Chromium), multi-instance demo"

@@ -67,7 +67,7 @@ pub(crate) async fn refresh_token_key<DB: KeySql>(
     limit: Option<Duration>,
     candidate: &StoredKey,
 ) -> StoreResult<StoredKey> {
-    call(limit, async {
+    call(limit, "refresh_token_key", |_| async move {
         // Insert-if-absent, then read: the first insert wins (a concurrent
         // insert of the same name waits for it and then does nothing), and
         // every caller reads the winner. Both statements autocommit; a key
@@ -87,7 +87,7 @@ pub(crate) async fn signing_keys<DB: KeySql>(
     candidate: &StoredKey,
     decide: RotationDecision<'_>,
 ) -> StoreResult<SigningKeys> {
-    call(limit, async {
+    call(limit, "signing_keys", |_| async move {
         if !DB::INSERT_CURRENT_IN_TRANSACTION {
             let mut conn = pool.acquire().await?;
             DB::insert_key_if_absent(&mut conn, CURRENT_SIGNING_KEY, candidate).await?;

@@ -39,6 +39,16 @@
 //!   the transaction is rolled back and a connection whose transaction was not
 //!   seen to end is closed rather than returned to the pool, so nothing is
 //!   left half written.
+//! * **Conflicts are retried.** A call that fails with a serialization
+//!   failure, a deadlock or (on a MariaDB Galera cluster) a certification
+//!   failure at COMMIT (SQLSTATE 40001 / 40P01 / 40003, MySQL error 1213) is
+//!   run again as a whole, up to 10 attempts with jittered backoff inside the
+//!   call deadline; a retried create or promotion recognises its own
+//!   committed result, so none is done twice. The attempts are logged under
+//!   the tracing target `tessera_sqlx::retry` and counted by
+//!   [`conflict_retries`]; when they run out the call fails with a retryable
+//!   `Unavailable` error. See docs/DISTRIBUTED.md, which also lists the
+//!   Galera settings that [`MySqlStore::connect`] checks.
 //! * **Durability.** A call returns only after its commit. SQLite runs in WAL
 //!   mode with `synchronous=FULL` (every commit is fsynced) and a 10 s busy
 //!   timeout; PostgreSQL and MySQL rely on the server's defaults
@@ -121,6 +131,8 @@ pub use mysql::MySqlStore;
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use tx::conflict_retries;
 
 /// How [`connect_with`] builds its pool.
 ///

@@ -19,6 +19,10 @@ use crate::keys::{self, KeySql};
 use crate::tx::{call, Begin, CallResult};
 use crate::{StoreOptions, DEFAULT_CALL_TIMEOUT};
 
+/// What every connection to a Galera node runs: `wsrep_sync_wait` bits 1
+/// (reads) and 2 (UPDATE and DELETE) added to the server's value.
+const GALERA_SESSION_SETUP: &str = "SET SESSION wsrep_sync_wait = @@SESSION.wsrep_sync_wait | 3";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
 /// A [`Store`] on MySQL or MariaDB (InnoDB).
@@ -44,6 +48,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 /// Durability is the server's: with the default
 /// `innodb_flush_log_at_trx_commit = 1` a call returns after its commit is
 /// flushed.
+///
+/// On a MariaDB Galera node (`wsrep_on = ON`) every connection also sets
+/// `wsrep_sync_wait |= 3` (reads, UPDATE and DELETE wait for the cluster),
+/// and [`MySqlStore::connect`] logs a warning (target
+/// `tessera_sqlx::galera`) for each setting Tessera relies on that is off;
+/// see docs/DISTRIBUTED.md.
 #[derive(Debug, Clone)]
 pub struct MySqlStore {
     pool: MySqlPool,
@@ -90,6 +100,20 @@ impl MySqlStore {
                 let setup = setup.clone();
                 Box::pin(async move {
                     conn.execute(&*setup).await?;
+                    // On a Galera node, causal reads *and* causal UPDATE /
+                    // DELETE on every connection of ours, whatever the
+                    // server's default: without bit 2 a revocation (DELETE)
+                    // or a promotion (UPDATE) sent to a node that has not yet
+                    // applied the session's INSERT matches no row, writes
+                    // nothing that certification could refuse, and reports
+                    // "not found" (see docs/DISTRIBUTED.md).
+                    let wsrep: Option<(String, String)> =
+                        sqlx::query_as("SHOW SESSION VARIABLES LIKE 'wsrep_on'")
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                    if wsrep.is_some_and(|(_, v)| v.eq_ignore_ascii_case("ON")) {
+                        conn.execute(GALERA_SESSION_SETUP).await?;
+                    }
                     Ok(())
                 })
             })
@@ -97,6 +121,7 @@ impl MySqlStore {
             .await
             .map_err(db)?;
         let store = MySqlStore::new(pool).with_call_timeout(options.call_timeout);
+        store.check_galera_settings().await;
         if options.run_migrations {
             store.migrate().await?;
         }
@@ -128,6 +153,150 @@ impl MySqlStore {
     pub fn pool(&self) -> &MySqlPool {
         &self.pool
     }
+
+    /// On a Galera node (`wsrep_on = ON`), logs a warning (target
+    /// `tessera_sqlx::galera`) for each server setting Tessera relies on
+    /// that is off; see docs/DISTRIBUTED.md. Elsewhere it does nothing. A
+    /// check that cannot run is logged too and does not fail the connect.
+    async fn check_galera_settings(&self) {
+        match self.galera_settings().await {
+            Ok(None) => {}
+            Ok(Some(settings)) => {
+                for problem in galera_problems(&settings) {
+                    tracing::warn!(
+                        target: "tessera_sqlx::galera",
+                        setting = problem.setting,
+                        value = %problem.value,
+                        expected = problem.expected,
+                        "Galera node: {} is {} but Tessera needs {} ({})",
+                        problem.setting,
+                        problem.value,
+                        problem.expected,
+                        problem.why
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(
+                target: "tessera_sqlx::galera",
+                error = %e,
+                "could not check the server settings Tessera relies on"
+            ),
+        }
+    }
+
+    /// The settings [`galera_problems`] looks at, or `None` when the server
+    /// is not a Galera node. Session values where a session can differ
+    /// (`wsrep_sync_wait`, `binlog_format`), as this store's connections see
+    /// them.
+    async fn galera_settings(&self) -> StoreResult<Option<Vec<(String, String)>>> {
+        call(self.call_timeout, "check_galera_settings", |_| async move {
+            let mut conn = self.pool.acquire().await?;
+            let wsrep: Option<(String, String)> =
+                sqlx::query_as("SHOW SESSION VARIABLES LIKE 'wsrep_on'")
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if !wsrep.is_some_and(|(_, v)| v.eq_ignore_ascii_case("ON")) {
+                return Ok(None);
+            }
+            let mut settings: Vec<(String, String)> = sqlx::query_as(
+                "SHOW SESSION VARIABLES WHERE Variable_name IN ('wsrep_sync_wait', \
+                 'binlog_format', 'innodb_flush_log_at_trx_commit', 'innodb_autoinc_lock_mode', \
+                 'default_storage_engine')",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let status: Vec<(String, String)> = sqlx::query_as(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_status', 'wsrep_ready')",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            settings.extend(status);
+            Ok(Some(settings))
+        })
+        .await
+    }
+}
+
+/// A server setting of a Galera node that is not what Tessera needs.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct GaleraProblem {
+    pub(crate) setting: &'static str,
+    pub(crate) value: String,
+    pub(crate) expected: &'static str,
+    pub(crate) why: &'static str,
+}
+
+/// What is wrong with a Galera node's settings (name and value pairs as
+/// `SHOW VARIABLES` gives them; a missing one counts as wrong).
+pub(crate) fn galera_problems(settings: &[(String, String)]) -> Vec<GaleraProblem> {
+    let get = |name: &str| {
+        settings
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let mut problems = Vec::new();
+    let mut check = |setting: &'static str,
+                     ok: &dyn Fn(&str) -> bool,
+                     expected: &'static str,
+                     why: &'static str| {
+        let value = get(setting);
+        if !value.is_some_and(ok) {
+            problems.push(GaleraProblem {
+                setting,
+                value: value.unwrap_or("(not set)").to_owned(),
+                expected,
+                why,
+            });
+        }
+    };
+    check(
+        "wsrep_sync_wait",
+        &|v| v.parse::<u32>().is_ok_and(|n| n & 3 == 3),
+        "a value with bits 1 and 2 set (3, 7, …)",
+        "without causal reads and writes a node can answer from before a revocation or a \
+         refresh committed on another node (a revoked session is accepted, a rotated refresh \
+         token is taken for a stolen one) or fail to revoke a session it has not yet \
+         received; this store sets it on its own connections, which the check reads, so \
+         this means the server refused that",
+    );
+    check(
+        "binlog_format",
+        &|v| v.eq_ignore_ascii_case("ROW"),
+        "ROW",
+        "Galera replicates row events only",
+    );
+    check(
+        "innodb_flush_log_at_trx_commit",
+        &|v| v == "1",
+        "1",
+        "an acknowledged commit can be lost when every node crashes at once",
+    );
+    check(
+        "innodb_autoinc_lock_mode",
+        &|v| v == "2",
+        "2",
+        "Galera's multi-master inserts need interleaved auto-increment locks",
+    );
+    check(
+        "default_storage_engine",
+        &|v| v.eq_ignore_ascii_case("InnoDB"),
+        "InnoDB",
+        "only InnoDB tables are replicated",
+    );
+    check(
+        "wsrep_cluster_status",
+        &|v| v.eq_ignore_ascii_case("Primary"),
+        "Primary",
+        "a node outside the primary component refuses queries",
+    );
+    check(
+        "wsrep_ready",
+        &|v| v.eq_ignore_ascii_case("ON"),
+        "ON",
+        "the node does not accept queries yet",
+    );
+    problems
 }
 
 /// Whether `s` can be compared exactly under `utf8mb4_bin`, which pads with
@@ -228,11 +397,51 @@ impl KeySql for MySql {
 /// `common::SessionColumns` as sqlx reads `utf8mb4_bin` columns: bytes.
 type SessionBytes = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64, i64);
 
+/// What a retried call checks for (see [`crate::tx::Attempt::is_retry`]).
+impl MySqlStore {
+    /// Whether the row `session` describes is already there: same handle,
+    /// refresh hash and creation time.
+    async fn holds_new_session(&self, session: &NewSession<'_>) -> CallResult<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM tessera_sessions \
+             WHERE session_handle = ? AND refresh_token_hash_2 = ? AND created_at = ?",
+        )
+        .bind(session.session_handle)
+        .bind(session.refresh_token_hash_2)
+        .bind(session.created_at_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Whether the row already holds what `promotion` writes: the new hash
+    /// and the new expiry.
+    async fn holds_promotion(&self, promotion: &Promotion<'_>) -> CallResult<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM tessera_sessions \
+             WHERE session_handle = ? AND refresh_token_hash_2 = ? AND expires_at = ?",
+        )
+        .bind(promotion.session_handle)
+        .bind(promotion.new_hash_2)
+        .bind(promotion.new_expires_at_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+}
+
 #[async_trait]
 impl Store for MySqlStore {
     async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "insert_session", |attempt| async move {
             check_new_session(session)?;
+            // The handle was drawn before the first attempt, so on a retry a
+            // row with it, this refresh hash and this creation time is the
+            // work of an earlier attempt that committed although its answer
+            // was lost: done, not to be inserted twice.
+            if attempt.is_retry() && self.holds_new_session(session).await? {
+                return Ok(());
+            }
             sqlx::query(
                 "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
              session_info, jwt_payload, created_at, expires_at) \
@@ -253,7 +462,7 @@ impl Store for MySqlStore {
     }
 
     async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "load_session", |_| async move {
             if !pad_safe(session_handle) {
                 return Ok(None);
             }
@@ -281,7 +490,7 @@ impl Store for MySqlStore {
     }
 
     async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "session_is_live", |_| async move {
             if !pad_safe(session_handle) {
                 return Ok(false);
             }
@@ -302,31 +511,41 @@ impl Store for MySqlStore {
         promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        call(self.call_timeout, async {
-            check_hash(promotion.new_hash_2)?;
-            if !pad_safe(promotion.session_handle) || !pad_safe(promotion.expected_hash_2) {
-                return Ok(false);
-            }
-            // Affected rows are matched rows (CLIENT_FOUND_ROWS), so a CAS that
-            // writes the same values still reports success.
-            let done = sqlx::query(
-                "UPDATE tessera_sessions SET refresh_token_hash_2 = ?, expires_at = ? \
+        call(
+            self.call_timeout,
+            "compare_and_set_refresh_hash",
+            |attempt| async move {
+                check_hash(promotion.new_hash_2)?;
+                if !pad_safe(promotion.session_handle) || !pad_safe(promotion.expected_hash_2) {
+                    return Ok(false);
+                }
+                // Affected rows are matched rows (CLIENT_FOUND_ROWS), so a CAS that
+                // writes the same values still reports success.
+                let done = sqlx::query(
+                    "UPDATE tessera_sessions SET refresh_token_hash_2 = ?, expires_at = ? \
              WHERE session_handle = ? AND refresh_token_hash_2 = ? AND expires_at > ?",
-            )
-            .bind(promotion.new_hash_2)
-            .bind(promotion.new_expires_at_ms)
-            .bind(promotion.session_handle)
-            .bind(promotion.expected_hash_2)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+                )
+                .bind(promotion.new_hash_2)
+                .bind(promotion.new_expires_at_ms)
+                .bind(promotion.session_handle)
+                .bind(promotion.expected_hash_2)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 1 {
+                    return Ok(true);
+                }
+                // On a retry, an earlier attempt may have made this very
+                // promotion and lost its answer: the row then holds the new hash
+                // with the new expiry, and that is this call's success.
+                Ok(attempt.is_retry() && self.holds_promotion(promotion).await?)
+            },
+        )
         .await
     }
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "delete_session", |_| async move {
             if !pad_safe(session_handle) {
                 return Ok(false);
             }
@@ -340,27 +559,35 @@ impl Store for MySqlStore {
     }
 
     async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
-        call(self.call_timeout, async {
-            let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?")
-                .bind(user_id.to_storage())
-                .execute(&self.pool)
-                .await?;
-            Ok(done.rows_affected())
-        })
+        call(
+            self.call_timeout,
+            "delete_sessions_for_user",
+            |_| async move {
+                let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?")
+                    .bind(user_id.to_storage())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            },
+        )
         .await
     }
 
     async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
-        call(self.call_timeout, async {
-            let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
-                "SELECT session_handle FROM tessera_sessions WHERE user_id = ? \
+        call(
+            self.call_timeout,
+            "session_handles_for_user",
+            |_| async move {
+                let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+                    "SELECT session_handle FROM tessera_sessions WHERE user_id = ? \
              ORDER BY created_at, session_handle",
-            )
-            .bind(user_id.to_storage())
-            .fetch_all(&self.pool)
-            .await?;
-            rows.into_iter().map(|(h,)| text(h)).collect()
-        })
+                )
+                .bind(user_id.to_storage())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(|(h,)| text(h)).collect()
+            },
+        )
         .await
     }
 
@@ -369,7 +596,7 @@ impl Store for MySqlStore {
         user_id: &UserId,
         now_ms: i64,
     ) -> StoreResult<Vec<SessionSummary>> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "sessions_for_user", |_| async move {
             let rows: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
                 "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
              WHERE user_id = ? AND expires_at > ? ORDER BY created_at, session_handle",
@@ -392,7 +619,7 @@ impl Store for MySqlStore {
         session_handle: &str,
         now_ms: i64,
     ) -> StoreResult<Option<String>> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "get_session_info", |_| async move {
             if !pad_safe(session_handle) {
                 return Ok(None);
             }
@@ -415,7 +642,7 @@ impl Store for MySqlStore {
         session_info: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "update_session_info", |_| async move {
             if !pad_safe(session_handle) {
                 return Ok(false);
             }
@@ -436,29 +663,37 @@ impl Store for MySqlStore {
     }
 
     async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
-        call(self.call_timeout, async {
-            // One autocommit statement walking the expires_at index.
-            let done = sqlx::query(
+        call(
+            self.call_timeout,
+            "delete_expired_sessions",
+            |_| async move {
+                // One autocommit statement walking the expires_at index.
+                let done = sqlx::query(
                 "DELETE FROM tessera_sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
             )
             .bind(now_ms)
             .bind(batch_size)
             .execute(&self.pool)
             .await?;
-            Ok(done.rows_affected())
-        })
+                Ok(done.rows_affected())
+            },
+        )
         .await
     }
 
     async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
-        call(self.call_timeout, async {
-            let (n,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?")
-                    .bind(now_ms)
-                    .fetch_one(&self.pool)
-                    .await?;
-            Ok(count(n)?)
-        })
+        call(
+            self.call_timeout,
+            "count_expired_sessions",
+            |_| async move {
+                let (n,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?")
+                        .bind(now_ms)
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(count(n)?)
+            },
+        )
         .await
     }
 
@@ -472,5 +707,60 @@ impl Store for MySqlStore {
         decide: RotationDecision<'_>,
     ) -> StoreResult<SigningKeys> {
         keys::signing_keys(&self.pool, self.call_timeout, candidate, decide).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("wsrep_sync_wait", "3"),
+        ("binlog_format", "ROW"),
+        ("innodb_flush_log_at_trx_commit", "1"),
+        ("innodb_autoinc_lock_mode", "2"),
+        ("default_storage_engine", "InnoDB"),
+        ("wsrep_cluster_status", "Primary"),
+        ("wsrep_ready", "ON"),
+    ];
+
+    #[test]
+    fn good_galera_settings_raise_nothing() {
+        assert_eq!(galera_problems(&settings(GOOD)), vec![]);
+        let mut more = settings(GOOD);
+        more[0].1 = "7".into();
+        assert_eq!(galera_problems(&more), vec![]);
+    }
+
+    #[test]
+    fn each_bad_galera_setting_is_named() {
+        let bad = [
+            ("wsrep_sync_wait", "0"),
+            ("wsrep_sync_wait", "1"),
+            ("wsrep_sync_wait", "2"),
+            ("binlog_format", "MIXED"),
+            ("innodb_flush_log_at_trx_commit", "2"),
+            ("innodb_autoinc_lock_mode", "1"),
+            ("default_storage_engine", "MyISAM"),
+            ("wsrep_cluster_status", "non-Primary"),
+            ("wsrep_ready", "OFF"),
+        ];
+        for (name, value) in bad {
+            let mut s = settings(GOOD);
+            s.iter_mut().find(|(n, _)| n == name).unwrap().1 = value.into();
+            let problems = galera_problems(&s);
+            assert_eq!(problems.len(), 1, "{name}={value}: {problems:?}");
+            assert_eq!(problems[0].setting, name);
+            assert_eq!(problems[0].value, value);
+        }
+        let missing: Vec<_> = settings(GOOD).into_iter().skip(1).collect();
+        assert_eq!(galera_problems(&missing)[0].value, "(not set)");
     }
 }

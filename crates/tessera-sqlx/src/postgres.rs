@@ -192,11 +192,51 @@ impl KeySql for Postgres {
     }
 }
 
+/// What a retried call checks for (see [`crate::tx::Attempt::is_retry`]).
+impl PostgresStore {
+    /// Whether the row `session` describes is already there: same handle,
+    /// refresh hash and creation time.
+    async fn holds_new_session(&self, session: &NewSession<'_>) -> CallResult<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM tessera_sessions \
+             WHERE session_handle = $1 AND refresh_token_hash_2 = $2 AND created_at = $3",
+        )
+        .bind(session.session_handle)
+        .bind(session.refresh_token_hash_2)
+        .bind(session.created_at_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Whether the row already holds what `promotion` writes: the new hash
+    /// and the new expiry.
+    async fn holds_promotion(&self, promotion: &Promotion<'_>) -> CallResult<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM tessera_sessions \
+             WHERE session_handle = $1 AND refresh_token_hash_2 = $2 AND expires_at = $3",
+        )
+        .bind(promotion.session_handle)
+        .bind(promotion.new_hash_2)
+        .bind(promotion.new_expires_at_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "insert_session", |attempt| async move {
             check_new_session(session)?;
+            // The handle was drawn before the first attempt, so on a retry a
+            // row with it, this refresh hash and this creation time is the
+            // work of an earlier attempt that committed although its answer
+            // was lost: done, not to be inserted twice.
+            if attempt.is_retry() && self.holds_new_session(session).await? {
+                return Ok(());
+            }
             sqlx::query(
                 "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
                  session_info, jwt_payload, created_at, expires_at) \
@@ -217,7 +257,7 @@ impl Store for PostgresStore {
     }
 
     async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "load_session", |_| async move {
             let row: Option<SessionColumns> = sqlx::query_as(
                 "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
                  expires_at FROM tessera_sessions WHERE session_handle = $1",
@@ -231,7 +271,7 @@ impl Store for PostgresStore {
     }
 
     async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "session_is_live", |_| async move {
             let row: Option<(i32,)> = sqlx::query_as(
                 "SELECT 1 FROM tessera_sessions WHERE session_handle = $1 AND expires_at > $2",
             )
@@ -249,26 +289,36 @@ impl Store for PostgresStore {
         promotion: &Promotion<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        call(self.call_timeout, async {
-            check_hash(promotion.new_hash_2)?;
-            let done = sqlx::query(
-                "UPDATE tessera_sessions SET refresh_token_hash_2 = $1, expires_at = $2 \
+        call(
+            self.call_timeout,
+            "compare_and_set_refresh_hash",
+            |attempt| async move {
+                check_hash(promotion.new_hash_2)?;
+                let done = sqlx::query(
+                    "UPDATE tessera_sessions SET refresh_token_hash_2 = $1, expires_at = $2 \
                  WHERE session_handle = $3 AND refresh_token_hash_2 = $4 AND expires_at > $5",
-            )
-            .bind(promotion.new_hash_2)
-            .bind(promotion.new_expires_at_ms)
-            .bind(promotion.session_handle)
-            .bind(promotion.expected_hash_2)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+                )
+                .bind(promotion.new_hash_2)
+                .bind(promotion.new_expires_at_ms)
+                .bind(promotion.session_handle)
+                .bind(promotion.expected_hash_2)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 1 {
+                    return Ok(true);
+                }
+                // On a retry, an earlier attempt may have made this very
+                // promotion and lost its answer: the row then holds the new hash
+                // with the new expiry, and that is this call's success.
+                Ok(attempt.is_retry() && self.holds_promotion(promotion).await?)
+            },
+        )
         .await
     }
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "delete_session", |_| async move {
             let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = $1")
                 .bind(session_handle)
                 .execute(&self.pool)
@@ -279,27 +329,35 @@ impl Store for PostgresStore {
     }
 
     async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
-        call(self.call_timeout, async {
-            let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
-                .bind(user_id.to_storage())
-                .execute(&self.pool)
-                .await?;
-            Ok(done.rows_affected())
-        })
+        call(
+            self.call_timeout,
+            "delete_sessions_for_user",
+            |_| async move {
+                let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
+                    .bind(user_id.to_storage())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            },
+        )
         .await
     }
 
     async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
-        call(self.call_timeout, async {
-            let rows: Vec<(String,)> = sqlx::query_as(
-                "SELECT session_handle FROM tessera_sessions WHERE user_id = $1 \
+        call(
+            self.call_timeout,
+            "session_handles_for_user",
+            |_| async move {
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT session_handle FROM tessera_sessions WHERE user_id = $1 \
                  ORDER BY created_at, session_handle",
-            )
-            .bind(user_id.to_storage())
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows.into_iter().map(|(h,)| h).collect())
-        })
+                )
+                .bind(user_id.to_storage())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(h,)| h).collect())
+            },
+        )
         .await
     }
 
@@ -308,7 +366,7 @@ impl Store for PostgresStore {
         user_id: &UserId,
         now_ms: i64,
     ) -> StoreResult<Vec<SessionSummary>> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "sessions_for_user", |_| async move {
             let rows: Vec<SummaryColumns> = sqlx::query_as(
                 "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
                  WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, session_handle",
@@ -327,7 +385,7 @@ impl Store for PostgresStore {
         session_handle: &str,
         now_ms: i64,
     ) -> StoreResult<Option<String>> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "get_session_info", |_| async move {
             let row: Option<(String,)> = sqlx::query_as(
                 "SELECT session_info FROM tessera_sessions \
                  WHERE session_handle = $1 AND expires_at > $2",
@@ -347,7 +405,7 @@ impl Store for PostgresStore {
         session_info: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        call(self.call_timeout, async {
+        call(self.call_timeout, "update_session_info", |_| async move {
             let done = sqlx::query(
                 "UPDATE tessera_sessions SET session_info = $1 \
                  WHERE session_handle = $2 AND expires_at > $3",
@@ -363,35 +421,43 @@ impl Store for PostgresStore {
     }
 
     async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
-        call(self.call_timeout, async {
-            // One autocommit statement. The subselect walks the expires_at index
-            // and skips rows another transaction holds (a refresh in flight, a
-            // second cleaner); a later batch picks them up. `= ANY(ARRAY(…))`
-            // rather than `IN (…)` so that the outer delete probes the primary
-            // key instead of hash-joining against a scan of the whole table.
-            let done = sqlx::query(
-                "DELETE FROM tessera_sessions WHERE session_handle = ANY(ARRAY(\
+        call(
+            self.call_timeout,
+            "delete_expired_sessions",
+            |_| async move {
+                // One autocommit statement. The subselect walks the expires_at index
+                // and skips rows another transaction holds (a refresh in flight, a
+                // second cleaner); a later batch picks them up. `= ANY(ARRAY(…))`
+                // rather than `IN (…)` so that the outer delete probes the primary
+                // key instead of hash-joining against a scan of the whole table.
+                let done = sqlx::query(
+                    "DELETE FROM tessera_sessions WHERE session_handle = ANY(ARRAY(\
                  SELECT session_handle FROM tessera_sessions WHERE expires_at <= $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
-            )
-            .bind(now_ms)
-            .bind(i64::from(batch_size))
-            .execute(&self.pool)
-            .await?;
-            Ok(done.rows_affected())
-        })
+                )
+                .bind(now_ms)
+                .bind(i64::from(batch_size))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            },
+        )
         .await
     }
 
     async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
-        call(self.call_timeout, async {
-            let (n,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= $1")
-                    .bind(now_ms)
-                    .fetch_one(&self.pool)
-                    .await?;
-            Ok(count(n)?)
-        })
+        call(
+            self.call_timeout,
+            "count_expired_sessions",
+            |_| async move {
+                let (n,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= $1")
+                        .bind(now_ms)
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(count(n)?)
+            },
+        )
         .await
     }
 

@@ -19,6 +19,9 @@ pub enum Backend {
     Postgres,
     /// MySQL or MariaDB, a fresh database.
     MySql,
+    /// A MariaDB Galera cluster (`scripts/galera.sh`): a fresh database,
+    /// reached through each node ([`fresh_urls`]).
+    Galera,
 }
 
 impl fmt::Display for Backend {
@@ -27,6 +30,7 @@ impl fmt::Display for Backend {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
             Backend::MySql => "mysql",
+            Backend::Galera => "galera",
         })
     }
 }
@@ -35,6 +39,31 @@ impl fmt::Display for Backend {
 pub const POSTGRES_URL_VAR: &str = "TESSERA_TEST_POSTGRES_URL";
 /// Environment variable with the MySQL/MariaDB base URL.
 pub const MYSQL_URL_VAR: &str = "TESSERA_TEST_MYSQL_URL";
+/// Environment variable with the Galera cluster's base URLs, one per node,
+/// comma-separated (`bash scripts/galera.sh urls` prints them).
+pub const GALERA_URLS_VAR: &str = "TESSERA_TEST_GALERA_URLS";
+
+/// The environment variable that enables `backend` (`None` for SQLite).
+pub fn url_var(backend: Backend) -> Option<&'static str> {
+    match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(POSTGRES_URL_VAR),
+        Backend::MySql => Some(MYSQL_URL_VAR),
+        Backend::Galera => Some(GALERA_URLS_VAR),
+    }
+}
+
+/// The node URLs of [`GALERA_URLS_VAR`], or an empty list.
+pub fn galera_base_urls() -> Vec<String> {
+    env_url(GALERA_URLS_VAR)
+        .map(|v| {
+            v.split(',')
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 fn env_url(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty())
@@ -52,6 +81,9 @@ pub fn available_backends() -> Vec<Backend> {
     }
     if cfg!(feature = "mysql") && env_url(MYSQL_URL_VAR).is_some() {
         backends.push(Backend::MySql);
+    }
+    if cfg!(feature = "mysql") && !galera_base_urls().is_empty() {
+        backends.push(Backend::Galera);
     }
     backends
 }
@@ -105,9 +137,11 @@ fn first_sweep(backend: Backend) -> bool {
     static POSTGRES: AtomicBool = AtomicBool::new(false);
     static MYSQL: AtomicBool = AtomicBool::new(false);
     static SQLITE: AtomicBool = AtomicBool::new(false);
+    static GALERA: AtomicBool = AtomicBool::new(false);
     let flag = match backend {
         Backend::Postgres => &POSTGRES,
         Backend::MySql => &MYSQL,
+        Backend::Galera => &GALERA,
         Backend::Sqlite => &SQLITE,
     };
     !flag.swap(true, Ordering::SeqCst)
@@ -157,8 +191,79 @@ pub async fn fresh_url(backend: Backend) -> String {
             format!("sqlite://{}", path.display())
         }
         Backend::Postgres => fresh_postgres(&name).await,
-        Backend::MySql => fresh_mysql(&name).await,
+        Backend::MySql => {
+            let base = env_url(MYSQL_URL_VAR).expect("TESSERA_TEST_MYSQL_URL is not set");
+            fresh_mysql(Backend::MySql, &base, &name).await
+        }
+        Backend::Galera => fresh_galera(&name).await.swap_remove(0),
     }
+}
+
+/// Like [`fresh_url`], but one URL per server of the backend: for
+/// [`Backend::Galera`] the same new database on each node, in the order of
+/// [`GALERA_URLS_VAR`], already migrated (sqlx's migration lock is a named
+/// lock, which Galera does not replicate, so instances starting together on
+/// different nodes must not be the first to migrate); one URL for the
+/// others.
+///
+/// # Panics
+///
+/// As [`fresh_url`]; also when a node does not see the new database within
+/// 10 s.
+pub async fn fresh_urls(backend: Backend) -> Vec<String> {
+    if backend != Backend::Galera {
+        return vec![fresh_url(backend).await];
+    }
+    fresh_galera(&random_name()).await
+}
+
+async fn fresh_galera(name: &str) -> Vec<String> {
+    let bases = galera_base_urls();
+    assert!(!bases.is_empty(), "TESSERA_TEST_GALERA_URLS is not set");
+    let first = fresh_mysql(Backend::Galera, &bases[0], name).await;
+    let urls: Vec<String> = bases.iter().map(|b| with_database(b, name)).collect();
+    galera_ready(&first, &urls).await;
+    urls
+}
+
+#[cfg(feature = "mysql")]
+async fn galera_ready(first: &str, urls: &[String]) {
+    use sqlx::Connection;
+    let store = crate::MySqlStore::connect(first, &crate::StoreOptions::default())
+        .await
+        .expect("migrating the Galera test database");
+    store.pool().close().await;
+    // DDL is replicated in total order but applied on each node in its own
+    // time: wait until every node has the database and the tables.
+    for url in urls {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let ready = match sqlx::MySqlConnection::connect(url).await {
+                Ok(mut conn) => {
+                    let ok = sqlx::query("SELECT 1 FROM tessera_keys LIMIT 1")
+                        .fetch_optional(&mut conn)
+                        .await
+                        .is_ok();
+                    conn.close().await.ok();
+                    ok
+                }
+                Err(_) => false,
+            };
+            if ready {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{url}: the node does not see the new database"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[cfg(not(feature = "mysql"))]
+async fn galera_ready(_first: &str, _urls: &[String]) {
+    panic!("tessera-sqlx was built without the `mysql` feature")
 }
 
 /// Removes stale `tessera_t_….sqlite` files (and their `-wal` / `-shm`)
@@ -217,13 +322,12 @@ async fn fresh_postgres(_name: &str) -> String {
 }
 
 #[cfg(feature = "mysql")]
-async fn fresh_mysql(name: &str) -> String {
+async fn fresh_mysql(backend: Backend, base: &str, name: &str) -> String {
     use sqlx::{Connection, Executor};
-    let base = env_url(MYSQL_URL_VAR).expect("TESSERA_TEST_MYSQL_URL is not set");
-    let mut conn = sqlx::MySqlConnection::connect(&base)
+    let mut conn = sqlx::MySqlConnection::connect(base)
         .await
-        .expect("cannot connect to TESSERA_TEST_MYSQL_URL");
-    if first_sweep(Backend::MySql) {
+        .unwrap_or_else(|e| panic!("cannot connect to {base}: {e}"));
+    if first_sweep(backend) {
         let names: Vec<(Vec<u8>,)> = sqlx::query_as(
             "SELECT schema_name FROM information_schema.schemata \
              WHERE schema_name LIKE 'tessera\\_t\\_%'",
@@ -247,11 +351,11 @@ async fn fresh_mysql(name: &str) -> String {
     .await
     .expect("CREATE DATABASE failed");
     conn.close().await.ok();
-    with_database(&base, name)
+    with_database(base, name)
 }
 
 #[cfg(not(feature = "mysql"))]
-async fn fresh_mysql(_name: &str) -> String {
+async fn fresh_mysql(_backend: Backend, _base: &str, _name: &str) -> String {
     panic!("tessera-sqlx was built without the `mysql` feature")
 }
 
@@ -287,7 +391,7 @@ pub async fn discard(backend: Backend, url: &str) {
             }
         }
         #[cfg(feature = "mysql")]
-        Backend::MySql => {
+        Backend::MySql | Backend::Galera => {
             use sqlx::{Connection, Executor};
             if let Ok(mut conn) = sqlx::MySqlConnection::connect(url).await {
                 let database: Result<(Vec<u8>,), _> = sqlx::query_as("SELECT DATABASE()")
@@ -356,5 +460,45 @@ mod tests {
         );
         assert!(!is_stale(&fresh, unix_secs()));
         assert!(is_stale(&fresh, unix_secs() + STALE_AFTER_SECS + 1));
+    }
+}
+
+/// Fault injection for the tests of the retry logic (`tx.rs`): makes store
+/// calls see a conflict after an attempt that did its work.
+pub mod faults {
+    use std::cell::Cell;
+    use std::future::Future;
+
+    use crate::tx::{CallError, CallResult};
+
+    tokio::task_local! {
+        static LOST_ANSWERS: Cell<u32>;
+    }
+
+    /// Runs `f` so that the next `n` attempts of store calls made inside it
+    /// report a conflict after they ran, their work committed: what a
+    /// client sees when the answer to a COMMIT is lost and the driver
+    /// reports an error that is retried (CockroachDB's 40003, for one). The
+    /// call then runs again, and must find its own result rather than do
+    /// the work twice. With `n` at least the attempt limit, every attempt
+    /// fails and the call gives up.
+    pub async fn losing_answers<F: Future>(n: u32, f: F) -> F::Output {
+        LOST_ANSWERS.scope(Cell::new(n), f).await
+    }
+
+    pub(crate) fn after_attempt<T>(outcome: CallResult<T>) -> CallResult<T> {
+        let lose = LOST_ANSWERS
+            .try_with(|left| {
+                let n = left.get();
+                left.set(n.saturating_sub(1));
+                n > 0
+            })
+            .unwrap_or(false);
+        if lose && outcome.is_ok() {
+            return Err(CallError::injected_conflict(
+                "injected: the answer to a committed attempt was lost",
+            ));
+        }
+        outcome
     }
 }

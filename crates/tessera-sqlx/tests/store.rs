@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use tessera::{NewSession, SigningKeys, Store, UserId};
-use tessera_sqlx::testing::{available_backends, discard, fresh_url, Backend};
+use tessera_sqlx::testing::{available_backends, discard, fresh_url, fresh_urls, Backend};
 use tessera_sqlx::{connect, connect_with, SqlStore, StoreOptions};
 use tessera_testkit::store_suite::{hash, insert, key, rotate_if_old};
 
@@ -57,10 +57,11 @@ async fn the_store_suite_passes_on_every_backend() {
         tessera_testkit::store_suite::run(&label, || {
             let made = Arc::clone(&made);
             async move {
-                let url = fresh_url(backend).await;
-                made.lock().unwrap().push(url.clone());
-                let first = connect(&url).await.unwrap();
-                let second = connect(&url).await.unwrap();
+                // On Galera the two pools are on two nodes.
+                let urls = fresh_urls(backend).await;
+                made.lock().unwrap().push(urls[0].clone());
+                let first = connect(&urls[0]).await.unwrap();
+                let second = connect(&urls[1 % urls.len()]).await.unwrap();
                 (
                     Arc::new(first) as Arc<dyn Store>,
                     Arc::new(second) as Arc<dyn Store>,

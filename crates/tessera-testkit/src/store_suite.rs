@@ -544,9 +544,22 @@ async fn signing_keys_rotation(label: &str, (first, second): Handles) {
     for task in tasks {
         seen.push(task.await.unwrap());
     }
-    assert_eq!(rotations.load(Ordering::SeqCst), 1, "{label}: rotations");
+    // A store may ask for the decision again when its first transaction was
+    // refused at commit and run once more (a Galera certification failure:
+    // two nodes decided to rotate, one committed). What must hold is that
+    // exactly one rotation committed: the previous key is the original one
+    // (a second rotation would have made the first one's key the previous)
+    // and every caller saw the committed keys.
+    assert!(
+        rotations.load(Ordering::SeqCst) >= 1,
+        "{label}: no rotation"
+    );
     let stored = first.signing_keys(&key(3, 3_000), &keep).await.unwrap();
-    assert_eq!(stored.previous.as_ref(), Some(&original));
+    assert_eq!(
+        stored.previous.as_ref(),
+        Some(&original),
+        "{label}: one rotation committed"
+    );
     assert!(stored.current.created_at_ms >= 6_000);
     assert!(
         seen.iter().all(|k| *k == stored),

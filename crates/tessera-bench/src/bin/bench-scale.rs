@@ -75,7 +75,7 @@ fn load_sql(backend: Backend, s: &Sizes, from: i64, to: i64, now: i64) -> String
                          THEN {now} - 1000 - i ELSE {live} + i END \
              FROM generate_series({from}::bigint, {to}::bigint) AS i"
         ),
-        Backend::MySql => format!(
+        Backend::MySql | Backend::Galera => format!(
             "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
              session_info, jwt_payload, created_at, expires_at) \
              SELECT CONCAT(SUBSTR(m, 1, 8), '-', SUBSTR(m, 9, 4), '-', SUBSTR(m, 13, 4), '-', \
@@ -141,7 +141,7 @@ async fn load(store: &SqlStore, backend: Backend, s: &Sizes, now: i64) -> Durati
     }
     let analyze = match backend {
         Backend::Postgres => "ANALYZE tessera_sessions",
-        Backend::MySql => "ANALYZE TABLE tessera_sessions",
+        Backend::MySql | Backend::Galera => "ANALYZE TABLE tessera_sessions",
         Backend::Sqlite => "ANALYZE",
     };
     exec(store, analyze).await;
@@ -163,7 +163,7 @@ fn explained_statements(backend: Backend, handle: &str, now: i64) -> Vec<(&'stat
             ("delete_expired_sessions (one batch)", format!("DELETE FROM tessera_sessions WHERE session_handle = ANY(ARRAY(SELECT session_handle FROM tessera_sessions WHERE expires_at <= {now} ORDER BY expires_at LIMIT {CLEANUP_BATCH} FOR UPDATE SKIP LOCKED))")),
             ("count_expired_sessions", format!("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= {now}")),
         ],
-        Backend::MySql => vec![
+        Backend::MySql | Backend::Galera => vec![
             ("load_session (refresh)", format!("SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, expires_at FROM tessera_sessions WHERE session_handle = {h}")),
             ("compare_and_set_refresh_hash (promotion)", format!("UPDATE tessera_sessions SET refresh_token_hash_2 = {hash}, expires_at = {now} WHERE session_handle = {h} AND refresh_token_hash_2 = {hash} AND expires_at > {now}")),
             ("session_handles_for_user", format!("SELECT session_handle FROM tessera_sessions WHERE user_id = {uid} ORDER BY created_at, session_handle")),

@@ -18,8 +18,13 @@ pub use tessera_testkit::flow::{assert_try_refresh, assert_unauthorized, login, 
 
 pub struct Harness {
     pub backend: Backend,
-    /// The database URL.
+    /// The database URL (on Galera, through the first node).
     pub url: String,
+    /// The same database through each server: one URL, or on Galera one per
+    /// node. Managers are spread over them ([`Harness::try_manager`]).
+    pub urls: Vec<String>,
+    /// How many managers were made, to pick the next one's node.
+    made: std::sync::atomic::AtomicUsize,
     pub clock: Arc<ManualClock>,
 }
 
@@ -27,25 +32,38 @@ impl Harness {
     /// `suite` names the test file in the "SUITE TEST: backend NAME" line each
     /// test prints (CI counts those lines per backend).
     pub async fn new(backend: Backend, suite: &str, test: &str) -> Option<Harness> {
-        let (var, name) = match backend {
-            Backend::Sqlite => ("", "sqlite"),
-            Backend::Postgres => ("TESSERA_TEST_POSTGRES_URL", "postgres"),
-            Backend::MySql => ("TESSERA_TEST_MYSQL_URL", "mysql"),
-        };
+        let var = tessera_sqlx::testing::url_var(backend).unwrap_or("");
+        let name = backend.to_string();
         if !var.is_empty() && std::env::var_os(var).is_none() {
+            // The cluster is a backend of its own (scripts/galera.sh starts
+            // it); CI requires it with TESSERA_REQUIRE_GALERA.
+            let require = match backend {
+                Backend::Galera => "TESSERA_REQUIRE_GALERA",
+                _ => "TESSERA_REQUIRE_ALL_BACKENDS",
+            };
             assert!(
-                std::env::var_os("TESSERA_REQUIRE_ALL_BACKENDS").is_none(),
-                "{var} is not set but TESSERA_REQUIRE_ALL_BACKENDS is"
+                std::env::var_os(require).is_none(),
+                "{var} is not set but {require} is"
             );
             eprintln!("{suite} {test}: backend {name} NOT RUN ({var} unset)");
             return None;
         }
         eprintln!("{suite} {test}: backend {name}");
+        let urls = tessera_sqlx::testing::fresh_urls(backend).await;
         Some(Harness {
             backend,
-            url: fresh_url(backend).await,
+            url: urls[0].clone(),
+            urls,
+            made: Default::default(),
             clock: Arc::new(ManualClock::new(1_800_000_000_000)),
         })
+    }
+
+    /// The URL the next manager connects to: on Galera each manager goes to
+    /// the next node, so that two instances in a test are on two nodes.
+    pub fn next_url(&self) -> &str {
+        let n = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.urls[n % self.urls.len()]
     }
 
     pub fn config(&self) -> ConfigBuilder {
@@ -58,7 +76,9 @@ impl Harness {
         f: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
     ) -> tessera::Result<SessionManager> {
         let config = f(self.config()).build().expect("config");
-        let store = tessera_sqlx::connect(&self.url).await.expect("connect");
+        let store = tessera_sqlx::connect(self.next_url())
+            .await
+            .expect("connect");
         SessionManager::new(config, store).await
     }
 
@@ -104,7 +124,8 @@ pub use tessera_testkit::jar::CookieJar as Browser;
 pub use tessera_testkit::jar::clears_session as is_cleared;
 
 /// One `#[tokio::test]` per scenario and backend: `per_backend!("suite"; a, b)`
-/// defines `sqlite::a`, `postgres::a` and `mysql::a` on a two-thread runtime,
+/// defines `sqlite::a`, `postgres::a`, `mysql::a` and `galera::a` on a
+/// two-thread runtime,
 /// each handed a [`Harness`] (the in-memory store runs the protocol suites in
 /// `crates/tessera`). The long form names the harness type (any
 /// type with `async fn new(Backend, &str, &str) -> Option<Self>`) and the
@@ -119,6 +140,7 @@ macro_rules! per_backend {
         $crate::per_backend!(@backend sqlite, Sqlite, $suite, $harness, $runtime, $($scenario),*);
         $crate::per_backend!(@backend postgres, Postgres, $suite, $harness, $runtime, $($scenario),*);
         $crate::per_backend!(@backend mysql, MySql, $suite, $harness, $runtime, $($scenario),*);
+        $crate::per_backend!(@backend galera, Galera, $suite, $harness, $runtime, $($scenario),*);
     };
     (@backend $module:ident, $backend:ident, $suite:literal, $harness:ident, $runtime:tt, $($scenario:ident),*) => {
         mod $module {
