@@ -29,16 +29,28 @@ def os_threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-def tessera_threads() -> int:
-    """The Rust runtime's threads (named tessera-runtime)."""
+def named_threads(prefix: str) -> int:
+    """Threads of this process whose name starts with ``prefix`` (Linux
+    keeps 15 characters of it)."""
     count = 0
     for task in os.listdir("/proc/self/task"):
         try:
             with open(f"/proc/self/task/{task}/comm") as f:
-                count += f.read().startswith("tessera-runtim")
+                count += f.read().startswith(prefix[:15])
         except OSError:
             pass
     return count
+
+
+def tessera_threads() -> int:
+    """The Rust runtime's threads (named tessera-runtime)."""
+    return named_threads("tessera-runtime")
+
+
+def executor_threads() -> int:
+    """Threads of asyncio's default executor (``run_in_executor(None)``,
+    ``sync_to_async(thread_sensitive=False)``), named asyncio_N in Python."""
+    return sum(t.name.startswith("asyncio_") for t in threading.enumerate())
 
 
 class Server(uvicorn.Server):
@@ -50,6 +62,7 @@ class Server(uvicorn.Server):
         self.lag_samples = 0
         self.peak_threads = 0
         self.peak_tessera = 0
+        self.peak_executor = 0
 
     def install_signal_handlers(self):  # not the main thread
         pass
@@ -64,6 +77,7 @@ class Server(uvicorn.Server):
             self.lag_samples += 1
             self.peak_threads = max(self.peak_threads, os_threads())
             self.peak_tessera = max(self.peak_tessera, tessera_threads())
+            self.peak_executor = max(self.peak_executor, executor_threads())
 
     async def serve(self, sockets=None):
         watchdog = asyncio.ensure_future(self._watchdog())
@@ -77,6 +91,7 @@ class Server(uvicorn.Server):
         self.lag_samples = 0
         self.peak_threads = os_threads()
         self.peak_tessera = tessera_threads()
+        self.peak_executor = executor_threads()
 
 
 @pytest.fixture
@@ -131,8 +146,10 @@ class Client:
         head, _, payload = raw.partition(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         status = int(status_line.split()[1])
+        self.headers = {}
         for line in header_lines:
             name, _, value = line.partition(":")
+            self.headers.setdefault(name.lower(), []).append(value.strip())
             if name.lower() == "set-cookie":
                 for cname, morsel in SimpleCookie(value.strip()).items():
                     self.cookies[cname] = morsel.value
@@ -151,6 +168,11 @@ def test_async_api_end_to_end(asgi_server):
         user = f"async-{time.time_ns()}"
         status, body = await c.call("POST", "/async/login", {"user_id": user, "info": {"n": 1}})
         assert status == 200 and body["user_id"] == user
+        # The middleware, in the async stack, puts back no-store on a
+        # response that sets session cookies after the view weakened it.
+        other = Client(asgi_server.port)
+        assert (await other.call("POST", "/login-cached", {"user_id": user + "-c"}))[0] == 200
+        assert "no-store" in other.headers["cache-control"][0], other.headers
         handle = body["handle"]
         assert await c.call("GET", "/async/protected") == (200, {"user_id": user, "info": {"n": 1}})
         status, body = await c.call("POST", "/async/protected", {"n": 2})
@@ -208,6 +230,7 @@ def test_100_concurrent_requests_keep_the_loop_responsive(asgi_server):
         await asyncio.gather(*(c.call("POST", "/async/login", {"user_id": f"c{i}-{stamp}"})
                                for i, c in enumerate(clients)))
         asgi_server.reset_watch()
+        executor_before = executor_threads()
         start = time.perf_counter()
 
         async def timed_sleep():
@@ -218,9 +241,9 @@ def test_100_concurrent_requests_keep_the_loop_responsive(asgi_server):
         work = [c.call("POST", "/async/protected", {"i": i}) for i, c in enumerate(clients)]
         sleeps = [timed_sleep() for _ in range(100)]
         results = await asyncio.gather(*work, *sleeps)
-        return results, time.perf_counter() - start
+        return results, time.perf_counter() - start, executor_before
 
-    results, elapsed = run(scenario())
+    results, elapsed, executor_before = run(scenario())
     work, sleeps = results[:100], results[100:]
     assert [status for status, _ in work] == [200] * 100
     assert [body["info"] for _, body in work] == [{"i": i} for i in range(100)]
@@ -232,7 +255,8 @@ def test_100_concurrent_requests_keep_the_loop_responsive(asgi_server):
         f"{asgi_server.max_lag * 1000:.1f} ms over {asgi_server.lag_samples} samples "
         f"(200 sleeps alone: {baseline_lag * 1000:.1f} ms); process threads peak "
         f"{asgi_server.peak_threads} (200 sleeps alone: {baseline_threads}); "
-        f"Tessera runtime threads peak {asgi_server.peak_tessera}"
+        f"Tessera runtime threads peak {asgi_server.peak_tessera}; asyncio executor threads "
+        f"{executor_before} before, peak {asgi_server.peak_executor}"
     )
     # The bounds leave room for Django's own work on the loop (200 requests
     # parsed, routed and answered; its per-request signal threads contend
@@ -240,10 +264,12 @@ def test_100_concurrent_requests_keep_the_loop_responsive(asgi_server):
     # already shows 0.1-0.3 s of lag there. A call that blocked the loop for
     # its database wait would add that wait once per call, 100 times.
     assert slowest_sleep < 3.0, slowest_sleep
-    assert asgi_server.lag_samples > 20
+    assert asgi_server.lag_samples >= 5
     assert asgi_server.max_lag < 1.5, asgi_server.max_lag
     # No thread per waiting call: the runtime's two workers (and at most a
     # couple of blocking-pool threads) carry 100 calls in flight, and the
     # process needs no more threads than Django's handling of 200 sleeps.
     assert asgi_server.peak_tessera <= 4, asgi_server.peak_tessera
+    # Nor are calls parked in asyncio's default executor.
+    assert asgi_server.peak_executor == executor_before, (executor_before, asgi_server.peak_executor)
     assert asgi_server.peak_threads <= baseline_threads + 8
