@@ -124,6 +124,15 @@ if want django; then
     "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$OUT"/django-wheel/*.whl
     VERSION_ROWS+=("$("$venv/bin/python" benches/django/bench_versions.py "${QFLAG[@]}")")
   done
+  # The version-specific build for Python 3.13, to see what abi3 costs.
+  rm -rf "$OUT/django-wheel-specific"
+  "$VENV/bin/maturin" build --release --quiet --no-default-features --manifest-path crates/tessera-python/Cargo.toml \
+    --interpreter benches/django/.venv-dj6.x-py3.13/bin/python --out "$OUT/django-wheel-specific" >>"$OUT/django-wheel.log" 2>&1
+  specific=benches/django/.venv-dj6.x-py3.13-specific
+  [ -x "$specific/bin/python" ] || "$(ls -d /root/.pyenv/versions/3.13.*/bin/python | sort -V | tail -n1)" -m venv "$specific"
+  "$specific/bin/pip" install -q --disable-pip-version-check "Django>=6.0,<7"
+  "$specific/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$OUT"/django-wheel-specific/*.whl
+  VERSION_ROWS+=("$("$specific/bin/python" benches/django/bench_versions.py "${QFLAG[@]}")")
   printf '%s\n' "${VERSION_ROWS[@]}" | python3 benches/django/versions_table.py >>"$OUT/django.md"
 fi
 

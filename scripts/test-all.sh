@@ -35,7 +35,7 @@ step "hardening (SECURITY.md): races, attacker model, crashes, load, database fa
 grep -E '^(races [a-z]+: [0-9]+ rounds of|properties \(|crash-soak:|load-soak:)' target/rust-tests.log || true
 grep -oE '^(security|faults) [a-z0-9_]+: backend [a-z]+' target/rust-tests.log | awk '{print $1, $NF}' | sort | uniq -c || true
 grep -E '^test result:' target/rust-tests.log | awk '{ran += $4; ign += $8} END {print ran " Rust tests passed, " ign " ignored"}'
-step "Django package: maturin build + pytest-django on SQLite, PostgreSQL, MariaDB"
+step "Django package: one abi3 wheel, pytest-django over the Django x Python matrix on SQLite, PostgreSQL, MariaDB"
 bash scripts/test-django.sh
 step "browser tests (real supertokens-website 4.2.0 and the demo page in Chromium), multi-instance demo"
 bash scripts/test-browser.sh

@@ -13,6 +13,7 @@ by get_session (no blacklisting), so the numbers are the Python-side path.
 
 import asyncio
 import json
+import os
 import platform
 import statistics
 import sys
@@ -116,8 +117,11 @@ def main():
         results["handler_sync"].append(handler_sync_round())
         results["handler_async"].append(loop.run_until_complete(handler_async_round()))
     loop.close()
+    from tessera_django import _native
+
     print(json.dumps({
         "python": platform.python_version(),
+        "module": os.path.basename(_native.__file__),
         "django": django.get_version(),
         **{key: median_us(values) for key, values in results.items()},
         "rounds": ROUNDS,

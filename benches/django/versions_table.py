@@ -5,7 +5,8 @@ import json
 import sys
 
 rows = [json.loads(line) for line in sys.stdin if line.strip()]
-new, old = rows
+new, old = rows[:2]
+specific = rows[2] if len(rows) > 2 else None
 print("\n#### get_session across Django versions, sync and async\n")
 print(
     f"The same abi3 wheel (cp310-abi3) in two environments, one after the other in this run; "
@@ -23,7 +24,15 @@ for key, label in (
 ):
     print(f"| {label} | {new[key]:.2f} µs | {old[key]:.2f} µs | {new[key] / old[key]:.2f} |")
 print()
-for row in rows:
+if specific is not None:
+    print(
+        f"abi3 against a version-specific build (`maturin build --no-default-features`, "
+        f"`{specific['module']}`), Django {specific['django']}/Python {specific['python']}, same run: "
+        f"`get_session` {new['sync']:.2f} µs (abi3) vs {specific['sync']:.2f} µs "
+        f"({new['sync'] / specific['sync']:.2f}×); `await aget_session` {new['async']:.2f} µs vs "
+        f"{specific['async']:.2f} µs ({new['async'] / specific['async']:.2f}×).\n"
+    )
+for row in rows[:2]:
     print(
         f"Django {row['django']}/Python {row['python']}: async API / sync API = "
         f"{row['async'] / row['sync']:.2f}; async view / sync view = "
