@@ -104,6 +104,9 @@ for entry in $MATRIX; do
   django=${pair%%/*}
   python=${pair#*/}
   django_spec "$django" >/dev/null
+  case "$django/$python" in
+    6.x/3.1[01] | 4.2/3.1[3-9]) echo "Django $django does not support Python $python: fix TESSERA_DJANGO_MATRIX" >&2; exit 1 ;;
+  esac
   if [ -n "$ONLY_BACKENDS" ]; then
     kept=""
     for b in ${backends//,/ }; do
@@ -113,7 +116,7 @@ for entry in $MATRIX; do
   fi
   [ -z "$backends" ] && continue
   if ! find_python "$python" >/dev/null; then
-    echo "MISSING: Python $python for Django $django (no /root/.pyenv/versions/$python.*/bin/python; set TESSERA_PYTHON_${python//./_})" >&2
+    echo "MISSING: Python $python for Django $django (neither TESSERA_PYTHON_${python//./_} nor /root/.pyenv/versions/$python.*/bin/python)" >&2
     missing=1
   fi
   PAIRS+=("$django $python $backends")
