@@ -167,7 +167,7 @@ for pair in "${PAIRS[@]}"; do
     # The installed wheel is what is tested (TESSERA_DJANGO_EXPECT_INSTALLED):
     # the source tree's python/ is not on sys.path.
     started=$SECONDS
-    if (cd "$CRATE" && TESSERA_DJANGO_DB=$backend TESSERA_DJANGO_EXPECT_INSTALLED=1 \
+    if (cd "$CRATE" && TESSERA_DJANGO_DB=$backend TESSERA_DJANGO_EXPECT_INSTALLED=1 TESSERA_DJANGO_EXPECT_ABI3=1 \
       TESSERA_DJANGO_EXPECT_VERSIONS="$versions" TESSERA_DJANGO_EXPECT_PG_DRIVER=$driver \
       TESSERA_DJANGO_SQLITE_PATH="$SCRATCH/$django-$python-$backend/db.sqlite3" \
       "$venv/bin/python" -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$log"); then

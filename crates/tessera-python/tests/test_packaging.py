@@ -71,5 +71,8 @@ def test_public_modules_import():
 
 
 def test_one_abi3_native_module():
-    # The stable-ABI build is named _native.abi3.so, for every interpreter.
-    assert Path(_native.__file__).name == "_native.abi3.so", _native.__file__
+    # scripts/test-django.sh installs the abi3 wheel into every environment:
+    # the stable-ABI module is named _native.abi3.so for every interpreter.
+    # (The version-specific build, --no-default-features, passes the rest.)
+    if os.environ.get("TESSERA_DJANGO_EXPECT_ABI3"):
+        assert Path(_native.__file__).name == "_native.abi3.so", _native.__file__
