@@ -10,7 +10,8 @@
 #   core    bench-core: get_session vs the HMAC-SHA256 floor (+ callgrind instruction counts)
 #   store   bench-store: create/refresh/revoke on SQLite, PostgreSQL, MariaDB with 1/2/8/32 tasks
 #   scale   bench-scale: 1,000,000 sessions, per-user operations, cleanup while serving, query plans
-#   django  benches/django: tessera_django vs supertokens-jwt-ref 2.0.0 (+ simplejwt), in a venv
+#   django  benches/django: tessera_django vs supertokens-jwt-ref 2.0.0 (+ simplejwt), in a venv;
+#           get_session on Django 6.x/3.13 vs 4.2/3.11 and async vs sync (bench_versions.py)
 #   http    the axum integration's HTTP benchmark, if present (see find_http_bench below)
 #
 # Needs PostgreSQL and MariaDB like scripts/test-all.sh (same variables and defaults):
@@ -104,6 +105,35 @@ if want django; then
     fi
   fi
   "$VENV/bin/python" benches/django/bench_django.py "${QFLAG[@]}" >"$OUT/django.md"
+
+  step "django: get_session on Django 6.x/Python 3.13 and 4.2/3.11, sync and async (one abi3 wheel)"
+  # The same wheel in both environments, measured one after the other in
+  # this run. The interpreters are pyenv's (as in scripts/test-django.sh).
+  rm -rf "$OUT/django-wheel"
+  "$VENV/bin/pip" install -q "maturin>=1.5,<2"
+  "$VENV/bin/maturin" build --release --quiet --manifest-path crates/tessera-python/Cargo.toml \
+    --interpreter "$VENV/bin/python" --out "$OUT/django-wheel" >"$OUT/django-wheel.log" 2>&1
+  declare -a VERSION_ROWS=()
+  for pair in "6.x 3.13 Django>=6.0,<7" "4.2 3.11 Django>=4.2,<4.3"; do
+    read -r dj py spec <<<"$pair"
+    interp=$(ls -d /root/.pyenv/versions/"$py".*/bin/python 2>/dev/null | sort -V | tail -n1)
+    [ -x "$interp" ] || { echo "bench: Python $py not found under /root/.pyenv/versions" >&2; exit 1; }
+    venv=benches/django/.venv-dj$dj-py$py
+    [ -x "$venv/bin/python" ] || "$interp" -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$spec"
+    "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$OUT"/django-wheel/*.whl
+    VERSION_ROWS+=("$("$venv/bin/python" benches/django/bench_versions.py "${QFLAG[@]}")")
+  done
+  # The version-specific build for Python 3.13, to see what abi3 costs.
+  rm -rf "$OUT/django-wheel-specific"
+  "$VENV/bin/maturin" build --release --quiet --no-default-features --manifest-path crates/tessera-python/Cargo.toml \
+    --interpreter benches/django/.venv-dj6.x-py3.13/bin/python --out "$OUT/django-wheel-specific" >>"$OUT/django-wheel.log" 2>&1
+  specific=benches/django/.venv-dj6.x-py3.13-specific
+  [ -x "$specific/bin/python" ] || "$(ls -d /root/.pyenv/versions/3.13.*/bin/python | sort -V | tail -n1)" -m venv "$specific"
+  "$specific/bin/pip" install -q --disable-pip-version-check "Django>=6.0,<7"
+  "$specific/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$OUT"/django-wheel-specific/*.whl
+  VERSION_ROWS+=("$("$specific/bin/python" benches/django/bench_versions.py "${QFLAG[@]}")")
+  printf '%s\n' "${VERSION_ROWS[@]}" | python3 benches/django/versions_table.py >>"$OUT/django.md"
 fi
 
 find_http_bench() {

@@ -56,7 +56,7 @@ if ! (
 fi
 grep -E '^test result:|^galera (races|faults)|^crash-soak: backend' "$galera_log"
 grep -oE '(conformance|races|properties|security) [a-z0-9_]+: backend galera' "$galera_log" | awk '{print $1}' | sort | uniq -c
-step "Django package: maturin build + pytest-django on SQLite, PostgreSQL, MariaDB"
+step "Django package: one abi3 wheel, pytest-django over the Django x Python matrix on SQLite, PostgreSQL, MariaDB"
 bash scripts/test-django.sh
 step "browser tests (real supertokens-website 4.2.0 and the demo page in Chromium), multi-instance demo"
 bash scripts/test-browser.sh

@@ -58,6 +58,7 @@ fn tessera_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<manager::PyManager>()?;
     m.add_class::<manager::PySession>()?;
     m.add_class::<manager::PyManualClock>()?;
+    m.add_class::<runtime::Completion>()?;
     m.add_function(wrap_pyfunction!(manager::set_headers_for_options_api, m)?)?;
     m.add_function(wrap_pyfunction!(manager::validate_config, m)?)?;
     m.add_function(wrap_pyfunction!(manager::config_warnings, m)?)?;

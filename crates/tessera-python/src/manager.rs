@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBool, PyDict};
 use serde_json::Value;
 use tessera::SessionManager;
 use tessera_sqlx::SqlStore;
 
 use crate::errors::{general, to_py};
 use crate::io::{user_id_from_py, user_id_to_py, Recorder, RequestValues, Target, Wanted};
-use crate::runtime::{block_on, run};
+use crate::runtime::{awaitable, block_on, run};
 use crate::{config, stores};
 
 /// The deepest nesting of arrays and objects accepted in a JWT payload or
@@ -165,7 +165,7 @@ impl PyManager {
             (out, result)
         })
         .map_err(|e| to_py(py, e))?;
-        out.finish_to(py, &target, result).map(PySession)
+        out.finish_to(py, &target, result).map(PySession::new)
     }
 
     /// Verifies the session of a Django `request` (cookies from
@@ -193,7 +193,7 @@ impl PyManager {
             (out, result)
         })
         .map_err(|e| to_py(py, e))?;
-        out.finish_to(py, &target, result).map(PySession)
+        out.finish_to(py, &target, result).map(PySession::new)
     }
 
     /// The refresh API for a Django `request` (cookies from `request.COOKIES`).
@@ -215,7 +215,7 @@ impl PyManager {
             (out, result)
         })
         .map_err(|e| to_py(py, e))?;
-        out.finish_to(py, &target, result).map(PySession)
+        out.finish_to(py, &target, result).map(PySession::new)
     }
 
     fn get_session_info(&self, py: Python<'_>, session_handle: &str) -> PyResult<String> {
@@ -263,6 +263,22 @@ impl PyManager {
             .map_err(|e| to_py(py, e))
     }
 
+    /// The user's live sessions as `(handle, created_at_ms, expires_at_ms)`,
+    /// oldest first (the admin and `manage.py tessera_sessions`).
+    fn list_sessions_for_user(
+        &self,
+        py: Python<'_>,
+        user_id: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<(String, i64, i64)>> {
+        let user_id = user_id_from_py(user_id)?;
+        let rows =
+            block_on(py, self.inner.list_sessions_for_user(&user_id)).map_err(|e| to_py(py, e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.session_handle, r.created_at_ms, r.expires_at_ms))
+            .collect())
+    }
+
     /// Deletes expired sessions in batches; returns how many.
     #[pyo3(signature = (batch_size = 1000))]
     fn remove_expired_sessions(&self, py: Python<'_>, batch_size: u32) -> PyResult<u64> {
@@ -277,6 +293,171 @@ impl PyManager {
     /// Replaces the access-token signing key now.
     fn rotate_signing_key(&self, py: Python<'_>) -> PyResult<()> {
         block_on(py, self.inner.rotate_signing_key()).map_err(|e| to_py(py, e))
+    }
+
+    // The async API (`tessera_django.supertokens.a*`): each returns an
+    // `asyncio.Future` of the running loop, resolved on the loop's thread
+    // (see `runtime::awaitable`). Inputs are read and checked here, before
+    // anything is started, exactly as by the blocking methods above.
+
+    #[pyo3(signature = (response, user_id, jwt_payload_json, session_info_json))]
+    fn acreate_new_session(
+        &self,
+        py: Python<'_>,
+        response: &Bound<'_, PyAny>,
+        user_id: &Bound<'_, PyAny>,
+        jwt_payload_json: &str,
+        session_info_json: &str,
+    ) -> PyResult<Py<PyAny>> {
+        Target::of(response)?;
+        let response = response.clone().unbind();
+        let user_id = user_id_from_py(user_id)?;
+        let payload = json_in(py, "jwt_payload", jwt_payload_json)?;
+        let info = json_in(py, "session_info", session_info_json)?;
+        let manager = self.inner.clone();
+        awaitable(
+            py,
+            false,
+            async move {
+                let mut out = Recorder::default();
+                let result = manager
+                    .create_new_session(&mut out, user_id, payload, info)
+                    .await;
+                (out, result)
+            },
+            move |py, done| session_out(py, response, done),
+        )
+    }
+
+    #[pyo3(signature = (request, response, enable_csrf_protection))]
+    fn aget_session(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        response: &Bound<'_, PyAny>,
+        enable_csrf_protection: bool,
+    ) -> PyResult<Py<PyAny>> {
+        Target::of(response)?;
+        let response = response.clone().unbind();
+        let request =
+            RequestValues::from_django(request, Wanted::AccessAndAntiCsrf, self.inner.config())?;
+        let manager = self.inner.clone();
+        awaitable(
+            py,
+            true,
+            async move {
+                let mut out = Recorder::default();
+                let result = manager
+                    .get_session(&request, &mut out, enable_csrf_protection)
+                    .await;
+                (out, result)
+            },
+            move |py, done| session_out(py, response, done),
+        )
+    }
+
+    #[pyo3(signature = (request, response))]
+    fn arefresh_session(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        response: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        Target::of(response)?;
+        let response = response.clone().unbind();
+        let request = RequestValues::from_django(request, Wanted::Refresh, self.inner.config())?;
+        let manager = self.inner.clone();
+        awaitable(
+            py,
+            true,
+            async move {
+                let mut out = Recorder::default();
+                let result = manager.refresh_session(&request, &mut out).await;
+                (out, result)
+            },
+            move |py, done| session_out(py, response, done),
+        )
+    }
+
+    fn aget_session_info(&self, py: Python<'_>, session_handle: String) -> PyResult<Py<PyAny>> {
+        let manager = self.inner.clone();
+        awaitable(
+            py,
+            false,
+            async move { manager.get_session_info(&session_handle).await },
+            |py, result| {
+                let value = result.map_err(|e| to_py(py, e))?;
+                Ok(json_out(py, &value)?.into_pyobject(py)?.into_any().unbind())
+            },
+        )
+    }
+
+    fn aupdate_session_info(
+        &self,
+        py: Python<'_>,
+        session_handle: String,
+        info_json: &str,
+    ) -> PyResult<Py<PyAny>> {
+        let info = json_in(py, "session_info", info_json)?;
+        let manager = self.inner.clone();
+        awaitable(
+            py,
+            false,
+            async move { manager.update_session_info(&session_handle, &info).await },
+            |py, result| {
+                result.map_err(|e| to_py(py, e))?;
+                Ok(py.None())
+            },
+        )
+    }
+
+    fn arevoke_session(&self, py: Python<'_>, session_handle: String) -> PyResult<Py<PyAny>> {
+        let manager = self.inner.clone();
+        awaitable(
+            py,
+            false,
+            async move { manager.revoke_session(&session_handle).await },
+            |py, result| {
+                let deleted = result.map_err(|e| to_py(py, e))?;
+                Ok(PyBool::new(py, deleted).to_owned().into_any().unbind())
+            },
+        )
+    }
+
+    fn arevoke_all_sessions_for_user(
+        &self,
+        py: Python<'_>,
+        user_id: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let user_id = user_id_from_py(user_id)?;
+        let manager = self.inner.clone();
+        awaitable(
+            py,
+            false,
+            async move { manager.revoke_all_sessions_for_user(&user_id).await },
+            |py, result| {
+                let count = result.map_err(|e| to_py(py, e))?;
+                Ok(count.into_pyobject(py)?.into_any().unbind())
+            },
+        )
+    }
+
+    fn aget_all_session_handles_for_user(
+        &self,
+        py: Python<'_>,
+        user_id: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let user_id = user_id_from_py(user_id)?;
+        let manager = self.inner.clone();
+        awaitable(
+            py,
+            false,
+            async move { manager.get_all_session_handles_for_user(&user_id).await },
+            |py, result| {
+                let handles = result.map_err(|e| to_py(py, e))?;
+                Ok(handles.into_pyobject(py)?.into_any().unbind())
+            },
+        )
     }
 
     /// Clears the three session cookies on `writer` and sends
@@ -294,7 +475,7 @@ impl PyManager {
 
 /// A verified session (the core's `Session`).
 #[pyclass(name = "Session", module = "tessera_django._native", frozen)]
-pub(crate) struct PySession(tessera::Session);
+pub(crate) struct PySession(Arc<tessera::Session>);
 
 #[pymethods]
 impl PySession {
@@ -343,9 +524,85 @@ impl PySession {
         out.finish(py, writer, result)
     }
 
+    fn arevoke_session(&self, py: Python<'_>, writer: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let session = self.0.clone();
+        awaitable(
+            py,
+            false,
+            async move {
+                let mut out = Recorder::default();
+                let result = session.revoke_session(&mut out).await;
+                (out, result)
+            },
+            move |py, (out, result)| {
+                out.finish(py, writer.bind(py), result)?;
+                Ok(py.None())
+            },
+        )
+    }
+
+    fn aget_session_info(&self, py: Python<'_>, writer: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let session = self.0.clone();
+        awaitable(
+            py,
+            false,
+            async move {
+                let mut out = Recorder::default();
+                let result = session.get_session_info(&mut out).await;
+                (out, result)
+            },
+            move |py, (out, result)| {
+                let value = out.finish(py, writer.bind(py), result)?;
+                Ok(json_out(py, &value)?.into_pyobject(py)?.into_any().unbind())
+            },
+        )
+    }
+
+    fn aupdate_session_info(
+        &self,
+        py: Python<'_>,
+        writer: Py<PyAny>,
+        info_json: &str,
+    ) -> PyResult<Py<PyAny>> {
+        let info = json_in(py, "session_info", info_json)?;
+        let session = self.0.clone();
+        awaitable(
+            py,
+            false,
+            async move {
+                let mut out = Recorder::default();
+                let result = session.update_session_info(&info, &mut out).await;
+                (out, result)
+            },
+            move |py, (out, result)| {
+                out.finish(py, writer.bind(py), result)?;
+                Ok(py.None())
+            },
+        )
+    }
+
     fn __repr__(&self) -> String {
         format!("<tessera_django._native.Session {:?}>", self.0.handle())
     }
+}
+
+impl PySession {
+    fn new(session: tessera::Session) -> Self {
+        PySession(Arc::new(session))
+    }
+}
+
+/// The end of an async create, get or refresh on the loop's thread: the
+/// recorded cookies and headers written to `response`, then the session or
+/// the error.
+fn session_out(
+    py: Python<'_>,
+    response: Py<PyAny>,
+    (out, result): (Recorder, tessera::Result<tessera::Session>),
+) -> PyResult<Py<PyAny>> {
+    let target = Target::of(response.bind(py))?;
+    let session = out.finish_to(py, &target, result)?;
+    Ok(Py::new(py, PySession::new(session))?.into_any())
 }
 
 /// A clock that moves only when told to, for tests (`tessera_django.testing`).

@@ -5,7 +5,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use pyo3::Python;
+use pyo3::intern;
+use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 
 /// The runtime and the process that created it.
@@ -139,4 +140,126 @@ where
     // A task that panics ends its `JoinHandle` with an error, caught here.
     let task = runtime.spawn(future);
     py.detach(|| runtime.block_on(task).map_err(|_| internal_error()))
+}
+
+/// What the loop's thread runs when a call started by [`awaitable`] has
+/// finished: converts the result (and replays the recorded cookies and
+/// headers onto the Django response) with the GIL held, on the event loop's
+/// thread, so the response is only ever touched by the coroutine's thread.
+type Finish = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
+/// Scheduled with `loop.call_soon_threadsafe(completion, future)` by the
+/// runtime's worker when the call is done; resolves the asyncio future.
+#[pyclass(name = "_Completion", module = "tessera_django._native", frozen)]
+pub(crate) struct Completion(Mutex<Option<Finish>>);
+
+#[pymethods]
+impl Completion {
+    fn __call__(&self, py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        let finish = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(finish) = finish {
+            resolve(py, future, finish(py))?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets the result or the exception of an asyncio future, unless it was
+/// cancelled meanwhile (the awaiting task is gone; the call's effect on the
+/// database stands, its cookies have nobody to go to).
+fn resolve(
+    py: Python<'_>,
+    future: &Bound<'_, PyAny>,
+    outcome: PyResult<Py<PyAny>>,
+) -> PyResult<()> {
+    crate::security_log::flush(py);
+    if future.call_method0(intern!(py, "done"))?.is_truthy()? {
+        return Ok(());
+    }
+    match outcome {
+        Ok(value) => future.call_method1(intern!(py, "set_result"), (value,))?,
+        Err(error) => future.call_method1(intern!(py, "set_exception"), (error.into_value(py),))?,
+    };
+    Ok(())
+}
+
+/// The async counterpart of [`run`]: returns an `asyncio.Future` of the
+/// running event loop at once, and never blocks the loop's thread on the
+/// database.
+///
+/// * Polled once inline first (`poll_inline`), like [`run`]: a
+///   `get_session` that needs no database is answered by an already-done
+///   future, which `await` returns from without suspending.
+/// * Otherwise the future becomes a task on the process-wide tokio runtime.
+///   No thread waits for it: thousands of calls in flight are driven by the
+///   runtime's two workers and the sockets' readiness. When it is done, the
+///   worker takes the GIL just long enough to schedule a [`Completion`] on
+///   the loop with `call_soon_threadsafe` (asyncio's documented way in from
+///   another thread), and `finish` runs there.
+///
+/// A panic in the call ends its task's `JoinHandle` with an error, which
+/// becomes `SuperTokensGeneralException` on the future.
+pub(crate) fn awaitable<F, T, D>(
+    py: Python<'_>,
+    poll_inline: bool,
+    future: F,
+    finish: D,
+) -> PyResult<Py<PyAny>>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+    D: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+{
+    let event_loop = py
+        .import(intern!(py, "asyncio"))?
+        .call_method0(intern!(py, "get_running_loop"))?;
+    let py_future = event_loop.call_method0(intern!(py, "create_future"))?;
+    let runtime = runtime().map_err(|e| crate::errors::to_py(py, e))?;
+    let mut future = Box::pin(future);
+    if poll_inline {
+        let polled = {
+            let _entered = runtime.enter();
+            let mut cx = Context::from_waker(Waker::noop());
+            catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
+        };
+        match polled {
+            Ok(Poll::Ready(value)) => {
+                resolve(py, &py_future, finish(py, value))?;
+                return Ok(py_future.unbind());
+            }
+            Ok(Poll::Pending) => {}
+            Err(_) => {
+                let error = crate::errors::to_py(py, internal_error());
+                resolve(py, &py_future, Err(error))?;
+                return Ok(py_future.unbind());
+            }
+        }
+    }
+    let loop_ref = event_loop.unbind();
+    let future_ref = py_future.clone().unbind();
+    let task = runtime.spawn(future);
+    runtime.spawn(async move {
+        let joined = task.await;
+        let finish: Finish = Box::new(move |py| match joined {
+            Ok(value) => finish(py, value),
+            Err(_) => Err(crate::errors::to_py(py, internal_error())),
+        });
+        Python::attach(|py| {
+            let completion = Completion(Mutex::new(Some(finish)));
+            // A loop closed meanwhile refuses the callback: nobody is
+            // waiting any more.
+            let _ = Py::new(py, completion).and_then(|completion| {
+                loop_ref.call_method1(
+                    py,
+                    intern!(py, "call_soon_threadsafe"),
+                    (completion, future_ref),
+                )
+            });
+        });
+    });
+    Ok(py_future.unbind())
 }

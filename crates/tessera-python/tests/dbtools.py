@@ -29,7 +29,17 @@ def connect(dbname=None):
     """A new raw connection to the current backend's server (autocommit)."""
     p = _server_params(dbname)
     if BACKEND == "postgres":
-        import psycopg2
+        # Whichever driver the environment has (scripts/test-django.sh
+        # installs psycopg 3 or psycopg2, as Django's backend would use).
+        try:
+            import psycopg
+
+            return psycopg.connect(
+                host=p["host"], port=p["port"] or 5432, user=p["user"], password=p["password"],
+                dbname=dbname or "postgres", autocommit=True,
+            )
+        except ImportError:
+            import psycopg2
 
         conn = psycopg2.connect(
             host=p["host"], port=p["port"] or 5432, user=p["user"], password=p["password"],

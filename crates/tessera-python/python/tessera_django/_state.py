@@ -28,7 +28,7 @@ from django.dispatch import receiver
 from . import _native, conf, db
 from .exceptions import SuperTokensGeneralException
 
-__all__ = ["get", "peek", "reset", "settings", "set_clock", "migrate_connection", "close_connections"]
+__all__ = ["get", "aget", "ready", "peek", "reset", "settings", "set_clock", "migrate_connection", "close_connections"]
 
 _lock = threading.RLock()
 _manager: Optional[Tuple[Any, Any]] = None  # (key, Manager)
@@ -78,6 +78,31 @@ def get() -> _native.Manager:
         if (source is None or source.get("NAME") == name) and not manager.is_closed:
             return manager
     return _get_slow()
+
+
+def ready() -> Optional[_native.Manager]:
+    """The manager if ``get()`` would return it without building one (no
+    database access), else ``None``."""
+    fast = _fast
+    if fast is not None:
+        source, name, manager = fast
+        if (source is None or source.get("NAME") == name) and not manager.is_closed:
+            return manager
+    return None
+
+
+async def aget() -> _native.Manager:
+    """``get()`` for async code. Building a manager connects to the
+    database and loads the keys (blocking calls): that happens once per
+    process and settings change, in a worker thread of asgiref's
+    ``sync_to_async``, never on the event loop. Every later call is the
+    fast path of ``get()``, which does not block."""
+    manager = ready()
+    if manager is not None:
+        return manager
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(_get_slow, thread_sensitive=False)()
 
 
 def peek() -> Optional[_native.Manager]:

@@ -28,7 +28,9 @@ Add it to ``MIDDLEWARE``::
 """
 
 import logging
-from typing import Any, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, Union
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -130,13 +132,44 @@ def response_for_exception(exception: SuperTokensException, request: Any = None)
 
 
 class SuperTokensMiddleware:
-    """See the module documentation."""
+    """See the module documentation.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    Works in sync (WSGI) and async (ASGI) middleware stacks: Django gives it
+    the kind of ``get_response`` the stack has, and it answers in kind, so
+    an ASGI project with only async-capable middleware never leaves the
+    event loop for it. Its own work after the view does not wait on
+    anything, except building the manager the first time a response sets a
+    session cookie before any Tessera call (then in a worker thread, see
+    ``_state.aget``). ``process_exception`` is synchronous in every Django
+    version (Django runs the exception middleware of an async stack through
+    ``sync_to_async``); it needs no database.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        self._is_async = iscoroutinefunction(get_response)
+        if self._is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+    def __call__(self, request: HttpRequest) -> Union[HttpResponse, Awaitable[HttpResponse]]:
+        if self._is_async:
+            return self._acall(request)
+        return self._finish(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        response = await self.get_response(request)
+        cookies = getattr(response, "cookies", None)
+        if cookies and _state.ready() is None and _mentions_session_cookie(cookies):
+            try:
+                await _state.aget()
+            except SuperTokensGeneralException:
+                pass
+        return self._finish(request, response)
+
+    def _finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         pending: Optional[PendingResponse] = getattr(request, PENDING_ATTRIBUTE, None)
         if pending is not None:
             pending.apply_to(response)

@@ -56,5 +56,19 @@ class Session:
         session was revoked or has expired."""
         self._native.update_session_info(writer_for(self._response), dumps(info, "session_info"))
 
+    async def arevoke_session(self) -> None:
+        """``revoke_session`` for async views."""
+        await self._native.arevoke_session(writer_for(self._response))
+
+    async def aget_session_info(self) -> Any:
+        """``get_session_info`` for async views."""
+        return json.loads(await self._native.aget_session_info(writer_for(self._response)))
+
+    async def aupdate_session_info(self, info: Any) -> None:
+        """``update_session_info`` for async views."""
+        await self._native.aupdate_session_info(
+            writer_for(self._response), dumps(info, "session_info")
+        )
+
     def __repr__(self) -> str:
         return f"<Session handle={self.get_handle()!r} user_id={self.get_user_id()!r}>"

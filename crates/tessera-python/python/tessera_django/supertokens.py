@@ -38,6 +38,14 @@ __all__ = [
     "revoke_all_sessions_for_user",
     "get_all_session_handles_for_user",
     "set_headers_for_options_api",
+    "acreate_new_session",
+    "aget_session",
+    "arefresh_session",
+    "aget_session_info",
+    "aupdate_session_info",
+    "arevoke_session",
+    "arevoke_all_sessions_for_user",
+    "aget_all_session_handles_for_user",
 ]
 
 def _handle(session_handle: Any) -> str:
@@ -120,3 +128,85 @@ def set_headers_for_options_api(response: Any) -> None:
     ``Access-Control-Allow-Headers`` (appending to any existing value) and
     sets ``Access-Control-Allow-Credentials: true``. Needs no database."""
     _native.set_headers_for_options_api(writer_for(response))
+
+
+# The async API: the same functions with Django's ``a`` prefix (``aget``,
+# ``acreate`` in the ORM), for ``async def`` views under ASGI. Same
+# arguments, results, cookies, headers and exceptions as the blocking
+# functions above.
+#
+# How they wait without blocking the event loop, and without a thread per
+# waiting call: the native module starts the Rust call as a task on its
+# process-wide tokio runtime (two worker threads drive every call in flight,
+# woken by the database sockets) and hands back an ``asyncio.Future`` of the
+# running loop. When the call is done, a runtime worker schedules its
+# completion on the loop with ``loop.call_soon_threadsafe``; the recorded
+# cookies and headers are written to the Django response there, on the
+# loop's thread. A ``get_session`` that needs no database (no blacklisting)
+# completes before the future is returned, so awaiting it does not suspend.
+# Alternatives considered: ``sync_to_async``/``run_in_executor`` would
+# hold a pool thread for the whole wait of each call (100 waiting calls,
+# 100 threads or a queue behind a small pool); pyo3-async-runtimes does what
+# is done here but pins the PyO3 version, so the ~100 lines live in
+# ``src/runtime.rs`` instead.
+#
+# Cancelling the awaiting task does not undo the call: a session being
+# created is still created (its cookies have no response to go to).
+
+
+async def acreate_new_session(
+    response: Any, user_id: Union[str, int], jwt_payload: Any = None, session_info: Any = None
+) -> Session:
+    """``create_new_session`` for async views."""
+    manager = await _state.aget()
+    native = await manager.acreate_new_session(
+        response, user_id, dumps(jwt_payload, "jwt_payload"), dumps(session_info, "session_info")
+    )
+    return Session(native, response)
+
+
+async def aget_session(request: Any, response: Any, enable_csrf_protection: bool) -> Session:
+    """``get_session`` for async views."""
+    manager = await _state.aget()
+    native = await manager.aget_session(request, response, bool(enable_csrf_protection))
+    return Session(native, response)
+
+
+async def arefresh_session(request: Any, response: Any) -> Session:
+    """``refresh_session`` for async views."""
+    manager = await _state.aget()
+    return Session(await manager.arefresh_session(request, response), response)
+
+
+async def aget_session_info(session_handle: str) -> Any:
+    """``get_session_info`` for async code."""
+    handle = _handle(session_handle)
+    manager = await _state.aget()
+    return json.loads(await manager.aget_session_info(handle))
+
+
+async def aupdate_session_info(session_handle: str, info: Any) -> None:
+    """``update_session_info`` for async code."""
+    handle = _handle(session_handle)
+    text = dumps(info, "session_info")
+    manager = await _state.aget()
+    await manager.aupdate_session_info(handle, text)
+
+
+async def arevoke_session(session_handle: str) -> bool:
+    """``revoke_session`` for async code."""
+    handle = _handle(session_handle)
+    manager = await _state.aget()
+    return await manager.arevoke_session(handle)
+
+
+async def arevoke_all_sessions_for_user(user_id: Union[str, int]) -> None:
+    """``revoke_all_sessions_for_user`` for async code."""
+    manager = await _state.aget()
+    await manager.arevoke_all_sessions_for_user(user_id)
+
+
+async def aget_all_session_handles_for_user(user_id: Union[str, int]) -> List[str]:
+    """``get_all_session_handles_for_user`` for async code."""
+    manager = await _state.aget()
+    return await manager.aget_all_session_handles_for_user(user_id)

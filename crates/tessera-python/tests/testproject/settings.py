@@ -77,13 +77,37 @@ USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "rest_framework",
     "tessera_django",
 ]
 
-MIDDLEWARE = ["tessera_django.middleware.SuperTokensMiddleware"]
+# Django's own session, auth and messages middleware serve the admin
+# (tests/test_admin.py); Tessera's sessions do not use them.
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "tessera_django.middleware.SuperTokensMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
 
 ROOT_URLCONF = "testproject.urls"
 # The live server serves static files under this prefix (none here).

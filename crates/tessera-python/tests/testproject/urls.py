@@ -1,8 +1,10 @@
+from django.contrib import admin
 from django.urls import path
 
 from . import views
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
     path("login", views.login),
     path("login-cached", views.login_cached),
     path("protected", views.protected),
@@ -13,6 +15,13 @@ urlpatterns = [
     path("options", views.options),
     path("users/<str:user_id>/sessions", views.user_sessions),
     path("sessions/<str:handle>", views.session_by_handle),
+    path("async/login", views.alogin),
+    path("async/protected", views.aprotected),
+    path("async/refresh/", views.arefresh),
+    path("async/logout", views.alogout),
+    path("async/users/<str:user_id>/sessions", views.auser_sessions),
+    path("async/sessions/<str:handle>", views.asession_by_handle),
+    path("async/sleep", views.asleep),
     path("api/login", views.ApiLogin.as_view()),
     path("api/refresh", views.ApiRefresh.as_view()),
     path("api/me", views.ApiMe.as_view()),

@@ -2,6 +2,7 @@
 function of its API, plus DRF views. Only the imports differ from a supertokens_jwt_ref
 project."""
 
+import asyncio
 import json
 
 from django.http import HttpResponse, JsonResponse
@@ -192,3 +193,64 @@ class ApiPublic(APIView):
 
     def get(self, request):
         return Response({"user": None if request.user is None else request.user.id})
+
+
+# Async views (ASGI): the same API with Django's `a` prefix.
+
+
+async def alogin(request):
+    data = _body(request)
+    response = HttpResponse()
+    session = await supertokens.acreate_new_session(
+        response, data["user_id"], data.get("payload"), data.get("info")
+    )
+    return _json(response, {"handle": session.get_handle(), "user_id": session.get_user_id()})
+
+
+async def aprotected(request):
+    """get_session, then a database read (the session info) and, on POST, a
+    write: each awaited without blocking the loop."""
+    response = HttpResponse()
+    session = await supertokens.aget_session(request, response, request.method != "GET")
+    if request.method == "POST":
+        await session.aupdate_session_info(_body(request))
+    info = await session.aget_session_info()
+    return _json(response, {"user_id": session.get_user_id(), "info": info})
+
+
+async def arefresh(request):
+    response = HttpResponse()
+    session = await supertokens.arefresh_session(request, response)
+    return _json(response, {"user_id": session.get_user_id()})
+
+
+async def alogout(request):
+    response = HttpResponse()
+    session = await supertokens.aget_session(request, response, True)
+    await session.arevoke_session()
+    return _json(response, {"revoked": True})
+
+
+async def auser_sessions(request, user_id):
+    if request.method == "DELETE":
+        await supertokens.arevoke_all_sessions_for_user(user_id)
+        return JsonResponse({"revoked": True})
+    return JsonResponse({"handles": await supertokens.aget_all_session_handles_for_user(user_id)})
+
+
+async def asession_by_handle(request, handle):
+    if request.method == "DELETE":
+        return JsonResponse({"revoked": await supertokens.arevoke_session(handle)})
+    try:
+        if request.method == "PUT":
+            await supertokens.aupdate_session_info(handle, _body(request))
+            return JsonResponse({"updated": True})
+        return JsonResponse({"info": await supertokens.aget_session_info(handle)})
+    except SuperTokensUnauthorizedException:
+        return JsonResponse({"error": "no such session"}, status=404)
+
+
+async def asleep(request):
+    """Awaits asyncio.sleep: only answers in time if the loop is free."""
+    await asyncio.sleep(float(request.GET.get("s", "0.5")))
+    return JsonResponse({"slept": True})
