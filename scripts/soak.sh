@@ -66,8 +66,8 @@ run() {
 
 for part in "${parts[@]}"; do
   case "$part" in
-    races) run races cargo test --release -p tessera-sqlx --test races -- --nocapture ;;
-    model) run model cargo test --release -p tessera-sqlx --test properties -- --nocapture ;;
+    races) run races cargo test --release -p tessera-sqlx --test protocol -- races:: --nocapture ;;
+    model) run model cargo test --release -p tessera-sqlx --test protocol -- properties:: --nocapture ;;
     crash) run crash cargo test --release -p tessera-demo --test crash -- --nocapture ;;
     load) run load cargo test --release -p tessera-demo --test load -- --nocapture ;;
     faults) run faults cargo test --release -p tessera-sqlx --test faults -- --nocapture --test-threads=1 ;;

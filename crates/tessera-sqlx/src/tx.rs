@@ -199,7 +199,7 @@ where
             return Err(StoreError::with_kind(
                 GeneralKind::Unavailable,
                 format!(
-                    "{op}: {attempt} attempts all failed with a serialization, deadlock or                      certification conflict; the last one: {e}"
+                    "{op}: {attempt} attempts all failed with a serialization, deadlock or certification conflict; the last one: {e}"
                 ),
             ));
         }
