@@ -163,6 +163,14 @@ pub struct ChangeFeedSettings {
     /// also the promise: a revocation committed anywhere is refused by every
     /// instance at most this long after. Default 1 s.
     pub bound: Duration,
+    /// Whether blacklisting answers from the feed's memory (no database
+    /// call on `get_session`) while the feed is within `bound`. Default
+    /// `false`: blacklisting then asks the database on every request, so a
+    /// revocation is refused everywhere from the moment it returns, as the
+    /// reference library does; turning this on trades that for "within
+    /// `bound`" and a database-free request path. The feed still carries
+    /// key rotations either way.
+    pub answer_blacklisting: bool,
 }
 
 impl Default for ChangeFeedSettings {
@@ -170,6 +178,7 @@ impl Default for ChangeFeedSettings {
         ChangeFeedSettings {
             poll_interval: Duration::from_millis(250),
             bound: Duration::from_secs(1),
+            answer_blacklisting: false,
         }
     }
 }
@@ -462,11 +471,11 @@ impl ConfigBuilder {
         self.inner.revoke_session_on_theft = on;
         self
     }
-    /// The change feed's settings, or `None` to run without one: then
-    /// blacklisting asks the database on every `get_session` (the reference
-    /// library's behaviour) and a forced key rotation reaches other
-    /// instances within [`crate::KEY_RECHECK_INTERVAL`]. On by default
-    /// (250 ms polls, 1 s bound).
+    /// The change feed's settings, or `None` to run without one (then a
+    /// forced key rotation reaches other instances within
+    /// [`crate::KEY_RECHECK_INTERVAL`]). On by default: 250 ms polls, 1 s
+    /// bound, carrying key rotations; blacklisting from memory is opt-in
+    /// ([`ChangeFeedSettings::answer_blacklisting`]).
     pub fn with_change_feed(mut self, settings: Option<ChangeFeedSettings>) -> Self {
         self.inner.change_feed = settings;
         self

@@ -128,6 +128,13 @@ impl Feed {
     /// feed is not caught up within its bound (the caller asks the
     /// database).
     pub(crate) fn is_revoked(&self, handle: &str) -> Option<bool> {
+        if !self.settings.answer_blacklisting {
+            return None;
+        }
+        self.revoked_within_bound(handle)
+    }
+
+    fn revoked_within_bound(&self, handle: &str) -> Option<bool> {
         let at = self.caught_up_at.load(Ordering::Acquire);
         if at == 0 || self.stamp(Instant::now()).saturating_sub(at) > bound_nanos(&self.settings) {
             return None;
@@ -139,7 +146,7 @@ impl Feed {
     /// Whether the last successful poll is within the bound (for tests and
     /// health checks).
     pub(crate) fn caught_up(&self) -> bool {
-        self.is_revoked("").is_some()
+        self.revoked_within_bound("").is_some()
     }
 
     /// Records a revocation this instance made, before the log shows it:

@@ -28,6 +28,7 @@ use crate::support::*;
 const SETTINGS: ChangeFeedSettings = ChangeFeedSettings {
     poll_interval: Duration::from_millis(50),
     bound: Duration::from_millis(500),
+    answer_blacklisting: true,
 };
 
 /// How long a scenario waits for something the bound promises, before
@@ -216,11 +217,18 @@ struct Switches {
 }
 
 async fn switched_manager(h: &Harness) -> (SessionManager, Switches) {
+    switched_manager_with(h, feed).await
+}
+
+async fn switched_manager_with(
+    h: &Harness,
+    config: fn(tessera::ConfigBuilder) -> tessera::ConfigBuilder,
+) -> (SessionManager, Switches) {
     let log_down = Arc::new(AtomicBool::new(false));
     let liveness_asked = Arc::new(AtomicUsize::new(0));
     let (d, l) = (log_down.clone(), liveness_asked.clone());
     let m = h
-        .wrapped_manager(feed, move |inner| {
+        .wrapped_manager(config, move |inner| {
             Arc::new(Switched {
                 inner,
                 log_down: d,
@@ -338,7 +346,21 @@ async fn a_forced_rotation_reaches_every_instance_within_the_bound(h: Harness) {
     verify(&a, &mut old).await.unwrap();
 }
 
+async fn by_default_blacklisting_asks_the_database_every_time(h: Harness) {
+    // The default feed carries key rotations only; blacklisting keeps the
+    // reference library's answer: the database, on every request.
+    let (m, switches) = switched_manager_with(&h, |b| b.with_blacklisting(true)).await;
+    assert!(m.config().change_feed().is_some());
+    let mut jar = login(&m, "kim", json!({})).await;
+    wait_caught_up(&m).await;
+    for n in 1..=3 {
+        verify(&m, &mut jar).await.unwrap();
+        assert_eq!(switches.liveness_asked.load(Ordering::SeqCst), n);
+    }
+}
+
 crate::per_backend!("feed";
+    by_default_blacklisting_asks_the_database_every_time,
     revocation_reaches_every_instance_within_the_bound,
     revoke_all_reaches_every_instance_within_the_bound,
     a_caught_up_feed_answers_from_memory_and_a_new_instance_knows_earlier_revocations,
