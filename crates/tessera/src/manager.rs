@@ -102,7 +102,12 @@ impl SessionManager {
     pub async fn with_shared_store(config: Config, store: Arc<dyn Store>) -> Result<Self> {
         let keys = KeyManager::new(&config, store.clone()).await?;
         let feed = match config.change_feed {
-            Some(settings) if store.keeps_change_log() => {
+            // The feed is a task on the caller's tokio runtime; outside one
+            // (a manager built under another executor) there is none, and
+            // blacklisting and key rechecks work as without a feed.
+            Some(settings)
+                if store.keeps_change_log() && tokio::runtime::Handle::try_current().is_ok() =>
+            {
                 Some(Arc::new(Feed::new(settings, config.access_token_validity)))
             }
             _ => None,
