@@ -333,6 +333,13 @@ pub trait Store: Send + Sync + 'static {
     /// on one). Then `decide` sees the stored keys, still under the lock; if it
     /// returns new keys they are written before the lock is released.
     /// Returns the keys as stored when the transaction commits.
+    ///
+    /// `decide` may be called more than once in one call: a store that runs
+    /// the transaction again after a conflict (a serialization failure, or a
+    /// Galera certification failure at commit) asks again on each attempt,
+    /// with what that attempt read. It must therefore be a pure function of
+    /// the keys it is shown. A store that keeps the change log appends one
+    /// [`ChangeKind::SigningKeys`] row when it writes.
     async fn signing_keys(
         &self,
         candidate: &StoredKey,
