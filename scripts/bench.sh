@@ -2,7 +2,7 @@
 # The `bench` command: reruns Tessera's benchmark suite and writes BENCHMARKS.md.
 #
 #   scripts/bench.sh                 # the whole suite (~15 min), rewrites the generated part of BENCHMARKS.md
-#   scripts/bench.sh --only core     # one part (core|store|scale|django|http), others kept from the last run
+#   scripts/bench.sh --only core     # one part (core|store|scale|django|http|feed), others kept from the last run
 #   scripts/bench.sh --quick         # tiny iteration counts, every Rust benchmark once (~1 min): what CI runs.
 #                                    # Writes target/bench-quick/BENCHMARKS-quick.md, never BENCHMARKS.md.
 #
@@ -13,6 +13,9 @@
 #   django  benches/django: tessera_django vs supertokens-jwt-ref 2.0.0 (+ simplejwt), in a venv;
 #           get_session on Django 6.x/3.13 vs 4.2/3.11 and async vs sync (bench_versions.py)
 #   http    the axum integration's HTTP benchmark, if present (see find_http_bench below)
+#   feed    bench-feed: blacklisting from the change feed vs without / from the database, and
+#           revocation and rotation propagation per backend. Written to $OUT/feed.md only: its
+#           numbers go into BENCHMARKS.md's hand-written "Change feed" section.
 #
 # Needs PostgreSQL and MariaDB like scripts/test-all.sh (same variables and defaults):
 #   TESSERA_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test)
@@ -39,11 +42,11 @@ done
 if [ "$QUICK" = 1 ]; then
   OUT=target/bench-quick
   QFLAG=(--quick)
-  DEFAULT_PARTS=(core store scale)
+  DEFAULT_PARTS=(core store scale feed)
 else
   OUT=target/bench
   QFLAG=()
-  DEFAULT_PARTS=(core store scale django http)
+  DEFAULT_PARTS=(core store scale django http feed)
 fi
 if [ ${#ONLY[@]} -gt 0 ]; then PARTS=("${ONLY[@]}"); else PARTS=("${DEFAULT_PARTS[@]}"); fi
 mkdir -p "$OUT"
@@ -153,6 +156,28 @@ if want http; then
   else
     printf '\n### HTTP: axum extractor\n\n**Not measured in this run**: no HTTP benchmark script was found (the axum integration provides it).\n\n' >"$OUT/http.md"
   fi
+fi
+
+if want feed; then
+  step "feed: blacklisting from the change feed; revocation and rotation propagation"
+  "$BIN/bench-feed" "${QFLAG[@]}" >"$OUT/feed.md"
+  if command -v valgrind >/dev/null; then
+    # The exact cost of answering blacklisting from memory: instructions per
+    # get_session with and without, by difference of two iteration counts.
+    if [ "$QUICK" = 1 ]; then n1=20; n2=220; else n1=2000; n2=22000; fi
+    fcount() {
+      valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN/bench-feed" --callgrind "$1" "$2" 2>&1 |
+        awk '/Collected/ {gsub(",", "", $NF); print $NF}'
+    }
+    p1=$(fcount plain $n1); p2=$(fcount plain $n2)
+    f1=$(fcount feed $n1); f2=$(fcount feed $n2)
+    awk -v p1="$p1" -v p2="$p2" -v f1="$f1" -v f2="$f2" -v n="$((n2 - n1))" 'BEGIN {
+      p = (p2 - p1) / n; f = (f2 - f1) / n;
+      printf "Instructions per get_session under callgrind (difference of two iteration counts): without blacklisting %d, with blacklisting from the change feed %d: %+d (%.3f×).\n\n", p, f, f - p, f / p;
+      printf "<!-- feed-callgrind plain_ir=%d feed_ir=%d -->\n", p, f;
+    }' >>"$OUT/feed.md"
+  fi
+  echo "bench: change-feed results in $OUT/feed.md (not part of the generated block)" >&2
 fi
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,8 @@
 #   galera      the 3-node Galera cluster (scripts/galera.sh): 64-way races over
 #               three nodes, 200 rounds; node faults (SIGKILL + restart,
 #               SIGSTOP + SIGCONT) under load, 10 cycles; the protocol suites on
-#               the cluster with the knobs above; the demo's crash soak on node 2
+#               the cluster with the knobs above; the demo's crash soak, restarted
+#               on the next node after each kill
 #   fuzz        each cargo-fuzz target for 10 million executions
 #
 #   bash scripts/soak.sh              # everything but fuzz (about an hour)
@@ -40,8 +41,7 @@ galera_soak() {
   cargo test --release -p tessera-sqlx --test protocol -- galera:: --nocapture
   cargo test --release -p tessera-sqlx --test galera -- --nocapture
   TESSERA_GALERA_FAULTS=1 cargo test --release -p tessera-sqlx --test galera node_faults -- --nocapture --test-threads=1
-  TESSERA_TEST_MYSQL_URL="$(bash scripts/galera.sh urls | cut -d, -f2)" TESSERA_SOAK_BACKENDS=mysql \
-    cargo test --release -p tessera-demo --test crash -- --nocapture
+  TESSERA_SOAK_BACKENDS=galera cargo test --release -p tessera-demo --test crash -- --nocapture
 }
 
 parts=("$@")

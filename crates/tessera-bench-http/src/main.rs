@@ -150,7 +150,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| "sqlite://tower-sessions-bench.sqlite?mode=rwc".into());
     let listen = std::env::var("BENCH_LISTEN").unwrap_or_else(|_| "127.0.0.1:0".into());
     // Plain HTTP on loopback; otherwise the default configuration.
-    let config = Config::builder().with_cookie_secure(false).build()?;
+    let config = Config::builder()
+        .with_cookie_secure(false)
+        // No change feed: its background reads of the log would land in the
+        // callgrind counts per request (bench-feed measures the feed).
+        .with_change_feed(None)
+        .build()?;
     let manager = SessionManager::new(config, tessera_sqlx::connect(&url).await?).await?;
 
     // The floor's input is the signing input of a real access token with

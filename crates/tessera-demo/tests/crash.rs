@@ -83,7 +83,7 @@ use std::time::{Duration, Instant};
 use common::soak_backends;
 use common::{admin, env_number, stderr, stdout, Browser, Demo, Rng};
 use serde_json::{json, Value};
-use tessera_sqlx::testing::{discard, fresh_url, Backend};
+use tessera_sqlx::testing::{discard, fresh_urls, Backend};
 
 const PASSWORD: &str = "crash test password";
 const MAX_SESSIONS: usize = 4;
@@ -565,7 +565,11 @@ async fn crash_cycles(backend: Backend) {
          (replay with TESSERA_SOAK_SEED={seed})"
     );
     let mut rng = Rng::new(seed);
-    let db = fresh_url(backend).await;
+    // On Galera one URL per node: each restart connects the demo to the
+    // next node, so the instance that comes back is on another server than
+    // the one that died (what a load balancer does after a crash).
+    let urls = fresh_urls(backend).await;
+    let db = urls[0].clone();
     let started = Instant::now();
     // Long-lived access tokens: a client acting in order never needs to refresh.
     let env = [("RUST_LOG", "error")];
@@ -625,7 +629,8 @@ async fn crash_cycles(backend: Backend) {
         for c in &mut clients {
             c.check_listing(&db);
         }
-        demo = Demo::start_with_env(&db, &[], "3600", &env);
+        let node = &urls[cycle as usize % urls.len()];
+        demo = Demo::start_with_env(node, &[], "3600", &env);
         for c in &mut clients {
             c.check_tokens(&demo.base).await;
         }
@@ -633,7 +638,10 @@ async fn crash_cycles(backend: Backend) {
         let live: usize = clients.iter().map(|c| c.live.len()).sum();
         eprintln!(
             "crash-cycle: backend={backend} cycle {cycle}/{cycles}: killed after {delay} ms, \
-             {in_flight} requests unacknowledged so far, {live} live sessions"
+             {in_flight} requests unacknowledged so far, {live} live sessions; restarted on \
+             server {} of {}",
+            cycle as usize % urls.len() + 1,
+            urls.len()
         );
         assert!(
             failures.is_empty(),

@@ -131,14 +131,15 @@ def test_manage_py_migrate_creates_the_tables(tmp_path):
     """``manage.py migrate`` in a real (non-test) run creates Tessera's tables
     from the SQL files embedded in the native module; running it again is
     harmless; the app then works on that database."""
-    expected = {"tessera_sessions", "tessera_keys", "_sqlx_migrations"}
+    expected = {"tessera_sessions", "tessera_keys", "tessera_changes", "_sqlx_migrations"}
     if BACKEND.startswith("sqlite"):
         path = str(tmp_path / "project.sqlite3")
         env = {"TESSERA_DJANGO_DB": "sqlite-file", "TESSERA_DJANGO_SQLITE_PATH": path}
         for _ in range(2):
             result = _manage("migrate", **env)
             assert result.returncode == 0, result.stderr
-        assert "[X] 0001_initial" in _manage("showmigrations", "tessera_django", **env).stdout
+        shown = _manage("showmigrations", "tessera_django", **env).stdout
+        assert "[X] 0001_initial" in shown and "[X] 0003_tessera_schema_update" in shown
         # Django's tables in the project's file, Tessera's in its own beside it.
         assert "django_migrations" in dbtools.sqlite_tables(path)
         assert not expected & set(dbtools.sqlite_tables(path))
@@ -155,6 +156,78 @@ def test_manage_py_migrate_creates_the_tables(tmp_path):
         assert expected <= set(dbtools.tables(name))
         result = _manage("remove_old_tokens", "--dry-run", **env)
         assert result.returncode == 0 and "0 expired session(s) would be removed" in result.stdout
+
+
+def _forget_change_log(run) -> None:
+    """Makes a database look as the previous release left it: no change
+    log, and sqlx's record of it gone."""
+    run("DROP TABLE tessera_changes")
+    run("DELETE FROM _sqlx_migrations WHERE version = 4")
+
+
+def test_manage_py_migrate_upgrades_a_database_of_the_previous_release(tmp_path):
+    """A database migrated before the change log existed (Django migrations
+    0001 and 0002 applied, SQL migration 0004 not) gets it from
+    ``0003_tessera_schema_update`` on the next ``manage.py migrate``, with
+    its sessions kept."""
+    if BACKEND.startswith("sqlite"):
+        path = str(tmp_path / "project.sqlite3")
+        env = {"TESSERA_DJANGO_DB": "sqlite-file", "TESSERA_DJANGO_SQLITE_PATH": path}
+        tessera_file = str(tmp_path / "project.tessera.sqlite3")
+
+        def run(sql):
+            import sqlite3
+
+            with sqlite3.connect(tessera_file) as c:
+                c.execute(sql)
+
+        def tables():
+            return set(dbtools.sqlite_tables(tessera_file))
+
+        def sessions():
+            return dbtools.sqlite_query(tessera_file, "SELECT COUNT(*) FROM tessera_sessions")[0][0]
+    else:
+        ctx = dbtools.scratch_database()
+        name = ctx.__enter__()
+        env = {"TESSERA_DJANGO_DB_NAME": name}
+
+        def run(sql):
+            c = dbtools.connect(name)
+            try:
+                c.cursor().execute(sql)
+            finally:
+                c.close()
+
+        def tables():
+            return set(dbtools.tables(name))
+
+        def sessions():
+            c = dbtools.connect(name)
+            try:
+                cur = c.cursor()
+                cur.execute("SELECT COUNT(*) FROM tessera_sessions")
+                return cur.fetchone()[0]
+            finally:
+                c.close()
+
+    try:
+        assert _manage("migrate", **env).returncode == 0
+        run(
+            "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, "
+            "session_info, jwt_payload, created_at, expires_at) VALUES "
+            "('kept', '\"u\"', '" + "a" * 64 + "', '{}', '{}', 1, 9999999999999)"
+        )
+        result = _manage("migrate", "tessera_django", "0002", **env)
+        assert result.returncode == 0, result.stderr
+        _forget_change_log(run)
+        assert "tessera_changes" not in tables()
+        result = _manage("migrate", **env)
+        assert result.returncode == 0, result.stderr
+        assert "tessera_changes" in tables()
+        assert sessions() == 1
+    finally:
+        if not BACKEND.startswith("sqlite"):
+            ctx.__exit__(None, None, None)
 
 
 def test_migration_ignores_other_aliases():

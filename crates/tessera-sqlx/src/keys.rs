@@ -59,6 +59,12 @@ pub(crate) trait KeySql: Database {
         conn: &mut Self::Connection,
         name: &str,
     ) -> impl Future<Output = CallResult<()>> + Send;
+
+    /// Appends the key-write row to the change log
+    /// ([`crate::changes::INSERT_KEY_CHANGE`]), inside the rotation.
+    fn record_key_change(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = CallResult<()>> + Send;
 }
 
 /// [`tessera::Store::refresh_token_key`] on any database.
@@ -145,5 +151,8 @@ async fn rotate<DB: KeySql>(
         Some(previous) => DB::write_key(conn, PREVIOUS_SIGNING_KEY, previous).await?,
         None => DB::delete_key(conn, PREVIOUS_SIGNING_KEY).await?,
     }
+    // Last before the commit (see `crate::changes`): other instances' change
+    // feeds reload their keys when they read it.
+    DB::record_key_change(conn).await?;
     Ok(new)
 }

@@ -106,10 +106,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera::{
-    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
-    StoreError, StoreResult, StoredKey, UserId,
+    Change, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys,
+    Store, StoreError, StoreResult, StoredKey, UserId,
 };
 
+mod changes;
 mod common;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod keys;
@@ -460,5 +461,35 @@ impl Store for SqlStore {
         decide: RotationDecision<'_>,
     ) -> StoreResult<SigningKeys> {
         delegate!(self, s => s.signing_keys(candidate, decide))
+    }
+
+    fn keeps_change_log(&self) -> bool {
+        match *self {
+            #[cfg(feature = "sqlite")]
+            SqlStore::Sqlite(ref s) => s.keeps_change_log(),
+            #[cfg(feature = "postgres")]
+            SqlStore::Postgres(ref s) => s.keeps_change_log(),
+            #[cfg(feature = "mysql")]
+            SqlStore::MySql(ref s) => s.keeps_change_log(),
+        }
+    }
+
+    async fn changes_after(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<Change>> {
+        delegate!(self, s => s.changes_after(after_seq, limit))
+    }
+
+    async fn prune_changes(&self, older_than: std::time::Duration) -> StoreResult<u64> {
+        delegate!(self, s => s.prune_changes(older_than))
+    }
+
+    fn change_hint(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        match *self {
+            #[cfg(feature = "sqlite")]
+            SqlStore::Sqlite(ref s) => s.change_hint(),
+            #[cfg(feature = "postgres")]
+            SqlStore::Postgres(ref s) => s.change_hint(),
+            #[cfg(feature = "mysql")]
+            SqlStore::MySql(ref s) => s.change_hint(),
+        }
     }
 }

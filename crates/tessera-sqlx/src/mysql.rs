@@ -7,16 +7,17 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{Executor, MySql, MySqlConnection};
 use tessera::{
-    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
-    StoreResult, StoredKey, UserId,
+    Change, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys,
+    Store, StoreResult, StoredKey, UserId,
 };
 
+use crate::changes::{self, Revoke, RevokeTx};
 use crate::common::{
     check_hash, check_new_session, corrupt, count, db, decode_key, encode_key, session_row,
     session_summary, user_id_column,
 };
 use crate::keys::{self, KeySql};
-use crate::tx::{call, Begin, CallResult};
+use crate::tx::{call, transaction, Begin, CallResult};
 use crate::{StoreOptions, DEFAULT_CALL_TIMEOUT};
 
 /// What every connection to a Galera node runs: `wsrep_sync_wait` bits 1
@@ -392,6 +393,13 @@ impl KeySql for MySql {
             .await?;
         Ok(())
     }
+
+    async fn record_key_change(conn: &mut MySqlConnection) -> CallResult<()> {
+        sqlx::query(crate::changes::INSERT_KEY_CHANGE)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
 }
 
 /// `common::SessionColumns` as sqlx reads `utf8mb4_bin` columns: bytes.
@@ -549,11 +557,11 @@ impl Store for MySqlStore {
             if !pad_safe(session_handle) {
                 return Ok(false);
             }
-            let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = ?")
-                .bind(session_handle)
-                .execute(&self.pool)
-                .await?;
-            Ok(done.rows_affected() > 0)
+            let mut tx = RevokeTx {
+                by: Revoke::Handle(session_handle),
+            };
+            let deleted = transaction(&self.pool, changes::MYSQL_REVOKE_BEGIN, &mut tx).await?;
+            Ok(!deleted.is_empty())
         })
         .await
     }
@@ -563,11 +571,12 @@ impl Store for MySqlStore {
             self.call_timeout,
             "delete_sessions_for_user",
             |_| async move {
-                let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?")
-                    .bind(user_id.to_storage())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected())
+                let storage = user_id.to_storage();
+                let mut tx = RevokeTx {
+                    by: Revoke::User(&storage),
+                };
+                let deleted = transaction(&self.pool, changes::MYSQL_REVOKE_BEGIN, &mut tx).await?;
+                Ok(deleted.len() as u64)
             },
         )
         .await
@@ -707,6 +716,43 @@ impl Store for MySqlStore {
         decide: RotationDecision<'_>,
     ) -> StoreResult<SigningKeys> {
         keys::signing_keys(&self.pool, self.call_timeout, candidate, decide).await
+    }
+
+    fn keeps_change_log(&self) -> bool {
+        true
+    }
+
+    async fn changes_after(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<Change>> {
+        call(self.call_timeout, "changes_after", |_| async move {
+            let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                "SELECT seq, kind, subject FROM tessera_changes WHERE seq > ? \
+                 ORDER BY seq LIMIT ?",
+            )
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(seq, kind, subject)| changes::change(seq, &text(kind)?, text(subject)?))
+                .collect()
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, older_than: Duration) -> StoreResult<u64> {
+        let sql = format!(
+            "DELETE FROM tessera_changes WHERE at_ms < {} - ?",
+            changes::MYSQL_NOW_MS
+        );
+        let sql = &sql;
+        call(self.call_timeout, "prune_changes", |_| async move {
+            let done = sqlx::query(sql)
+                .bind(changes::retention_ms(older_than))
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 }
 

@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres};
 use tessera::{
-    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
-    StoreResult, StoredKey, UserId,
+    Change, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys,
+    Store, StoreResult, StoredKey, UserId,
 };
 
+use crate::changes;
 use crate::common::{
     check_hash, check_new_session, count, db, decode_key, encode_key, session_row, session_summary,
     user_id_column, SessionColumns, SummaryColumns,
@@ -37,6 +38,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PostgresStore {
     pool: PgPool,
     call_timeout: Option<Duration>,
+    /// The `LISTEN tessera_changes` wake-up, started on first use.
+    hint: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<tokio::sync::Notify>>>,
 }
 
 impl PostgresStore {
@@ -46,6 +49,7 @@ impl PostgresStore {
         PostgresStore {
             pool,
             call_timeout: Some(DEFAULT_CALL_TIMEOUT),
+            hint: Default::default(),
         }
     }
 
@@ -190,6 +194,13 @@ impl KeySql for Postgres {
             .await?;
         Ok(())
     }
+
+    async fn record_key_change(conn: &mut PgConnection) -> CallResult<()> {
+        sqlx::query(crate::changes::INSERT_KEY_CHANGE)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
 }
 
 /// What a retried call checks for (see [`crate::tx::Attempt::is_retry`]).
@@ -319,10 +330,16 @@ impl Store for PostgresStore {
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
         call(self.call_timeout, "delete_session", |_| async move {
-            let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = $1")
-                .bind(session_handle)
-                .execute(&self.pool)
-                .await?;
+            // One statement: the deleted row and its change-log row commit
+            // together.
+            let done = sqlx::query(
+                "WITH d AS (DELETE FROM tessera_sessions WHERE session_handle = $1 \
+                 RETURNING session_handle) \
+                 INSERT INTO tessera_changes (kind, subject) SELECT 'r', session_handle FROM d",
+            )
+            .bind(session_handle)
+            .execute(&self.pool)
+            .await?;
             Ok(done.rows_affected() > 0)
         })
         .await
@@ -333,10 +350,15 @@ impl Store for PostgresStore {
             self.call_timeout,
             "delete_sessions_for_user",
             |_| async move {
-                let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
-                    .bind(user_id.to_storage())
-                    .execute(&self.pool)
-                    .await?;
+                let done = sqlx::query(
+                    "WITH d AS (DELETE FROM tessera_sessions WHERE user_id = $1 \
+                     RETURNING session_handle) \
+                     INSERT INTO tessera_changes (kind, subject) \
+                     SELECT 'r', session_handle FROM d",
+                )
+                .bind(user_id.to_storage())
+                .execute(&self.pool)
+                .await?;
                 Ok(done.rows_affected())
             },
         )
@@ -472,4 +494,100 @@ impl Store for PostgresStore {
     ) -> StoreResult<SigningKeys> {
         keys::signing_keys(&self.pool, self.call_timeout, candidate, decide).await
     }
+
+    fn keeps_change_log(&self) -> bool {
+        true
+    }
+
+    async fn changes_after(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<Change>> {
+        call(self.call_timeout, "changes_after", |_| async move {
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT seq, kind, subject FROM tessera_changes WHERE seq > $1 \
+                 ORDER BY seq LIMIT $2",
+            )
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(seq, kind, subject)| changes::change(seq, &kind, subject))
+                .collect()
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, older_than: Duration) -> StoreResult<u64> {
+        let sql = format!(
+            "DELETE FROM tessera_changes WHERE at_ms < {} - $1",
+            changes::POSTGRES_NOW_MS
+        );
+        let sql = &sql;
+        call(self.call_timeout, "prune_changes", |_| async move {
+            let done = sqlx::query(sql)
+                .bind(changes::retention_ms(older_than))
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    fn change_hint(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(
+            self.hint
+                .get_or_init(|| listen(self.pool.connect_options()))
+                .clone(),
+        )
+    }
+}
+
+/// Starts the `LISTEN tessera_changes` task on a connection of its own (not
+/// one of the pool's, which it would hold for good) and returns the wake-up
+/// it signals. The task reconnects after an error and ends once nobody holds
+/// the wake-up any more. A hint only: the feed polls whatever happens here.
+fn listen(options: std::sync::Arc<PgConnectOptions>) -> std::sync::Arc<tokio::sync::Notify> {
+    let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+    let weak = std::sync::Arc::downgrade(&notify);
+    tokio::spawn(async move {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*options).clone());
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::debug!(error = %e, "LISTEN tessera_changes: cannot connect; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if weak.strong_count() == 0 {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen("tessera_changes").await {
+                tracing::debug!(error = %e, "LISTEN tessera_changes failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            loop {
+                // Wake up now and then to notice that nobody listens any more.
+                match tokio::time::timeout(Duration::from_secs(5), listener.recv()).await {
+                    Ok(Ok(_)) => match weak.upgrade() {
+                        Some(n) => n.notify_one(),
+                        None => return,
+                    },
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "LISTEN tessera_changes lost; reconnecting");
+                        break;
+                    }
+                    Err(_) => {
+                        if weak.strong_count() == 0 {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    notify
 }

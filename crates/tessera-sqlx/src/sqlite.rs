@@ -9,16 +9,17 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Sqlite, SqliteConnection};
 use tessera::{
-    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
-    StoreResult, StoredKey, UserId,
+    Change, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys,
+    Store, StoreResult, StoredKey, UserId,
 };
 
+use crate::changes::{self, Revoke, RevokeTx};
 use crate::common::{
     check_hash, check_new_session, count, db, decode_key, encode_key, retry_sqlite_setup,
     session_row, session_summary, user_id_column, SessionColumns, SummaryColumns,
 };
 use crate::keys::{self, KeySql};
-use crate::tx::{call, Begin, CallResult};
+use crate::tx::{call, transaction, Begin, CallResult};
 use crate::StoreOptions;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -201,6 +202,13 @@ impl KeySql for Sqlite {
             .await?;
         Ok(())
     }
+
+    async fn record_key_change(conn: &mut SqliteConnection) -> CallResult<()> {
+        sqlx::query(crate::changes::INSERT_KEY_CHANGE)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
 }
 
 /// What a retried call checks for (see [`crate::tx::Attempt::is_retry`]).
@@ -330,22 +338,23 @@ impl Store for SqliteStore {
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
         call(NO_DEADLINE, "delete_session", |_| async move {
-            let done = sqlx::query("DELETE FROM tessera_sessions WHERE session_handle = ?1")
-                .bind(session_handle)
-                .execute(&self.pool)
-                .await?;
-            Ok(done.rows_affected() > 0)
+            let mut tx = RevokeTx {
+                by: Revoke::Handle(session_handle),
+            };
+            let deleted = transaction(&self.pool, changes::SQLITE_REVOKE_BEGIN, &mut tx).await?;
+            Ok(!deleted.is_empty())
         })
         .await
     }
 
     async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
         call(NO_DEADLINE, "delete_sessions_for_user", |_| async move {
-            let done = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?1")
-                .bind(user_id.to_storage())
-                .execute(&self.pool)
-                .await?;
-            Ok(done.rows_affected())
+            let storage = user_id.to_storage();
+            let mut tx = RevokeTx {
+                by: Revoke::User(&storage),
+            };
+            let deleted = transaction(&self.pool, changes::SQLITE_REVOKE_BEGIN, &mut tx).await?;
+            Ok(deleted.len() as u64)
         })
         .await
     }
@@ -462,5 +471,42 @@ impl Store for SqliteStore {
         decide: RotationDecision<'_>,
     ) -> StoreResult<SigningKeys> {
         keys::signing_keys(&self.pool, NO_DEADLINE, candidate, decide).await
+    }
+
+    fn keeps_change_log(&self) -> bool {
+        true
+    }
+
+    async fn changes_after(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<Change>> {
+        call(NO_DEADLINE, "changes_after", |_| async move {
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT seq, kind, subject FROM tessera_changes WHERE seq > ?1 \
+                 ORDER BY seq LIMIT ?2",
+            )
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(seq, kind, subject)| changes::change(seq, &kind, subject))
+                .collect()
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, older_than: Duration) -> StoreResult<u64> {
+        let sql = format!(
+            "DELETE FROM tessera_changes WHERE at_ms < {} - ?1",
+            changes::SQLITE_NOW_MS
+        );
+        let sql = &sql;
+        call(NO_DEADLINE, "prune_changes", |_| async move {
+            let done = sqlx::query(sql)
+                .bind(changes::retention_ms(older_than))
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 }

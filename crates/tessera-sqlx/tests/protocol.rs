@@ -12,6 +12,8 @@ mod support;
 
 #[path = "../../tessera/tests/protocol/conformance.rs"]
 mod conformance;
+#[path = "../../tessera/tests/protocol/feed.rs"]
+mod feed;
 #[path = "../../tessera/tests/protocol/properties.rs"]
 mod properties;
 #[path = "../../tessera/tests/protocol/races.rs"]

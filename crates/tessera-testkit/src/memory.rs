@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use tessera::{
-    GeneralKind, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys,
-    Store, StoreError, StoreResult, StoredKey, UserId, MAX_USER_ID_STORAGE_LEN,
+    Change, ChangeKind, GeneralKind, NewSession, Promotion, RotationDecision, SessionRow,
+    SessionSummary, SigningKeys, Store, StoreError, StoreResult, StoredKey, UserId,
+    MAX_USER_ID_STORAGE_LEN,
 };
 
 /// Widths the SQL stores' columns impose, checked here too so that a test
@@ -47,6 +48,21 @@ struct State {
     sessions: HashMap<String, Row>,
     refresh_key: Option<StoredKey>,
     signing: Option<SigningKeys>,
+    /// The change log: (change, when it was written).
+    changes: Vec<(Change, std::time::Instant)>,
+    last_seq: i64,
+}
+
+impl State {
+    fn record(&mut self, kind: ChangeKind, subject: &str) {
+        self.last_seq += 1;
+        let change = Change {
+            seq: self.last_seq,
+            kind,
+            subject: subject.to_owned(),
+        };
+        self.changes.push((change, std::time::Instant::now()));
+    }
 }
 
 struct Row {
@@ -174,14 +190,27 @@ impl Store for MemoryStore {
     }
 
     async fn delete_session(&self, session_handle: &str) -> StoreResult<bool> {
-        Ok(self.lock().sessions.remove(session_handle).is_some())
+        let mut state = self.lock();
+        let deleted = state.sessions.remove(session_handle).is_some();
+        if deleted {
+            state.record(ChangeKind::Revoked, session_handle);
+        }
+        Ok(deleted)
     }
 
     async fn delete_sessions_for_user(&self, user_id: &UserId) -> StoreResult<u64> {
         let mut state = self.lock();
-        let before = state.sessions.len();
-        state.sessions.retain(|_, r| &r.user_id != user_id);
-        Ok((before - state.sessions.len()) as u64)
+        let handles: Vec<String> = state
+            .sessions
+            .iter()
+            .filter(|(_, r)| &r.user_id == user_id)
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in &handles {
+            state.sessions.remove(h);
+            state.record(ChangeKind::Revoked, h);
+        }
+        Ok(handles.len() as u64)
     }
 
     async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>> {
@@ -291,7 +320,32 @@ impl Store for MemoryStore {
         let Some(new) = decide(&stored) else {
             return Ok(stored);
         };
-        self.lock().signing = Some(new.clone());
+        let mut state = self.lock();
+        state.signing = Some(new.clone());
+        state.record(ChangeKind::SigningKeys, "");
         Ok(new)
+    }
+
+    fn keeps_change_log(&self) -> bool {
+        true
+    }
+
+    async fn changes_after(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<Change>> {
+        let state = self.lock();
+        // Numbers are handed out under the lock and rows written at once,
+        // so the log is in order: find the first number above `after_seq`.
+        let start = state.changes.partition_point(|(c, _)| c.seq <= after_seq);
+        Ok(state.changes[start..]
+            .iter()
+            .take(limit as usize)
+            .map(|(c, _)| c.clone())
+            .collect())
+    }
+
+    async fn prune_changes(&self, older_than: std::time::Duration) -> StoreResult<u64> {
+        let mut state = self.lock();
+        let before = state.changes.len();
+        state.changes.retain(|(_, at)| at.elapsed() < older_than);
+        Ok((before - state.changes.len()) as u64)
     }
 }

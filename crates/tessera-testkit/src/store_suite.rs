@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera::{
-    GeneralKind, NewSession, Promotion, SessionSummary, SigningKeys, Store, StoredKey, UserId,
+    Change, ChangeKind, GeneralKind, NewSession, Promotion, SessionSummary, SigningKeys, Store,
+    StoredKey, UserId,
 };
 
 /// Two handles on one fresh database.
@@ -28,6 +29,7 @@ pub const CASES: &[&str] = &[
     "refresh_token_key",
     "signing_keys_rotation",
     "signing_keys_panic",
+    "change_log",
 ];
 
 /// Runs every case of the suite. `open` gives two handles on a new, empty
@@ -51,6 +53,7 @@ where
             "refresh_token_key" => refresh_token_key(label, handles).await,
             "signing_keys_rotation" => signing_keys_rotation(label, handles).await,
             "signing_keys_panic" => signing_keys_panic(label, handles).await,
+            "change_log" => change_log(label, handles).await,
             other => unreachable!("unknown case {other}"),
         }
     }
@@ -613,4 +616,101 @@ async fn signing_keys_panic(label: &str, (store, other): Handles) {
     }
     assert_eq!(rotations.load(Ordering::SeqCst), 1);
     insert(&*store, "h", &UserId::from("u"), &hash('a'), 0, 10).await;
+}
+
+/// The change log (for a store that keeps one): a row per revoked session
+/// and per key write, in the revocation's own transaction, read in order
+/// from either handle, and pruned by age.
+async fn change_log(label: &str, (store, other): Handles) {
+    if !store.keeps_change_log() {
+        return;
+    }
+    let all = |s: Arc<dyn Store>| async move { s.changes_after(0, 1000).await.unwrap() };
+    let kinds = |c: &[Change]| -> Vec<(ChangeKind, String)> {
+        c.iter().map(|c| (c.kind, c.subject.clone())).collect()
+    };
+    assert!(
+        all(store.clone()).await.is_empty(),
+        "{label}: a fresh log is empty"
+    );
+    let (u, v) = (UserId::from("u"), UserId::from("v"));
+    insert(&*store, "h1", &u, &hash('a'), 1_000, 9_000).await;
+    insert(&*store, "h2", &u, &hash('b'), 1_001, 9_000).await;
+    insert(&*store, "h3", &u, &hash('c'), 1_002, 9_000).await;
+    insert(&*store, "h4", &v, &hash('d'), 1_003, 9_000).await;
+    // Creating and updating sessions is not a change the feed needs.
+    assert!(all(other.clone()).await.is_empty(), "{label}");
+
+    assert!(store.delete_session("h1").await.unwrap());
+    // Nothing deleted, nothing logged.
+    assert!(!store.delete_session("h1").await.unwrap());
+    assert!(!store.delete_session("nope").await.unwrap());
+    assert_eq!(
+        kinds(&all(other.clone()).await),
+        [(ChangeKind::Revoked, "h1".to_owned())],
+        "{label}"
+    );
+    assert_eq!(store.delete_sessions_for_user(&u).await.unwrap(), 2);
+    assert_eq!(other.delete_sessions_for_user(&u).await.unwrap(), 0);
+    let log = all(other.clone()).await;
+    let mut revoked: Vec<String> = log[1..].iter().map(|c| c.subject.clone()).collect();
+    revoked.sort();
+    assert_eq!(revoked, ["h2", "h3"], "{label}");
+    assert!(log.iter().all(|c| c.kind == ChangeKind::Revoked));
+    // h4 (another user) is untouched and unlogged.
+    assert!(other.load_session("h4").await.unwrap().is_some());
+
+    // Key writes: the first key is no change (nothing was signed before
+    // it); a rotation is; a decision to keep is not.
+    store
+        .signing_keys(&key(1, 1_000), &|_: &SigningKeys| None)
+        .await
+        .unwrap();
+    assert_eq!(all(store.clone()).await.len(), 3, "{label}");
+    other
+        .signing_keys(&key(2, 2_000), &|k: &SigningKeys| {
+            Some(SigningKeys {
+                current: key(3, 3_000),
+                previous: Some(k.current.clone()),
+            })
+        })
+        .await
+        .unwrap();
+    let log = all(store.clone()).await;
+    assert_eq!(log.len(), 4, "{label}: {log:?}");
+    assert_eq!(log[3].kind, ChangeKind::SigningKeys);
+    assert!(
+        log.windows(2).all(|w| w[0].seq < w[1].seq),
+        "{label}: {log:?}"
+    );
+
+    // Paging: after a number, at most `limit` rows, in order.
+    let page = store.changes_after(log[0].seq, 2).await.unwrap();
+    assert_eq!(page, log[1..3].to_vec(), "{label}");
+    assert!(store
+        .changes_after(log[3].seq, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Pruning by age: nothing is an hour old; everything is older than 0.
+    assert_eq!(
+        store
+            .prune_changes(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        store.prune_changes(Duration::ZERO).await.unwrap(),
+        4,
+        "{label}"
+    );
+    assert!(all(other.clone()).await.is_empty());
+    // Numbers are never reused after pruning.
+    assert!(store.delete_session("h4").await.unwrap());
+    let after = all(other).await;
+    assert_eq!(after.len(), 1);
+    assert!(after[0].seq > log[3].seq, "{label}: {after:?}");
 }

@@ -144,7 +144,43 @@ pub struct Config {
     pub(crate) cookie_names: CookieNames,
     pub(crate) session_expired_status: u16,
     pub(crate) revoke_session_on_theft: bool,
+    pub(crate) change_feed: Option<ChangeFeedSettings>,
     pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// How the change feed reads the store's change log (docs/DISTRIBUTED.md,
+/// "The change feed"). Used only with a store that keeps one
+/// ([`crate::Store::keeps_change_log`]: the SQL stores and the in-memory
+/// store of `tessera-testkit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeFeedSettings {
+    /// Time between two reads of the log (on PostgreSQL a read also follows
+    /// each `NOTIFY` at once). Default 250 ms.
+    pub poll_interval: Duration,
+    /// How far behind the log the feed may be while blacklisting answers
+    /// from memory. Once the last successful read started longer ago than
+    /// this, `get_session` asks the database instead (fails closed). It is
+    /// also the promise: a revocation committed anywhere is refused by every
+    /// instance at most this long after. Default 1 s.
+    pub bound: Duration,
+    /// Whether blacklisting answers from the feed's memory (no database
+    /// call on `get_session`) while the feed is within `bound`. Default
+    /// `false`: blacklisting then asks the database on every request, so a
+    /// revocation is refused everywhere from the moment it returns, as the
+    /// reference library does; turning this on trades that for "within
+    /// `bound`" and a database-free request path. The feed still carries
+    /// key rotations either way.
+    pub answer_blacklisting: bool,
+}
+
+impl Default for ChangeFeedSettings {
+    fn default() -> Self {
+        ChangeFeedSettings {
+            poll_interval: Duration::from_millis(250),
+            bound: Duration::from_secs(1),
+            answer_blacklisting: false,
+        }
+    }
 }
 
 impl fmt::Debug for Config {
@@ -167,6 +203,7 @@ impl fmt::Debug for Config {
             .field("cookie_name_prefix", &self.cookie_name_prefix)
             .field("session_expired_status", &self.session_expired_status)
             .field("revoke_session_on_theft", &self.revoke_session_on_theft)
+            .field("change_feed", &self.change_feed)
             .finish_non_exhaustive()
     }
 }
@@ -212,6 +249,7 @@ impl Config {
                 cookie_names: CookieNamePrefix::None.names(),
                 session_expired_status: 401,
                 revoke_session_on_theft: true,
+                change_feed: Some(ChangeFeedSettings::default()),
                 clock: Arc::new(SystemClock),
             },
             allow_short_validity: false,
@@ -282,6 +320,10 @@ impl Config {
     pub fn revoke_session_on_theft(&self) -> bool {
         self.revoke_session_on_theft
     }
+    /// The change feed's settings (`None`: no feed).
+    pub fn change_feed(&self) -> Option<ChangeFeedSettings> {
+        self.change_feed
+    }
     /// The clock in use.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
@@ -311,6 +353,8 @@ pub enum ConfigSetting {
     CookieDomain,
     /// `with_cookie_name_prefix` together with the settings it constrains.
     CookieNamePrefix,
+    /// `with_change_feed`.
+    ChangeFeed,
 }
 
 /// A configuration value that cannot work, with what to change.
@@ -427,6 +471,16 @@ impl ConfigBuilder {
         self.inner.revoke_session_on_theft = on;
         self
     }
+    /// The change feed's settings, or `None` to run without one (then a
+    /// forced key rotation reaches other instances within
+    /// [`crate::KEY_RECHECK_INTERVAL`]). On by default: 250 ms polls, 1 s
+    /// bound, carrying key rotations; blacklisting from memory is opt-in
+    /// ([`ChangeFeedSettings::answer_blacklisting`]).
+    pub fn with_change_feed(mut self, settings: Option<ChangeFeedSettings>) -> Self {
+        self.inner.change_feed = settings;
+        self
+    }
+
     /// The clock (default the system clock).
     pub fn with_clock(mut self, c: Arc<dyn Clock>) -> Self {
         self.inner.clock = c;
@@ -546,6 +600,18 @@ fn build_any_positive(mut c: Config) -> Result<Config, ConfigError> {
 
 /// The checks that do not concern durations, and the derived fields.
 fn finish(mut c: Config) -> Result<Config, ConfigError> {
+    if let Some(f) = c.change_feed {
+        if f.poll_interval.is_zero() || f.poll_interval >= f.bound {
+            return Err(ConfigError::new(
+                ConfigSetting::ChangeFeed,
+                format!(
+                    "change feed: the poll interval ({} ms) must be positive and shorter than the bound ({} ms)",
+                    f.poll_interval.as_millis(),
+                    f.bound.as_millis()
+                ),
+            ));
+        }
+    }
     if c.same_site == SameSite::None && !c.cookie_secure {
         return Err(ConfigError::new(
             ConfigSetting::SameSite,

@@ -300,9 +300,19 @@ impl KeyManager {
         self.reload(now, Reload::Always).await.map(Some)
     }
 
+    /// Reloads now because the change feed saw a key write (another
+    /// instance rotated). A no-op with a user key function.
+    pub(crate) async fn reload_after_change(&self, now: i64) -> Result<()> {
+        if self.user_fn().is_some() {
+            return Ok(());
+        }
+        self.reload(now, Reload::Always).await.map(|_| ())
+    }
+
     /// Rotates the signing key now, whatever its age (admin command). Other
-    /// instances follow within [`KEY_RECHECK_INTERVAL`], or at once when they
-    /// see a token signed with the new key.
+    /// instances follow within the change feed's bound (with a store that
+    /// keeps the change log), else within [`KEY_RECHECK_INTERVAL`], and at
+    /// once when they see a token signed with the new key.
     pub(crate) async fn force_rotate(&self, now: i64) -> Result<()> {
         if self.user_fn().is_some() {
             return Err(Error::invalid_argument(

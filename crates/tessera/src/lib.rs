@@ -74,6 +74,7 @@ mod clock;
 mod config;
 mod crypto;
 mod error;
+mod feed;
 mod http_io;
 mod keys;
 mod manager;
@@ -84,8 +85,8 @@ mod user_id;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    Config, ConfigBuilder, ConfigError, ConfigSetting, CookieNamePrefix, SameSite, SigningKeyFn,
-    SigningKeySource, ACCESS_TOKEN_VALIDITY_MAX, ACCESS_TOKEN_VALIDITY_MIN,
+    ChangeFeedSettings, Config, ConfigBuilder, ConfigError, ConfigSetting, CookieNamePrefix,
+    SameSite, SigningKeyFn, SigningKeySource, ACCESS_TOKEN_VALIDITY_MAX, ACCESS_TOKEN_VALIDITY_MIN,
     KEY_UPDATE_INTERVAL_MAX, KEY_UPDATE_INTERVAL_MIN, REFRESH_TOKEN_VALIDITY_MAX,
     REFRESH_TOKEN_VALIDITY_MIN,
 };
@@ -100,8 +101,8 @@ pub use keys::KEY_RECHECK_INTERVAL;
 pub use manager::{set_headers_for_options_api, SessionManager};
 pub use session::Session;
 pub use store::{
-    NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys, Store,
-    StoreError, StoreResult, StoredKey, REFRESH_TOKEN_KEY_NAME,
+    Change, ChangeKind, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary,
+    SigningKeys, Store, StoreError, StoreResult, StoredKey, REFRESH_TOKEN_KEY_NAME,
 };
 pub use user_id::{UserId, MAX_USER_ID_STORAGE_LEN};
 

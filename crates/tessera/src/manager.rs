@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::crypto::{ct_eq, random_handle, random_token, sha256_hex};
 use crate::error::{Error, Result};
+use crate::feed::{self, Feed};
 use crate::http_io::{
     CookieSpec, RequestSource, ResponseSink, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_HEADER,
 };
@@ -61,6 +62,8 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) keys: KeyManager,
+    /// The change feed, when configured and the store keeps a change log.
+    pub(crate) feed: Option<Arc<Feed>>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -98,13 +101,27 @@ impl SessionManager {
     /// Like [`SessionManager::new`] for a store that is already shared.
     pub async fn with_shared_store(config: Config, store: Arc<dyn Store>) -> Result<Self> {
         let keys = KeyManager::new(&config, store.clone()).await?;
-        Ok(SessionManager {
-            inner: Arc::new(Inner {
-                config,
-                store,
-                keys,
-            }),
-        })
+        let feed = match config.change_feed {
+            // The feed is a task on the caller's tokio runtime; outside one
+            // (a manager built under another executor) there is none, and
+            // blacklisting and key rechecks work as without a feed.
+            Some(settings)
+                if store.keeps_change_log() && tokio::runtime::Handle::try_current().is_ok() =>
+            {
+                Some(Arc::new(Feed::new(settings, config.access_token_validity)))
+            }
+            _ => None,
+        };
+        let inner = Arc::new(Inner {
+            config,
+            store,
+            keys,
+            feed,
+        });
+        if let Some(f) = &inner.feed {
+            feed::spawn(&inner, f.clone());
+        }
+        Ok(SessionManager { inner })
     }
 
     /// The configuration.
@@ -425,7 +442,7 @@ impl SessionManager {
                 return Err(Error::try_refresh("anti-CSRF check failed"));
             }
         }
-        if cfg.blacklisting && !self.inner.store.session_is_live(claims.sh, now).await? {
+        if cfg.blacklisting && !self.session_is_live(claims.sh, now).await? {
             return Err(self.unauthorized(request, response, "session revoked"));
         }
         // The Session keeps the decoded claims and points into them.
@@ -618,6 +635,9 @@ impl SessionManager {
                 self.clear_session_cookies(response);
                 if cfg.revoke_session_on_theft {
                     store.delete_session(handle).await?;
+                    if let Some(f) = &self.inner.feed {
+                        f.note_revoked(handle);
+                    }
                 }
                 // The security event: who and which session, never a token.
                 tracing::warn!(
@@ -709,15 +729,50 @@ impl SessionManager {
         }
     }
 
+    /// Blacklisting's question: from the change feed's memory while it is
+    /// within its bound, else from the database.
+    async fn session_is_live(&self, handle: &str, now: i64) -> Result<bool> {
+        if let Some(revoked) = self.inner.feed.as_ref().and_then(|f| f.is_revoked(handle)) {
+            return Ok(!revoked);
+        }
+        Ok(self.inner.store.session_is_live(handle, now).await?)
+    }
+
+    /// Brings this instance's change feed up to date after a change it made
+    /// itself, so that it refuses a session it revoked from the moment the
+    /// call returns. A failure here is only logged: the change is committed,
+    /// and the feed task catches up (blacklisting fails closed meanwhile).
+    async fn after_local_change(&self) {
+        if let Some(f) = &self.inner.feed {
+            if let Err(e) = feed::catch_up(&self.inner, f).await {
+                tracing::warn!(error = %e, "the change feed could not read the log after a local change");
+            }
+        }
+    }
+
+    /// Whether the change feed is running and caught up within its bound
+    /// (`false` without a feed). For health checks and tests.
+    pub fn change_feed_caught_up(&self) -> bool {
+        self.inner.feed.as_ref().is_some_and(|f| f.caught_up())
+    }
+
     /// Deletes a session; `true` iff a row was deleted. Without blacklisting
     /// its access token stays usable until it expires (the reference library's trade-off).
     pub async fn revoke_session(&self, session_handle: &str) -> Result<bool> {
-        Ok(self.inner.store.delete_session(session_handle).await?)
+        let deleted = self.inner.store.delete_session(session_handle).await?;
+        if let Some(f) = &self.inner.feed {
+            f.note_revoked(session_handle);
+        }
+        Ok(deleted)
     }
 
     /// Deletes every session of a user; returns how many.
     pub async fn revoke_all_sessions_for_user(&self, user_id: &UserId) -> Result<u64> {
-        Ok(self.inner.store.delete_sessions_for_user(user_id).await?)
+        let n = self.inner.store.delete_sessions_for_user(user_id).await?;
+        if n > 0 {
+            self.after_local_change().await;
+        }
+        Ok(n)
     }
 
     /// Every session handle of a user.
@@ -754,6 +809,10 @@ impl SessionManager {
             total += n;
             progress(total);
             if n < u64::from(batch_size) {
+                if self.inner.store.keeps_change_log() {
+                    let keep = feed::retention(self.inner.config.access_token_validity);
+                    self.inner.store.prune_changes(keep).await?;
+                }
                 return Ok(total);
             }
             // Let requests waiting on this connection pool go first.
@@ -770,7 +829,9 @@ impl SessionManager {
     /// access token signed with the old key then needs a refresh (unless the
     /// previous-key overlap is on).
     pub async fn rotate_signing_key(&self) -> Result<()> {
-        self.inner.keys.force_rotate(self.now()).await
+        self.inner.keys.force_rotate(self.now()).await?;
+        self.after_local_change().await;
+        Ok(())
     }
 
     /// Adds the headers a CORS preflight (OPTIONS) response needs for the

@@ -177,6 +177,55 @@ pub struct SigningKeys {
 /// database holds, returns `Some(new keys)` to write them, `None` to keep them.
 pub type RotationDecision<'a> = &'a (dyn Fn(&SigningKeys) -> Option<SigningKeys> + Send + Sync);
 
+/// What a [`Change`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// A session row was deleted by a revocation (one session, all of a
+    /// user's, or theft). `Change::subject` is the session handle. Expired
+    /// rows removed by cleanup are not recorded: their tokens are refused
+    /// by their own expiry.
+    Revoked,
+    /// The access-token signing keys were rewritten (a due or forced
+    /// rotation). `Change::subject` is empty.
+    SigningKeys,
+}
+
+impl ChangeKind {
+    /// The one-letter code stored in `tessera_changes.kind`.
+    pub fn code(self) -> &'static str {
+        match self {
+            ChangeKind::Revoked => "r",
+            ChangeKind::SigningKeys => "k",
+        }
+    }
+
+    /// The kind stored as `code`, if it is one.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "r" => Some(ChangeKind::Revoked),
+            "k" => Some(ChangeKind::SigningKeys),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the change log (`tessera_changes`), which the change feed
+/// reads (docs/DISTRIBUTED.md, "The change feed"). A store writes it in the
+/// same transaction as the change it records, so a committed change always
+/// has its row and a rolled-back one never does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Position in the log, increasing with the order the database handed
+    /// out numbers. Not necessarily commit order: a transaction that took a
+    /// number can commit after one that took a higher number, which is why
+    /// readers re-read a window behind the highest number they have seen.
+    pub seq: i64,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// The session handle of a [`ChangeKind::Revoked`] change.
+    pub subject: String,
+}
+
 /// Row name (`tessera_keys.key_name`) of the refresh-token sealing key that
 /// [`Store::refresh_token_key`] keeps. The Django package reads the same row.
 pub const REFRESH_TOKEN_KEY_NAME: &str = "refresh_token_key";
@@ -284,9 +333,50 @@ pub trait Store: Send + Sync + 'static {
     /// on one). Then `decide` sees the stored keys, still under the lock; if it
     /// returns new keys they are written before the lock is released.
     /// Returns the keys as stored when the transaction commits.
+    ///
+    /// `decide` may be called more than once in one call: a store that runs
+    /// the transaction again after a conflict (a serialization failure, or a
+    /// Galera certification failure at commit) asks again on each attempt,
+    /// with what that attempt read. It must therefore be a pure function of
+    /// the keys it is shown. A store that keeps the change log appends one
+    /// [`ChangeKind::SigningKeys`] row when it writes.
     async fn signing_keys(
         &self,
         candidate: &StoredKey,
         decide: RotationDecision<'_>,
     ) -> StoreResult<SigningKeys>;
+
+    // -- the change log (optional) --------------------------------------
+
+    /// Whether this store keeps the change log: every revocation
+    /// ([`Store::delete_session`], [`Store::delete_sessions_for_user`]) and
+    /// every signing-key write of [`Store::signing_keys`] appends a
+    /// [`Change`] in the same transaction. The default is `false`, and then
+    /// the core never calls the other change-log methods; blacklisting asks
+    /// the database on every `get_session` and other instances learn of a
+    /// forced key rotation within [`crate::KEY_RECHECK_INTERVAL`].
+    fn keeps_change_log(&self) -> bool {
+        false
+    }
+
+    /// Up to `limit` changes with `seq > after_seq`, in `seq` order.
+    async fn changes_after(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<Change>> {
+        let _ = (after_seq, limit);
+        Err(StoreError::new("this store keeps no change log"))
+    }
+
+    /// Deletes change-log rows written more than `older_than` ago (by the
+    /// database's clock) and returns how many. Cleanup calls it.
+    async fn prune_changes(&self, older_than: std::time::Duration) -> StoreResult<u64> {
+        let _ = older_than;
+        Ok(0)
+    }
+
+    /// A wake-up the store signals soon after a change is committed anywhere
+    /// (PostgreSQL `LISTEN/NOTIFY`), so the feed reads at once instead of at
+    /// its next poll. Only a hint: the feed polls anyway and never relies on
+    /// it for correctness. `None` (the default) where there is none.
+    fn change_hint(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }

@@ -86,6 +86,22 @@ impl Harness {
         self.try_manager(f).await.expect("manager")
     }
 
+    /// A manager whose store is `wrap` of a new connection pool (a test puts
+    /// a fault switch around the real store).
+    pub async fn wrapped_manager(
+        &self,
+        f: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+        wrap: impl FnOnce(Arc<dyn tessera::Store>) -> Arc<dyn tessera::Store>,
+    ) -> SessionManager {
+        let config = f(self.config()).build().expect("config");
+        let store = tessera_sqlx::connect(self.next_url())
+            .await
+            .expect("connect");
+        SessionManager::with_shared_store(config, wrap(Arc::new(store)))
+            .await
+            .expect("manager")
+    }
+
     pub async fn default_manager(&self) -> SessionManager {
         self.manager(|b| b).await
     }

@@ -7,5 +7,6 @@
 mod support;
 
 mod conformance;
+mod feed;
 mod properties;
 mod races;
