@@ -513,12 +513,21 @@ impl SessionManager {
             .any(|n| request.cookie(n).is_some())
     }
 
-    /// The transport of a request that carries no bearer token (§9.1).
-    fn cookie_transport(&self, request: &(impl RequestSource + ?Sized)) -> Option<Transport> {
-        self.inner
-            .config
-            .profiles
-            .cookie_transport(|| request.auth_mode_header().is_some())
+    /// The transport of a request that carries no bearer token (§9.1): the
+    /// current SDK's cookie mode if it says so (`st-auth-mode`) or carries
+    /// no id-refresh cookie, which only the reference profile sets.
+    /// `id_refresh` is that cookie if the caller has read it already.
+    fn cookie_transport(
+        &self,
+        request: &(impl RequestSource + ?Sized),
+        id_refresh: Option<Option<&[u8]>>,
+    ) -> Option<Transport> {
+        self.inner.config.profiles.cookie_transport(|| {
+            request.auth_mode_header().is_some()
+                || id_refresh
+                    .unwrap_or_else(|| request.cookie(self.inner.config.cookie_names.id_refresh))
+                    .is_none()
+        })
     }
 
     // -- verify -------------------------------------------------------------
@@ -542,21 +551,24 @@ impl SessionManager {
                     .await;
             }
         }
-        let Some(transport) = self.cookie_transport(request) else {
-            return Err(Error::unauthorized("no bearer token"));
-        };
         let names = &cfg.cookie_names;
         // Both cookies in one pass, refusing two different copies of either
         // rather than letting the browser's order choose (cookie tossing,
         // SECURITY.md R4).
         let Ok((id_refresh, access)) = request.checked_cookie_pair(names.id_refresh, names.access)
         else {
+            let Some(transport) = self.cookie_transport(request, None) else {
+                return Err(Error::unauthorized("no bearer token"));
+            };
             return Err(self.unauthorized(
                 request,
                 response,
                 transport,
                 "conflicting session cookies",
             ));
+        };
+        let Some(transport) = self.cookie_transport(request, Some(id_refresh)) else {
+            return Err(Error::unauthorized("no bearer token"));
         };
         let token = if transport == Transport::Reference {
             if !id_refresh_present(id_refresh) {
@@ -803,7 +815,7 @@ impl SessionManager {
                     break 'found (token, Transport::CurrentHeader);
                 }
             }
-            let Some(transport) = self.cookie_transport(request) else {
+            let Some(transport) = self.cookie_transport(request, None) else {
                 return Err(Error::unauthorized("no bearer token"));
             };
             let names = &cfg.cookie_names;

@@ -107,14 +107,15 @@ impl Profiles {
     }
 
     /// The transport of a cookie-carried request: the current SDK's
-    /// cookie mode when it is allowed and the request says it comes from
-    /// the current SDK (`st-auth-mode` present) or the reference profile is
-    /// off; else the reference profile if allowed; else none.
+    /// cookie mode when it is allowed and the request looks like one of the
+    /// current SDK's (`looks_current`: `st-auth-mode` present, or no
+    /// id-refresh cookie) or the reference profile is off; else the
+    /// reference profile if allowed; else none.
     pub(crate) fn cookie_transport(
         &self,
-        auth_mode_present: impl FnOnce() -> bool,
+        looks_current: impl FnOnce() -> bool,
     ) -> Option<Transport> {
-        if self.current_cookie && (!self.reference || auth_mode_present()) {
+        if self.current_cookie && (!self.reference || looks_current()) {
             Some(Transport::CurrentCookie)
         } else if self.reference {
             Some(Transport::Reference)

@@ -306,6 +306,17 @@ async fn current_cookie_mode_uses_front_token_and_its_refresh_path() {
             .await
             .unwrap();
     assert_eq!(s.transport(), Transport::CurrentCookie);
+    // A plain request of the same browser (a navigation, a form: no
+    // `st-auth-mode`) is still this profile: no id-refresh cookie means no
+    // 4.2.0 session, so nothing of the reference profile is cleared.
+    let mut plain = HeaderMap::new();
+    plain.insert(COOKIE, HeaderValue::from_str(&access).unwrap());
+    let mut resp = HeaderMap::new();
+    let s = e.m.get_session(&plain, &mut resp, false).await.unwrap();
+    assert_eq!(s.transport(), Transport::CurrentCookie);
+    let r = e.m.get_session(&plain, &mut resp, true).await;
+    assert!(matches!(r, Err(Error::TryRefreshToken { .. })), "{r:?}");
+    assert!(resp.is_empty(), "nothing cleared");
     // Refresh at the current SDK's refresh path: cookies again, no
     // id-refresh token.
     let mut req = auth_mode("cookie");
