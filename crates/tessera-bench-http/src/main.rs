@@ -195,7 +195,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_cookie_secure(false)
         .with_current_sdk(Some(tessera::CurrentSdk::new("/auth").with_cookies(false)))
         .build()?;
-    let bearer_manager = SessionManager::with_shared_store(bearer_config, manager.store().clone()).await?;
+    let bearer_manager =
+        SessionManager::with_shared_store(bearer_config, manager.store().clone()).await?;
     let with_bearer = Router::new()
         .route("/bearer", get(authed))
         .route("/bearer/login", post(login))
