@@ -143,3 +143,45 @@ async fn the_reference_profile_alone_ignores_the_preference_and_bearer_tokens() 
     let res = call(&app, "POST", "/auth/signout", &[]).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn malformed_authorization_headers_are_session_expired_never_500() {
+    let app = app(Some(CurrentSdk::new("/auth"))).await;
+    let long = format!("Bearer {}", "a".repeat(70_000));
+    let cases = [
+        "Bearer",
+        "Bearer ",
+        "Bearer x",
+        "Bearer a.b.c",
+        "Bearer ..",
+        "bearer eyJhbGciOiJub25lIn0.e30.",
+        "Basic dXNlcjpwYXNz",
+        "Bearer \u{7f}",
+        long.as_str(),
+    ];
+    for value in cases {
+        for (method, path) in [
+            ("POST", "/protected"),
+            ("POST", "/auth/session/refresh"),
+            ("POST", "/refresh/"),
+            ("POST", "/auth/signout"),
+        ] {
+            let Ok(v) = http::HeaderValue::from_str(value) else {
+                continue;
+            };
+            let mut req = Request::builder().method(method).uri(path);
+            req.headers_mut().unwrap().insert("authorization", v);
+            let res = app
+                .clone()
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {:?}",
+                &value[..value.len().min(30)]
+            );
+        }
+    }
+}
