@@ -1,4 +1,5 @@
-// Bundles the SDK test page with esbuild into dist/ (sdk.js + sdk.html).
+// Bundles the SDK test pages with esbuild into dist/: sdk.js + sdk.html
+// (supertokens-website 4.2.0) and sdk20.js + sdk20.html (20.x).
 import { build } from 'esbuild';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -19,7 +20,19 @@ export async function bundle() {
     inject: [join(here, 'pages', 'process-shim.js')],
     logLevel: 'warning',
   });
+  // The current SDK (20.x, the npm alias `supertokens-website-20`): it reads
+  // `process.env` too (processState), so the same shim.
+  await build({
+    entryPoints: [join(here, 'pages', 'sdk20-entry.js')],
+    bundle: true,
+    format: 'iife',
+    target: 'chrome100',
+    outfile: join(out, 'sdk20.js'),
+    inject: [join(here, 'pages', 'process-shim.js')],
+    logLevel: 'warning',
+  });
   await copyFile(join(here, 'pages', 'sdk.html'), join(out, 'sdk.html'));
+  await copyFile(join(here, 'pages', 'sdk20.html'), join(out, 'sdk20.html'));
   return out;
 }
 

@@ -2,6 +2,9 @@
 # Browser and multi-instance tests:
 #  * e2e/tests/sdk.test.mjs   the real supertokens-website 4.2.0 SDK (bundled with
 #                             esbuild) in headless Chromium against tessera-axum
+#  * e2e/tests/sdk20.test.mjs the real supertokens-website 20.x SDK (npm alias
+#                             supertokens-website-20) in cookie and header mode
+#  * e2e/bearer-client.sh     a non-browser client (curl) in Bearer mode against the demo
 #  * e2e/tests/review.test.mjs  findings of the outside review (logout CSRF, cookie tossing)
 #  * e2e/tests/demo.test.mjs  the demo's own page, screenshots in artifacts/
 #  * crates/tessera-demo/tests/multi_instance.rs
@@ -35,13 +38,16 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 /usr/bin/chromium --version 2>/dev/null
 echo "node $(node --version)"
-if [[ ! -d e2e/node_modules/supertokens-website || ! -d e2e/node_modules/playwright-core \
+if [[ ! -d e2e/node_modules/supertokens-website || ! -d e2e/node_modules/supertokens-website-20 \
+      || ! -d e2e/node_modules/playwright-core \
       || ! -d e2e/node_modules/esbuild ]]; then
   echo "installing the npm packages of e2e/ (npm ci)"
   (cd e2e && npm ci --no-audit --no-fund)
 fi
 grep -q '"version": "4.2.0"' e2e/node_modules/supertokens-website/package.json \
   || { echo "e2e/node_modules has another supertokens-website than 4.2.0; run npm ci in e2e/" >&2; exit 1; }
+grep -q '"version": "20\.' e2e/node_modules/supertokens-website-20/package.json \
+  || { echo "e2e/node_modules/supertokens-website-20 is not a 20.x release; run npm ci in e2e/" >&2; exit 1; }
 
 step "build the demo and the SDK test server"
 # Two commands: with --example, cargo would build only the example and not
@@ -51,7 +57,10 @@ cargo build -q -p tessera-axum --example sdk_test_server
 
 step "browser tests (headless Chromium)"
 mkdir -p artifacts
-(cd e2e && node --test tests/sdk.test.mjs tests/review.test.mjs tests/demo.test.mjs)
+(cd e2e && node --test tests/sdk.test.mjs tests/sdk20.test.mjs tests/review.test.mjs tests/demo.test.mjs)
+
+step "a non-browser client in Bearer mode (curl) against the demo"
+bash e2e/bearer-client.sh "$CARGO_TARGET_DIR/debug/tessera-demo"
 echo "screenshots: $(ls artifacts/*.png | tr '\n' ' ')"
 
 step "multi-instance test (two demo servers, one PostgreSQL database)"

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # HTTP benchmark of the axum integration. One binary (the tessera-bench-http
-# crate) serves the same trivial GET handler eight ways:
+# crate) serves the same trivial GET handler nine ways:
 #   /plain       no session at all (the baseline)
 #   /hmac        /plain plus one HMAC-SHA256 of a real access token's signing
 #                input: the floor of any signed-token check
 #   /layer-only  under TesseraLayer, no extractor
 #   /authed      TesseraLayer + the Session extractor (get_session)
+#   /bearer      the same from an Authorization: Bearer header (header mode)
 #   /jwt         a hand-written jsonwebtoken route (HS256 from a cookie)
 #   /ts-memory, /ts-moka, /ts-sqlite
 #                tower-sessions with its MemoryStore, moka and SQLite stores
 # and every route receives the same Cookie header (a Tessera session, the
-# jwt cookie, one session per tower-sessions store).
+# jwt cookie, one session per tower-sessions store) and the same
+# Authorization: Bearer header (read only by /bearer).
 #
 # Two measurements, both printed as Markdown for BENCHMARKS.md on stdout
 # (progress on stderr):
@@ -54,12 +56,13 @@ done
 
 cargo build --release -q -p tessera-bench-http
 BIN="$CARGO_TARGET_DIR/release/tessera-bench-http"
-ROUTES=(/plain /hmac /layer-only /authed /jwt /ts-memory /ts-moka /ts-sqlite)
+ROUTES=(/plain /hmac /layer-only /authed /bearer /jwt /ts-memory /ts-moka /ts-sqlite)
 declare -A WHAT=(
   [/plain]="no session"
   [/hmac]="one HMAC-SHA256 of the token's signing input (the floor)"
   [/layer-only]="\`TesseraLayer\`, no extractor"
   [/authed]="\`TesseraLayer\` + \`Session\` (\`get_session\`: one HMAC, no database)"
+  [/bearer]="\`TesseraLayer\` + \`Session\` from \`Authorization: Bearer\` (header mode, no anti-CSRF)"
   [/jwt]="hand-written \`jsonwebtoken\` HS256 check of a cookie"
   [/ts-memory]="tower-sessions 0.14, \`MemoryStore\`"
   [/ts-moka]="tower-sessions 0.14, \`MokaStore\`"
@@ -96,9 +99,15 @@ start_server() {
   COOKIE="$(for login in /login /ts-memory/login /ts-moka/login /ts-sqlite/login; do
     curl -s -D - -o /dev/null -X POST "$BASE$login"; done \
     | tr -d '\r' | sed -n 's/^set-cookie: \([^;]*\);.*/\1/Ip' | paste -sd ';' - | sed 's/;/; /g')"
+  # The bearer token of /bearer (header mode): sent with every request too,
+  # as the cookies are; only /bearer's manager reads it.
+  BEARER="$(curl -s -D - -o /dev/null -X POST -H 'st-auth-mode: header' "$BASE/bearer/login" \
+    | tr -d '\r' | sed -n 's/^st-access-token: //Ip')"
+  [[ -n "$BEARER" ]] || { echo "/bearer/login gave no st-access-token" >&2; exit 1; }
+  AUTH="Authorization: Bearer $BEARER"
   local path code
   for path in "${ROUTES[@]}"; do
-    code="$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$BASE$path")"
+    code="$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" -H "$AUTH" "$BASE$path")"
     [[ "$code" == 200 ]] || { echo "$path answered $code, expected 200" >&2; exit 1; }
   done
 }
@@ -115,7 +124,7 @@ if [[ "$DO_WRK" == 1 ]]; then
   rps() {
     local t0 t1 out
     t0="$(cpu_ticks)"
-    out="$("${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -H "Cookie: $COOKIE" "$BASE$1")"
+    out="$("${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -H "Cookie: $COOKIE" -H "$AUTH" "$BASE$1")"
     t1="$(cpu_ticks)"
     if grep -q 'Non-2xx' <<<"$out"; then echo "$1: non-2xx answers during the run" >&2; exit 1; fi
     awk -v dt="$((t1 - t0))" -v tick="$TICK" '
@@ -157,7 +166,7 @@ if [[ "$DO_WRK" == 1 ]]; then
   echo
   echo "### HTTP: axum extractor"
   echo
-  echo "One binary (crate \`tessera-bench-http\`, release build) serves the same handler eight ways; wrk over loopback, \`-t$THREADS -c$CONNECTIONS -d$DURATION\`, $ROUNDS interleaved round(s) over the routes; medians of the rounds, and for the ratios the median of the per-round ratios; $PIN_NOTE. Every request carries the same Cookie header (${#COOKIE} bytes: the Tessera session, the \`jwt\` cookie, one session per tower-sessions store), and every route answers 200 (checked before measuring; a non-2xx answer aborts the run). Two numbers per route: wrk's requests per second, and requests per second of server CPU time (requests ÷ the server process's user+system time during the run), which is what one fully available core serves and does not move with the other work on this shared machine. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER."
+  echo "One binary (crate \`tessera-bench-http\`, release build) serves the same handler nine ways; wrk over loopback, \`-t$THREADS -c$CONNECTIONS -d$DURATION\`, $ROUNDS interleaved round(s) over the routes; medians of the rounds, and for the ratios the median of the per-round ratios; $PIN_NOTE. Every request carries the same Cookie header (${#COOKIE} bytes: the Tessera session, the \`jwt\` cookie, one session per tower-sessions store) and the same \`Authorization: Bearer\` header (read only by \`/bearer\`), and every route answers 200 (checked before measuring; a non-2xx answer aborts the run). Two numbers per route: wrk's requests per second, and requests per second of server CPU time (requests ÷ the server process's user+system time during the run), which is what one fully available core serves and does not move with the other work on this shared machine. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER."
   echo
   echo "| route | what | req/s (wrk) | req per server CPU-second | vs /plain (CPU, median of rounds) |"
   echo "|---|---|---|---|---|"
@@ -185,12 +194,12 @@ fi
 # Instruction counts: a fresh server under callgrind.
 start_server valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p"
 for path in "${ROUTES[@]}"; do
-  "${WRK_PIN[@]}" wrk -t1 -c4 -d1s -H "Cookie: $COOKIE" "$BASE$path" >/dev/null  # warm-up
+  "${WRK_PIN[@]}" wrk -t1 -c4 -d1s -H "Cookie: $COOKIE" -H "$AUTH" "$BASE$path" >/dev/null  # warm-up
 done
 declare -A IR
 for path in "${ROUTES[@]}"; do
   callgrind_control -z "$PID" >/dev/null
-  n="$("${WRK_PIN[@]}" wrk -t1 -c1 -d"$CG_DURATION" -H "Cookie: $COOKIE" "$BASE$path" | awk '/ requests in / {print $1}')"
+  n="$("${WRK_PIN[@]}" wrk -t1 -c1 -d"$CG_DURATION" -H "Cookie: $COOKIE" -H "$AUTH" "$BASE$path" | awk '/ requests in / {print $1}')"
   callgrind_control -d "${path#/}" "$PID" >/dev/null
   f="$(ls -t "$WORK"/callgrind.out.* | head -1)"
   ir="$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
@@ -213,10 +222,11 @@ done
 echo
 echo "| target | measured | verdict |"
 echo "|---|---|---|"
-awk -v a="$ABOVE_A" -v h="$ABOVE_H" 'BEGIN {
+awk -v a="$ABOVE_A" -v h="$ABOVE_H" -v b="$((IR[/bearer] - P))" 'BEGIN {
   printf "| instructions above `/plain`: `/authed` ≤ 2 × `/hmac` | %d ÷ %d = %.2f× | %s |\n", a, h, a / h, (a <= 2 * h ? "met" : "**missed**")
   printf "| (for reference) what Tessera adds beside the HMAC: `/authed` − `/hmac` | %d instructions | — |\n", a - h
+  printf "| (for reference) `/bearer` (Authorization: Bearer) against `/authed` (cookie), above `/plain` | %d ÷ %d = %.2f× | — |\n", b, a, b / a
 }'
-NUMBERS="$NUMBERS authed_above_plain_ir=$ABOVE_A hmac_above_plain_ir=$ABOVE_H"
+NUMBERS="$NUMBERS authed_above_plain_ir=$ABOVE_A hmac_above_plain_ir=$ABOVE_H bearer_above_plain_ir=$((IR[/bearer] - P))"
 echo
 echo "<!-- http-numbers $NUMBERS -->"

@@ -1,6 +1,8 @@
-//! The server the browser test of the real `supertokens-website` 4.2.0 SDK
-//! runs against (`e2e/tests/sdk.test.mjs`). Not for production: it has a
-//! test-only inspection route and very short access tokens.
+//! The server the browser tests of the real `supertokens-website` SDKs run
+//! against: 4.2.0 (`e2e/tests/sdk.test.mjs`) and, with
+//! `E2E_CURRENT_SDK=1`, 20.x in cookie and header mode
+//! (`e2e/tests/sdk20.test.mjs`; docs/PROTOCOL.md §9). Not for production: it
+//! has test-only inspection routes and very short access tokens.
 //!
 //! ```text
 //! E2E_STATIC_DIR=e2e/dist TESSERA_DATABASE_URL=sqlite:///tmp/x.sqlite \
@@ -42,6 +44,27 @@ async fn page(State(s): State<AppState>) -> Response {
 
 async fn bundle(State(s): State<AppState>) -> Response {
     file(&s, "sdk.js", "text/javascript; charset=utf-8").await
+}
+
+async fn page20(State(s): State<AppState>) -> Response {
+    file(&s, "sdk20.html", "text/html; charset=utf-8").await
+}
+
+async fn bundle20(State(s): State<AppState>) -> Response {
+    file(&s, "sdk20.js", "text/javascript; charset=utf-8").await
+}
+
+/// Test-only: revokes every session of a (string) user id, as an
+/// administrator would, from outside the browser.
+async fn revoke(
+    State(s): State<AppState>,
+    Query(q): Query<UserQuery>,
+) -> Result<Json<Value>, Error> {
+    let n = s
+        .manager
+        .revoke_all_sessions_for_user(&UserId::from(q.user))
+        .await?;
+    Ok(Json(json!({ "revoked": n })))
 }
 
 async fn login(tessera: Tessera, Json(body): Json<Value>) -> Result<Json<Value>, Error> {
@@ -107,9 +130,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(2.0);
     let listen = std::env::var("E2E_LISTEN").unwrap_or_else(|_| "127.0.0.1:0".into());
 
+    // The current SDK beside 4.2.0 only when asked, so that the 4.2.0 test
+    // runs against the reference profile alone.
+    let current_sdk = std::env::var("E2E_CURRENT_SDK").is_ok_and(|v| v == "1");
     let config = Config::builder()
         .with_cookie_secure(false) // plain http://127.0.0.1 in the test
         .with_access_token_validity(Duration::from_secs_f64(secs))
+        .with_current_sdk(current_sdk.then(|| tessera::CurrentSdk::new("/auth")))
         .danger_allow_short_validity_for_tests()
         .build()?;
     let manager = SessionManager::new(config, tessera_sqlx::connect(&url).await?).await?;
@@ -125,7 +152,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/api/protected", post(protected))
         .route("/logout", post(logout))
         .route("/test/handles", get(handles))
+        .route("/sdk20", get(page20))
+        .route("/sdk20.js", get(bundle20))
+        .route("/test/revoke", post(revoke))
         .merge(tessera_axum::refresh_router(&manager))
+        .merge(tessera_axum::current_sdk_router(&manager))
         .layer(TesseraLayer::new(manager))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(&listen).await?;

@@ -127,6 +127,16 @@ impl Session {
         Ok(r?)
     }
 
+    /// Clears this session's tokens on the response the way they travel
+    /// (its [`tessera::Transport`]): the cookies, or in header mode
+    /// `front-token: remove` and empty token headers. For example after
+    /// revoking every session of the user by user id.
+    pub fn clear_tokens(&self) {
+        let transport = self.inner.transport();
+        self.ctx
+            .with_sink(|sink| self.ctx.manager().clear_session_tokens(transport, sink));
+    }
+
     /// The core session.
     pub fn into_inner(self) -> tessera::Session {
         self.inner
@@ -166,13 +176,20 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
         // change with the cookie-name prefix mode).
         let ctx = context(parts)?;
         let config = ctx.manager().config();
-        let has_any = [
-            config.id_refresh_token_cookie_name(),
-            config.access_token_cookie_name(),
-            config.refresh_token_cookie_name(),
-        ]
-        .iter()
-        .any(|name| parts.cookie(name).is_some());
+        // A bearer token counts as a session token when header mode is
+        // allowed (docs/PROTOCOL.md §9).
+        let bearer = config.allows_transport(tessera::Transport::CurrentHeader)
+            && parts
+                .authorization_header()
+                .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "));
+        let has_any = bearer
+            || [
+                config.id_refresh_token_cookie_name(),
+                config.access_token_cookie_name(),
+                config.refresh_token_cookie_name(),
+            ]
+            .iter()
+            .any(|name| parts.cookie(name).is_some());
         if !has_any {
             return Ok(None);
         }
@@ -204,6 +221,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
 #[derive(Clone)]
 pub struct Tessera {
     ctx: RequestContext,
+    /// How a session created on this request travels: the request's
+    /// `st-auth-mode` preference within what the configuration allows
+    /// (always the reference profile unless the current SDK is allowed).
+    new_session_transport: tessera::Transport,
 }
 
 impl std::fmt::Debug for Tessera {
@@ -216,8 +237,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Tessera {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ctx = context(parts)?.clone();
+        let new_session_transport = ctx.manager().transport_for_new_session(&*parts);
         Ok(Tessera {
-            ctx: context(parts)?.clone(),
+            ctx,
+            new_session_transport,
         })
     }
 }
@@ -230,7 +254,9 @@ impl Tessera {
     }
 
     /// Starts a session (log in); its cookies and headers go to this
-    /// request's response.
+    /// request's response. With the current SDK allowed, the request's
+    /// `st-auth-mode` chooses cookies or headers within what the
+    /// configuration allows (docs/PROTOCOL.md §9.2).
     pub async fn create_new_session(
         &self,
         user_id: impl Into<UserId>,
@@ -242,13 +268,24 @@ impl Tessera {
         let r = self
             .ctx
             .manager()
-            .create_new_session(&mut rec, user_id, jwt_payload, session_info)
+            .create_new_session_with(
+                self.new_session_transport,
+                &mut rec,
+                user_id,
+                jwt_payload,
+                session_info,
+            )
             .await;
         self.ctx.push(rec);
         Ok(Session {
             inner: r?,
             ctx: self.ctx.clone(),
         })
+    }
+
+    /// The transport a session created on this request gets.
+    pub fn new_session_transport(&self) -> tessera::Transport {
+        self.new_session_transport
     }
 
     /// Runs `get_session` on `request` with an explicit anti-CSRF choice

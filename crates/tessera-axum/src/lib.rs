@@ -19,6 +19,12 @@
 //!   [`tessera::SessionManager`] for by-handle and by-user operations.
 //! * [`refresh_router`] / [`refresh_handler`]: the refresh API, `POST` at the
 //!   configured refresh path. [`preflight`] answers CORS preflights.
+//! * [`current_sdk_router`]: with the current supertokens-website SDK
+//!   allowed (`ConfigBuilder::with_current_sdk`), its refresh API
+//!   (`<api_base_path>/session/refresh`) and sign-out API. The layer serves
+//!   whatever client profiles the manager's configuration allows: the 4.2.0
+//!   profile, the current SDK in cookie or header mode, and
+//!   `Authorization: Bearer` API clients (docs/PROTOCOL.md §9).
 //! * [`Error`]: errors as responses (docs/PROTOCOL.md §4.3). `Unauthorized`,
 //!   `TryRefreshToken` and `TokenTheftDetected` get the configured
 //!   session-expired status (default 401) and a small JSON body naming the
@@ -96,6 +102,7 @@ pub use error::Error;
 pub use extract::{AntiCsrf, Session, Tessera};
 pub use layer::{ResponseFuture, TesseraLayer, TesseraService};
 pub use refresh::{
-    preflight, refresh_handler, refresh_method_router, refresh_router, SDK_REQUEST_HEADERS,
-    SDK_RESPONSE_HEADERS,
+    current_sdk_router, preflight, refresh_handler, refresh_method_router, refresh_router,
+    signout_handler, CURRENT_SDK_REQUEST_HEADERS, CURRENT_SDK_RESPONSE_HEADERS,
+    SDK_REQUEST_HEADERS, SDK_RESPONSE_HEADERS,
 };

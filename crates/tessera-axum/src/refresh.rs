@@ -43,6 +43,62 @@ pub async fn refresh_handler(tessera: Tessera, headers: HeaderMap) -> Result<Res
     Ok(res)
 }
 
+/// Request headers the current supertokens-website SDK (20.x) sends:
+/// list them in a CORS layer's allowed headers when the front end is on
+/// another origin (docs/PROTOCOL.md §9).
+pub const CURRENT_SDK_REQUEST_HEADERS: [&str; 5] = [
+    tessera::ANTI_CSRF_HEADER,
+    "rid",
+    "fdi-version",
+    tessera::AUTH_MODE_HEADER,
+    "authorization",
+];
+
+/// Response headers the current SDK must be able to read (Tessera adds
+/// them to `Access-Control-Expose-Headers` itself whenever it sends them).
+pub const CURRENT_SDK_RESPONSE_HEADERS: [&str; 4] = [
+    tessera::ANTI_CSRF_HEADER,
+    tessera::FRONT_TOKEN_HEADER,
+    tessera::ACCESS_TOKEN_HEADER,
+    tessera::REFRESH_TOKEN_HEADER,
+];
+
+/// The current SDK's sign-out API: verifies the session (anti-CSRF by
+/// method, as everywhere; header mode needs none), revokes it and clears
+/// its tokens, and answers `200 {"status":"OK"}`, which is what the SDK's
+/// `signOut()` reads.
+pub async fn signout_handler(session: crate::Session) -> Result<Response, Error> {
+    session.revoke_session().await?;
+    let mut res = r#"{"status":"OK"}"#.into_response();
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// A router serving the current SDK's API when the configuration allows
+/// it (`ConfigBuilder::with_current_sdk`): `POST
+/// <api_base_path>/session/refresh` ([`refresh_handler`], which reads the
+/// refresh cookie or an `Authorization: Bearer` refresh token) and `POST
+/// <api_base_path>/signout` ([`signout_handler`]). Empty otherwise. Merge it
+/// beside [`refresh_router`], under the same [`crate::TesseraLayer`].
+pub fn current_sdk_router<S: Clone + Send + Sync + 'static>(manager: &SessionManager) -> Router<S> {
+    let config = manager.config();
+    let (Some(refresh), Some(signout)) = (
+        config.current_sdk_refresh_path(),
+        config.current_sdk_signout_path(),
+    ) else {
+        return Router::new();
+    };
+    let escape = |p: &str| p.replace('{', "{{").replace('}', "}}");
+    let mut router =
+        Router::new().route(&escape(signout), post(signout_handler).options(preflight));
+    if refresh != config.refresh_path() {
+        router = router.route(&escape(refresh), refresh_method_router());
+    }
+    router
+}
+
 /// A CORS preflight (`OPTIONS`) answer: `204` with the headers of
 /// `set_headers_for_options_api` (`Access-Control-Allow-Headers` gains
 /// `anti-csrf`, `supertokens-sdk-name`, `supertokens-sdk-version`;

@@ -10,6 +10,10 @@
 //! * `GET /layer-only`: under [`TesseraLayer`], no extractor;
 //! * `GET /authed`: under the layer, with the [`Session`] extractor (a
 //!   verified session: one HMAC, no database access);
+//! * `GET /bearer`: the same extractor under a layer whose manager also
+//!   allows the current SDK's header mode (docs/PROTOCOL.md §9), the token
+//!   in `Authorization: Bearer` (what an API or mobile client sends); its
+//!   token comes from `POST /bearer/login` with `st-auth-mode: header`;
 //! * `GET /jwt`: a hand-written `jsonwebtoken` route (HS256, `exp`
 //!   checked), reading its token from a cookie — the "no session library"
 //!   choice;
@@ -189,6 +193,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ts_sqlite = SqliteStore::new(ts_pool);
     ts_sqlite.migrate().await?;
 
+    // The Bearer route: another manager on the same database that also
+    // allows header mode; every request carries the same bearer token, which
+    // the reference-only manager of `/authed` never reads.
+    let bearer_config = Config::builder()
+        .with_cookie_secure(false)
+        .with_current_sdk(Some(tessera::CurrentSdk::new("/auth").with_cookies(false)))
+        .build()?;
+    let bearer_manager =
+        SessionManager::with_shared_store(bearer_config, manager.store().clone()).await?;
+    let with_bearer = Router::new()
+        .route("/bearer", get(authed))
+        .route("/bearer/login", post(login))
+        .with_state(jwt.clone())
+        .layer(TesseraLayer::new(bearer_manager));
+
     let with_tessera = Router::new()
         .route("/authed", get(authed))
         .route("/layer-only", get(hello))
@@ -206,6 +225,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(tower_sessions_routes("ts-memory", MemoryStore::default()))
         .merge(tower_sessions_routes("ts-moka", MokaStore::new(None)))
         .merge(tower_sessions_routes("ts-sqlite", ts_sqlite))
+        .merge(with_bearer)
         .merge(with_tessera);
 
     let listener = tokio::net::TcpListener::bind(&listen).await?;

@@ -165,6 +165,11 @@ fn config(access_token_secs: f64) -> Result<Config, Box<dyn std::error::Error>> 
     let mut b = Config::builder()
         .with_cookie_secure(false)
         .with_accept_previous_signing_key(ACCEPT_PREVIOUS_SIGNING_KEY)
+        // Besides the 4.2.0 front end: the current supertokens-website SDK
+        // in cookie and header mode, and `Authorization: Bearer` API
+        // clients (docs/PROTOCOL.md §9). Requests without `st-auth-mode`
+        // keep the 4.2.0 profile.
+        .with_current_sdk(Some(tessera::CurrentSdk::new("/auth")))
         .with_access_token_validity(Duration::from_secs_f64(access_token_secs));
     if access_token_secs < 10.0 {
         eprintln!(

@@ -18,6 +18,7 @@
 //! | `DELETE /api/sessions/{handle}` | revoke one of the user's sessions |
 //! | `POST /api/logout` `POST /api/logout-all` | revoke this / every session of the user |
 //! | `POST <refresh path>` | the refresh API (`tessera_axum::refresh_router`) |
+//! | `POST /auth/session/refresh`, `POST /auth/signout` | the current supertokens-website SDK's refresh and sign-out APIs (`tessera_axum::current_sdk_router`) |
 //!
 //! Without blacklisting, the `Session` extractor only proves that the access
 //! token is genuine and unexpired; after log-out or revocation it stays so
@@ -150,6 +151,7 @@ pub(crate) fn app(manager: SessionManager, users: Users, database_kind: &'static
         .route("/api/logout", post(logout))
         .route("/api/logout-all", post(logout_all))
         .merge(tessera_axum::refresh_router(&manager))
+        .merge(tessera_axum::current_sdk_router(&manager))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(TesseraLayer::new(manager))
         .with_state(state)
@@ -651,12 +653,13 @@ async fn logout(session: Session) -> ApiResult {
     Ok(Json(json!({"loggedOut": true})))
 }
 
-async fn logout_all(State(app): State<App>, tessera: Tessera, session: Session) -> ApiResult {
+async fn logout_all(State(app): State<App>, session: Session) -> ApiResult {
     require_live(&session).await?;
     let n = app
         .manager
         .revoke_all_sessions_for_user(session.user_id())
         .await?;
-    tessera.clear_session_cookies();
+    // Cleared the way this session's tokens travel (cookies, or headers).
+    session.clear_tokens();
     Ok(Json(json!({"loggedOut": true, "revoked": n})))
 }

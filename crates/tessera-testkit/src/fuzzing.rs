@@ -110,6 +110,8 @@ struct RawRequest<'a> {
     refresh: Option<&'a [u8]>,
     id_refresh: Option<&'a [u8]>,
     anti_csrf: Option<&'a [u8]>,
+    /// A whole `Authorization` header value (`Bearer …`).
+    authorization: Option<&'a [u8]>,
 }
 
 impl RequestSource for RawRequest<'_> {
@@ -122,9 +124,11 @@ impl RequestSource for RawRequest<'_> {
         }
     }
     fn header(&self, name: &str) -> Option<&[u8]> {
-        (name == ANTI_CSRF_HEADER)
-            .then_some(self.anti_csrf)
-            .flatten()
+        match name {
+            ANTI_CSRF_HEADER => self.anti_csrf,
+            "authorization" => self.authorization,
+            _ => None,
+        }
     }
 }
 
@@ -162,6 +166,10 @@ impl Harness {
             })
             .with_accept_previous_signing_key(true)
             .with_anti_csrf(true)
+            // Both profiles: requests without `st-auth-mode` stay in the
+            // reference profile, and each token is also tried as a bearer
+            // token (docs/PROTOCOL.md §9).
+            .with_current_sdk(Some(tessera::CurrentSdk::new("/auth")))
             .build()
             .expect("a valid config");
         // The store holds the fixed keys before the manager first asks for
@@ -381,6 +389,13 @@ fn expected_access(h: &Harness, token: &[u8]) -> Expected {
 
 /// Runs `get_session` (no CSRF check) on `token`; returns whether it passed.
 fn check_access_token(h: &Harness, token: &[u8]) -> bool {
+    let (passed, want) = check_cookie_access_token(h, token);
+    check_bearer_access_token(h, token, &want);
+    passed
+}
+
+/// [`check_access_token`] from the cookie; returns the expected outcome too.
+fn check_cookie_access_token(h: &Harness, token: &[u8]) -> (bool, Outcome) {
     let _fixture = h.begin();
     let request = RawRequest {
         access: Some(token),
@@ -391,7 +406,8 @@ fn check_access_token(h: &Harness, token: &[u8]) -> bool {
     let got = h.block_on(h.manager.get_session(&request, &mut response, false));
     let want = expected_access(h, token);
     assert_eq!(outcome(&got), want.outcome, "get_session outcome");
-    match (got, want.claims) {
+    let want_outcome = want.outcome;
+    let passed = match (got, want.claims) {
         (Ok(s), Some((sh, uid, pld, prt, exp))) => {
             assert_eq!(s.handle(), sh);
             assert_eq!(s.user_id(), &uid);
@@ -420,7 +436,43 @@ fn check_access_token(h: &Harness, token: &[u8]) -> bool {
             false
         }
         _ => false,
+    };
+    (passed, want_outcome)
+}
+
+/// The same token as `Authorization: Bearer …`: the same outcome as from
+/// the cookie (no anti-CSRF either way here), written back in headers.
+fn check_bearer_access_token(h: &Harness, token: &[u8], want: &Outcome) {
+    let _fixture = h.begin();
+    let mut value = b"Bearer ".to_vec();
+    value.extend_from_slice(token);
+    let request = RawRequest {
+        authorization: Some(&value),
+        ..RawRequest::default()
+    };
+    let mut response = HeaderMap::new();
+    let got = h.block_on(h.manager.get_session(&request, &mut response, true));
+    // A bearer value is trimmed: a token with surrounding spaces or an empty
+    // one is no token / another token; compare only untrimmed ones.
+    if token.trim_ascii().len() == token.len() && !token.is_empty() {
+        assert_eq!(
+            &outcome(&got),
+            want,
+            "get_session outcome from a bearer token"
+        );
+    } else {
+        assert!(
+            matches!(
+                got,
+                Err(Error::TryRefreshToken { .. }) | Err(Error::Unauthorized { .. })
+            ),
+            "a malformed bearer token"
+        );
     }
+    assert!(
+        response.get(http::header::SET_COOKIE).is_none(),
+        "header mode sets no cookie"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -604,6 +656,39 @@ fn check_refresh_token(h: &Harness, token: &[u8]) -> bool {
     assert_eq!(outcome(&got), expected, "refresh_session outcome");
     if let Ok(s) = got {
         assert_eq!(s.handle(), ROW_HANDLE);
+    }
+    // The same token as a bearer token (header mode): the same decision,
+    // with the answer in headers and no cookie.
+    drop(_fixture);
+    let _fixture = h.begin();
+    let mut value = b"Bearer ".to_vec();
+    value.extend_from_slice(token);
+    let request = RawRequest {
+        authorization: Some(&value),
+        ..RawRequest::default()
+    };
+    let mut response = HeaderMap::new();
+    let got = h.block_on(h.manager.refresh_session(&request, &mut response));
+    if token.trim_ascii().len() == token.len() && !token.is_empty() {
+        assert_eq!(
+            outcome(&got),
+            expected,
+            "refresh_session outcome from a bearer token"
+        );
+    } else {
+        assert_eq!(
+            outcome(&got),
+            Outcome::Unauthorized,
+            "a malformed bearer token"
+        );
+    }
+    assert!(
+        response.get(http::header::SET_COOKIE).is_none(),
+        "header mode sets no cookie"
+    );
+    if got.is_ok() {
+        assert!(response.get("st-refresh-token").is_some());
+        assert!(response.get("front-token").is_some());
     }
     opened.is_some()
 }

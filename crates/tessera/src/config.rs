@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::BoxError;
+use crate::profile::{CurrentSdk, Profiles, Transport};
 
 /// The cookie `SameSite` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,6 +147,11 @@ pub struct Config {
     pub(crate) revoke_session_on_theft: bool,
     pub(crate) change_feed: Option<ChangeFeedSettings>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// `with_reference_profile` and `with_current_sdk` (docs/PROTOCOL.md §9).
+    pub(crate) reference_profile: bool,
+    pub(crate) current_sdk: Option<CurrentSdk>,
+    /// What the two allow, derived by `build`.
+    pub(crate) profiles: Profiles,
 }
 
 /// How the change feed reads the store's change log (docs/DISTRIBUTED.md,
@@ -204,6 +210,8 @@ impl fmt::Debug for Config {
             .field("session_expired_status", &self.session_expired_status)
             .field("revoke_session_on_theft", &self.revoke_session_on_theft)
             .field("change_feed", &self.change_feed)
+            .field("reference_profile", &self.reference_profile)
+            .field("current_sdk", &self.current_sdk)
             .finish_non_exhaustive()
     }
 }
@@ -251,6 +259,9 @@ impl Config {
                 revoke_session_on_theft: true,
                 change_feed: Some(ChangeFeedSettings::default()),
                 clock: Arc::new(SystemClock),
+                reference_profile: true,
+                current_sdk: None,
+                profiles: Profiles::default(),
             },
             allow_short_validity: false,
             allow_any_positive_validity: false,
@@ -328,6 +339,24 @@ impl Config {
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
+    /// Whether requests may use `transport` (docs/PROTOCOL.md §9).
+    pub fn allows_transport(&self, transport: Transport) -> bool {
+        self.profiles.allows(transport)
+    }
+    /// The current SDK's refresh API path (`<api_base_path>/session/refresh`,
+    /// also the path of its refresh cookie), when the current SDK is allowed.
+    pub fn current_sdk_refresh_path(&self) -> Option<&str> {
+        self.current_sdk
+            .as_ref()
+            .map(|_| self.profiles.current_refresh_path.as_str())
+    }
+    /// The current SDK's sign-out API path (`<api_base_path>/signout`), when
+    /// the current SDK is allowed.
+    pub fn current_sdk_signout_path(&self) -> Option<&str> {
+        self.current_sdk
+            .as_ref()
+            .map(|_| self.profiles.current_signout_path.as_str())
+    }
 }
 
 /// The setting a [`ConfigError`] is about, so that a caller (a settings
@@ -355,6 +384,8 @@ pub enum ConfigSetting {
     CookieNamePrefix,
     /// `with_change_feed`.
     ChangeFeed,
+    /// `with_reference_profile` and `with_current_sdk`.
+    ClientProfiles,
 }
 
 /// A configuration value that cannot work, with what to change.
@@ -481,6 +512,20 @@ impl ConfigBuilder {
         self
     }
 
+    /// Serve supertokens-website 4.2.0 (the reference profile; default on).
+    /// Off, a request without `Authorization: Bearer` and without the
+    /// current SDK's cookies has no session.
+    pub fn with_reference_profile(mut self, on: bool) -> Self {
+        self.inner.reference_profile = on;
+        self
+    }
+    /// Also serve the current supertokens-website SDK (20.x) and API
+    /// clients, with the transfer methods `sdk` allows (default none: the
+    /// reference profile only). See docs/PROTOCOL.md §9.
+    pub fn with_current_sdk(mut self, sdk: Option<CurrentSdk>) -> Self {
+        self.inner.current_sdk = sdk;
+        self
+    }
     /// The clock (default the system clock).
     pub fn with_clock(mut self, c: Arc<dyn Clock>) -> Self {
         self.inner.clock = c;
@@ -675,7 +720,42 @@ fn finish(mut c: Config) -> Result<Config, ConfigError> {
         CookieNamePrefix::Secure | CookieNamePrefix::Host => {}
     }
     c.cookie_names = c.cookie_name_prefix.names();
+    c.profiles = profiles(&c)?;
     Ok(c)
+}
+
+/// The transports allowed, and the current SDK's API paths.
+fn profiles(c: &Config) -> Result<Profiles, ConfigError> {
+    let mut p = Profiles {
+        reference: c.reference_profile,
+        ..Profiles::default()
+    };
+    if let Some(sdk) = &c.current_sdk {
+        if !sdk.cookie && !sdk.header {
+            return Err(ConfigError::new(
+                ConfigSetting::ClientProfiles,
+                "the current SDK is allowed with neither cookies nor headers; allow one, \
+                 or pass None to with_current_sdk",
+            ));
+        }
+        let base = normalize_path(
+            &sdk.api_base_path,
+            "current SDK API base path",
+            ConfigSetting::ClientProfiles,
+        )?;
+        let base = base.trim_end_matches('/');
+        p.current_cookie = sdk.cookie;
+        p.current_header = sdk.header;
+        p.current_refresh_path = format!("{base}/session/refresh");
+        p.current_signout_path = format!("{base}/signout");
+    }
+    if !p.reference && !p.current_cookie && !p.current_header {
+        return Err(ConfigError::new(
+            ConfigSetting::ClientProfiles,
+            "no client profile is allowed; keep the reference profile or allow the current SDK",
+        ));
+    }
+    Ok(p)
 }
 
 fn is_cookie_attr_safe(s: &str) -> bool {

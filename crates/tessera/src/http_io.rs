@@ -43,6 +43,18 @@ pub trait RequestSource {
     fn anti_csrf_header(&self) -> Option<&[u8]> {
         self.header(ANTI_CSRF_HEADER)
     }
+    /// The value of the `Authorization` request header. Read by
+    /// `get_session` and `refresh_session` on every request when the
+    /// header transfer method is allowed (docs/PROTOCOL.md §9).
+    fn authorization_header(&self) -> Option<&[u8]> {
+        self.header("authorization")
+    }
+    /// The value of the `st-auth-mode` request header (the current SDK's
+    /// stated transfer method), read when the current SDK's cookie mode is
+    /// allowed.
+    fn auth_mode_header(&self) -> Option<&[u8]> {
+        self.header(crate::profile::AUTH_MODE_HEADER)
+    }
     /// `(self.cookie(first), self.cookie(second))`. `get_session` reads two
     /// cookies on every request; implementors that parse a `Cookie` header
     /// can override this to find both in one pass (the `http` types do).
@@ -232,6 +244,14 @@ impl RequestSource for HeaderMap {
         static NAME: HeaderName = HeaderName::from_static(ANTI_CSRF_HEADER);
         self.get(&NAME).map(HeaderValue::as_bytes)
     }
+    fn authorization_header(&self) -> Option<&[u8]> {
+        self.get(http::header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes)
+    }
+    fn auth_mode_header(&self) -> Option<&[u8]> {
+        static NAME: HeaderName = HeaderName::from_static(crate::profile::AUTH_MODE_HEADER);
+        self.get(&NAME).map(HeaderValue::as_bytes)
+    }
     fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
         cookie_headers_conflict(cookie_headers(self).map(HeaderValue::as_bytes), names)
     }
@@ -270,6 +290,12 @@ impl<B> RequestSource for http::Request<B> {
     fn anti_csrf_header(&self) -> Option<&[u8]> {
         self.headers().anti_csrf_header()
     }
+    fn authorization_header(&self) -> Option<&[u8]> {
+        self.headers().authorization_header()
+    }
+    fn auth_mode_header(&self) -> Option<&[u8]> {
+        self.headers().auth_mode_header()
+    }
     fn cookie_pair(&self, first: &str, second: &str) -> (Option<&[u8]>, Option<&[u8]>) {
         self.headers().cookie_pair(first, second)
     }
@@ -294,6 +320,12 @@ impl RequestSource for http::request::Parts {
     }
     fn anti_csrf_header(&self) -> Option<&[u8]> {
         self.headers.anti_csrf_header()
+    }
+    fn authorization_header(&self) -> Option<&[u8]> {
+        self.headers.authorization_header()
+    }
+    fn auth_mode_header(&self) -> Option<&[u8]> {
+        self.headers.auth_mode_header()
     }
     fn cookie_pair(&self, first: &str, second: &str) -> (Option<&[u8]>, Option<&[u8]>) {
         self.headers.cookie_pair(first, second)

@@ -78,6 +78,7 @@ mod feed;
 mod http_io;
 mod keys;
 mod manager;
+mod profile;
 mod session;
 mod store;
 mod tokens;
@@ -99,6 +100,10 @@ pub use http_io::{
 };
 pub use keys::KEY_RECHECK_INTERVAL;
 pub use manager::{set_headers_for_options_api, SessionManager};
+pub use profile::{
+    CurrentSdk, Transport, ACCESS_TOKEN_HEADER, AUTH_MODE_HEADER, FRONT_TOKEN_HEADER,
+    REFRESH_TOKEN_HEADER,
+};
 pub use session::Session;
 pub use store::{
     Change, ChangeKind, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary,

@@ -13,6 +13,10 @@ use crate::http_io::{
     CookieSpec, RequestSource, ResponseSink, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_HEADER,
 };
 use crate::keys::{KeyManager, KeyRing};
+use crate::profile::{
+    bearer_token, front_token, Transport, ACCESS_TOKEN_HEADER, FRONT_TOKEN_HEADER,
+    REFRESH_TOKEN_HEADER,
+};
 use crate::session::Session;
 use crate::store::{NewSession, Promotion, SessionSummary, Store};
 use crate::tokens::{
@@ -42,6 +46,9 @@ enum CookieRole {
     Access,
     Refresh,
     IdRefresh,
+    /// The refresh cookie of the current SDK's cookie mode: the same name
+    /// at the current SDK's refresh path (docs/PROTOCOL.md §9).
+    CurrentRefresh,
 }
 
 /// Whether an id-refresh-token cookie value counts as present: non-empty
@@ -143,6 +150,11 @@ impl SessionManager {
     /// Starts a session for `user_id`: a row in the store, then the three
     /// cookies, the `id-refresh-token` header and (if enabled) the
     /// `anti-csrf` header on `response`.
+    ///
+    /// With more than one client profile allowed, this uses the default
+    /// transport (the reference profile if allowed, docs/PROTOCOL.md §9);
+    /// [`SessionManager::create_new_session_for_request`] honours the
+    /// request's stated preference.
     pub async fn create_new_session(
         &self,
         response: &mut (impl ResponseSink + ?Sized),
@@ -150,6 +162,50 @@ impl SessionManager {
         jwt_payload: Value,
         session_info: Value,
     ) -> Result<Session> {
+        let transport = self.inner.config.profiles.default_transport();
+        self.create_new_session_with(transport, response, user_id, jwt_payload, session_info)
+            .await
+    }
+
+    /// [`SessionManager::create_new_session`] with the transport chosen from
+    /// the sign-in request: its `st-auth-mode` preference where the
+    /// configuration allows it (docs/PROTOCOL.md §9.2).
+    pub async fn create_new_session_for_request(
+        &self,
+        request: &(impl RequestSource + ?Sized),
+        response: &mut (impl ResponseSink + ?Sized),
+        user_id: impl Into<UserId>,
+        jwt_payload: Value,
+        session_info: Value,
+    ) -> Result<Session> {
+        let transport = self.transport_for_new_session(request);
+        self.create_new_session_with(transport, response, user_id, jwt_payload, session_info)
+            .await
+    }
+
+    /// The transport a session created for `request` gets (§9.2).
+    pub fn transport_for_new_session(&self, request: &(impl RequestSource + ?Sized)) -> Transport {
+        self.inner
+            .config
+            .profiles
+            .for_new_session(request.auth_mode_header())
+    }
+
+    /// [`SessionManager::create_new_session`] with an explicit transport.
+    /// A transport the configuration does not allow is an invalid argument.
+    pub async fn create_new_session_with(
+        &self,
+        transport: Transport,
+        response: &mut (impl ResponseSink + ?Sized),
+        user_id: impl Into<UserId>,
+        jwt_payload: Value,
+        session_info: Value,
+    ) -> Result<Session> {
+        if !self.inner.config.profiles.allows(transport) {
+            return Err(Error::invalid_argument(
+                "this token transport is not allowed by the configuration",
+            ));
+        }
         let user_id = user_id.into();
         let uid_storage = user_id.to_storage();
         if uid_storage.len() > MAX_USER_ID_STORAGE_LEN {
@@ -167,7 +223,7 @@ impl SessionManager {
         let info = session_info.to_string();
         let expires_at = now.saturating_add(secs_to_ms(cfg.refresh_token_validity));
         let ring = self.inner.keys.ring(now).await?;
-        let csrf = if cfg.anti_csrf {
+        let csrf = if cfg.anti_csrf && transport != Transport::CurrentHeader {
             Some(random_token()?)
         } else {
             None
@@ -198,10 +254,12 @@ impl SessionManager {
         // Only after the row is committed do we hand out tokens.
         self.write_tokens(
             response,
+            transport,
             &access,
             access_exp,
             Some((&refresh, expires_at)),
             csrf.as_deref(),
+            (&user_id, payload.get()),
         )?;
         Ok(Session::new(
             self.clone(),
@@ -209,6 +267,7 @@ impl SessionManager {
             user_id,
             payload,
             access_exp,
+            transport,
         ))
     }
 
@@ -247,15 +306,34 @@ impl SessionManager {
     /// Sets the access-token cookie and, when given, the refresh-token and
     /// id-refresh-token cookies, the `id-refresh-token` header and the
     /// `anti-csrf` header.
+    ///
+    /// In the current SDK's profile (§9.3) the id-refresh token is replaced
+    /// by the `front-token` header (built from `front`: the user id and the
+    /// JWT payload's JSON text), and in header mode the tokens go in the
+    /// `st-access-token` / `st-refresh-token` headers instead of cookies.
+    #[allow(clippy::too_many_arguments)]
     fn write_tokens(
         &self,
         response: &mut (impl ResponseSink + ?Sized),
+        transport: Transport,
         access: &str,
         access_exp_ms: i64,
         refresh: Option<(&str, i64)>,
         csrf: Option<&str>,
+        front: (&UserId, &str),
     ) -> Result<()> {
         let cfg = &self.inner.config;
+        if transport != Transport::Reference {
+            return self.write_current_tokens(
+                response,
+                transport,
+                access,
+                access_exp_ms,
+                refresh,
+                csrf,
+                front,
+            );
+        }
         response.append_to_list_header(CACHE_CONTROL, "no-store");
         response.set_cookie(self.cookie(CookieRole::Access, access.to_owned(), access_exp_ms));
         if let Some((refresh, refresh_exp)) = refresh {
@@ -279,6 +357,59 @@ impl SessionManager {
         Ok(())
     }
 
+    /// [`SessionManager::write_tokens`] for the current SDK's two transfer
+    /// methods (docs/PROTOCOL.md §9.3).
+    #[allow(clippy::too_many_arguments)]
+    fn write_current_tokens(
+        &self,
+        response: &mut (impl ResponseSink + ?Sized),
+        transport: Transport,
+        access: &str,
+        access_exp_ms: i64,
+        refresh: Option<(&str, i64)>,
+        csrf: Option<&str>,
+        (uid, payload_json): (&UserId, &str),
+    ) -> Result<()> {
+        let cfg = &self.inner.config;
+        response.append_to_list_header(CACHE_CONTROL, "no-store");
+        if transport == Transport::CurrentHeader {
+            response.set_header(ACCESS_TOKEN_HEADER, access);
+            response.append_to_list_header(EXPOSE_HEADERS, ACCESS_TOKEN_HEADER);
+            if let Some((refresh, _)) = refresh {
+                response.set_header(REFRESH_TOKEN_HEADER, refresh);
+                response.append_to_list_header(EXPOSE_HEADERS, REFRESH_TOKEN_HEADER);
+            }
+        } else {
+            // The access cookie lives as long as the session (the token
+            // inside expires sooner), so that a request without one has no
+            // session rather than an expired token (§9.4).
+            let session_exp = match refresh {
+                Some((_, exp)) => exp,
+                None => self
+                    .now()
+                    .saturating_add(secs_to_ms(cfg.refresh_token_validity)),
+            };
+            response.set_cookie(self.cookie(CookieRole::Access, access.to_owned(), session_exp));
+            if let Some((refresh, refresh_exp)) = refresh {
+                response.set_cookie(self.cookie(
+                    CookieRole::CurrentRefresh,
+                    refresh.to_owned(),
+                    refresh_exp,
+                ));
+            }
+            if let (Some(csrf), true) = (csrf, cfg.anti_csrf) {
+                response.set_header(ANTI_CSRF_HEADER, csrf);
+                response.append_to_list_header(EXPOSE_HEADERS, ANTI_CSRF_HEADER);
+            }
+        }
+        response.set_header(
+            FRONT_TOKEN_HEADER,
+            &front_token(uid, access_exp_ms, payload_json),
+        );
+        response.append_to_list_header(EXPOSE_HEADERS, FRONT_TOKEN_HEADER);
+        Ok(())
+    }
+
     /// The cookie of `role` as set (and, with an empty value and expiry 0,
     /// cleared): one place decides name, path, domain and flags, so clearing
     /// always matches setting.
@@ -287,6 +418,12 @@ impl SessionManager {
         let names = &cfg.cookie_names;
         let (name, path, http_only, secure) = match role {
             CookieRole::Refresh => (names.refresh, &cfg.refresh_path, true, cfg.cookie_secure),
+            CookieRole::CurrentRefresh => (
+                names.refresh,
+                &cfg.profiles.current_refresh_path,
+                true,
+                cfg.cookie_secure,
+            ),
             CookieRole::Access => (
                 names.access,
                 &cfg.access_token_path,
@@ -337,7 +474,36 @@ impl SessionManager {
         response.append_to_list_header(CACHE_CONTROL, "no-store");
     }
 
-    /// Unauthorized, clearing the session cookies only if the request
+    /// Clears the session's tokens the way `transport` carries them: the
+    /// reference profile's three cookies ([`SessionManager::clear_session_cookies`]);
+    /// in the current SDK's cookie mode the access and refresh cookies and
+    /// `front-token: remove`; in header mode empty `st-access-token` and
+    /// `st-refresh-token` headers and `front-token: remove` (§9.5).
+    pub fn clear_session_tokens(
+        &self,
+        transport: Transport,
+        response: &mut (impl ResponseSink + ?Sized),
+    ) {
+        match transport {
+            Transport::Reference => self.clear_session_cookies(response),
+            Transport::CurrentCookie | Transport::CurrentHeader => {
+                if transport == Transport::CurrentCookie {
+                    response.set_cookie(self.cookie(CookieRole::Access, String::new(), 0));
+                    response.set_cookie(self.cookie(CookieRole::CurrentRefresh, String::new(), 0));
+                } else {
+                    for name in [ACCESS_TOKEN_HEADER, REFRESH_TOKEN_HEADER] {
+                        response.set_header(name, "");
+                        response.append_to_list_header(EXPOSE_HEADERS, name);
+                    }
+                }
+                response.set_header(FRONT_TOKEN_HEADER, "remove");
+                response.append_to_list_header(EXPOSE_HEADERS, FRONT_TOKEN_HEADER);
+                response.append_to_list_header(CACHE_CONTROL, "no-store");
+            }
+        }
+    }
+
+    /// Unauthorized, clearing the session's tokens only if the request
     /// carried at least one of them. A request with none has nothing to
     /// clear, and clearing anyway would let any web page log its visitors
     /// out: a cross-site form POST arrives without `SameSite=Lax` cookies,
@@ -346,10 +512,11 @@ impl SessionManager {
         &self,
         request: &(impl RequestSource + ?Sized),
         response: &mut (impl ResponseSink + ?Sized),
+        transport: Transport,
         reason: &'static str,
     ) -> Error {
-        if self.carries_session_cookie(request) {
-            self.clear_session_cookies(response);
+        if transport == Transport::CurrentHeader || self.carries_session_cookie(request) {
+            self.clear_session_tokens(transport, response);
         }
         Error::unauthorized(reason)
     }
@@ -361,6 +528,23 @@ impl SessionManager {
         [names.access, names.refresh, names.id_refresh]
             .into_iter()
             .any(|n| request.cookie(n).is_some())
+    }
+
+    /// The transport of a request that carries no bearer token (§9.1): the
+    /// current SDK's cookie mode if it says so (`st-auth-mode`) or carries
+    /// no id-refresh cookie, which only the reference profile sets.
+    /// `id_refresh` is that cookie if the caller has read it already.
+    fn cookie_transport(
+        &self,
+        request: &(impl RequestSource + ?Sized),
+        id_refresh: Option<Option<&[u8]>>,
+    ) -> Option<Transport> {
+        self.inner.config.profiles.cookie_transport(|| {
+            request.auth_mode_header().is_some()
+                || id_refresh
+                    .unwrap_or_else(|| request.cookie(self.inner.config.cookie_names.id_refresh))
+                    .is_none()
+        })
     }
 
     // -- verify -------------------------------------------------------------
@@ -375,20 +559,67 @@ impl SessionManager {
         response: &mut (impl ResponseSink + ?Sized),
         enable_csrf_protection: bool,
     ) -> Result<Session> {
-        let names = &self.inner.config.cookie_names;
+        let cfg = &self.inner.config;
+        // A bearer token: header mode, no anti-CSRF (nothing ambient).
+        if cfg.profiles.current_header {
+            if let Some(token) = request.authorization_header().and_then(bearer_token) {
+                return self
+                    .verify_access_token(request, response, token, Transport::CurrentHeader, false)
+                    .await;
+            }
+        }
+        let names = &cfg.cookie_names;
         // Both cookies in one pass, refusing two different copies of either
         // rather than letting the browser's order choose (cookie tossing,
         // SECURITY.md R4).
         let Ok((id_refresh, access)) = request.checked_cookie_pair(names.id_refresh, names.access)
         else {
-            return Err(self.unauthorized(request, response, "conflicting session cookies"));
+            let Some(transport) = self.cookie_transport(request, None) else {
+                return Err(Error::unauthorized("no bearer token"));
+            };
+            return Err(self.unauthorized(
+                request,
+                response,
+                transport,
+                "conflicting session cookies",
+            ));
         };
-        if !id_refresh_present(id_refresh) {
-            return Err(self.unauthorized(request, response, "no id-refresh-token cookie"));
-        }
-        let Some(token) = access else {
-            return Err(Error::try_refresh("no access-token cookie"));
+        let Some(transport) = self.cookie_transport(request, Some(id_refresh)) else {
+            return Err(Error::unauthorized("no bearer token"));
         };
+        let token = if transport == Transport::Reference {
+            if !id_refresh_present(id_refresh) {
+                return Err(self.unauthorized(
+                    request,
+                    response,
+                    transport,
+                    "no id-refresh-token cookie",
+                ));
+            }
+            let Some(token) = access else {
+                return Err(Error::try_refresh("no access-token cookie"));
+            };
+            token
+        } else {
+            // The current SDK's access cookie lives as long as the session.
+            let Some(token) = access else {
+                return Err(Error::unauthorized("no access-token cookie"));
+            };
+            token
+        };
+        self.verify_access_token(request, response, token, transport, enable_csrf_protection)
+            .await
+    }
+
+    /// §3.2 from step 4 on, for an access token found by `transport`.
+    async fn verify_access_token(
+        &self,
+        request: &(impl RequestSource + ?Sized),
+        response: &mut (impl ResponseSink + ?Sized),
+        token: &[u8],
+        transport: Transport,
+        enable_csrf_protection: bool,
+    ) -> Result<Session> {
         let now = self.now();
         let split =
             split_token(token).ok_or_else(|| Error::try_refresh("malformed access token"))?;
@@ -443,7 +674,7 @@ impl SessionManager {
             }
         }
         if cfg.blacklisting && !self.session_is_live(claims.sh, now).await? {
-            return Err(self.unauthorized(request, response, "session revoked"));
+            return Err(self.unauthorized(request, response, transport, "session revoked"));
         }
         // The Session keeps the decoded claims and points into them.
         let handle = subrange(buf.as_bytes(), claims.sh.as_bytes());
@@ -458,6 +689,7 @@ impl SessionManager {
                 uid,
                 payload_json,
                 exp,
+                transport,
             ));
         };
         // First use of an access token issued by a refresh: promote its
@@ -502,10 +734,24 @@ impl SessionManager {
                          parent was used: another holder of the session's refresh token refreshed \
                          first (possible token theft); this client is logged out"
                     );
-                    return Err(self.unauthorized(request, response, "access token superseded"));
+                    return Err(self.unauthorized(
+                        request,
+                        response,
+                        transport,
+                        "access token superseded",
+                    ));
                 }
-                Some(_) => return Err(self.unauthorized(request, response, "session expired")),
-                None => return Err(self.unauthorized(request, response, "session not found")),
+                Some(_) => {
+                    return Err(self.unauthorized(request, response, transport, "session expired"))
+                }
+                None => {
+                    return Err(self.unauthorized(
+                        request,
+                        response,
+                        transport,
+                        "session not found",
+                    ))
+                }
             }
         }
         // Signed with the current key now (the ring may have been reloaded
@@ -521,7 +767,15 @@ impl SessionManager {
             payload,
             now,
         )?;
-        self.write_tokens(response, &access, access_exp, None, None)?;
+        self.write_tokens(
+            response,
+            transport,
+            &access,
+            access_exp,
+            None,
+            None,
+            (&claims.uid, payload.get()),
+        )?;
         let uid = claims.uid;
         Ok(Session::from_text(
             self.clone(),
@@ -530,6 +784,7 @@ impl SessionManager {
             uid,
             payload_json,
             access_exp,
+            transport,
         ))
     }
 
@@ -569,29 +824,56 @@ impl SessionManager {
         request: &(impl RequestSource + ?Sized),
         response: &mut (impl ResponseSink + ?Sized),
     ) -> Result<Session> {
-        let names = &self.inner.config.cookie_names;
-        if request.has_conflicting_cookies(&[names.refresh, names.id_refresh]) {
-            return Err(self.unauthorized(request, response, "conflicting session cookies"));
-        }
-        let (Some(token), true) = (
-            request.cookie(names.refresh),
-            id_refresh_present(request.cookie(names.id_refresh)),
-        ) else {
+        let cfg = &self.inner.config;
+        let (token, transport) = 'found: {
+            // Header mode: the refresh token as a bearer token (§9.1).
+            if cfg.profiles.current_header {
+                if let Some(token) = request.authorization_header().and_then(bearer_token) {
+                    break 'found (token, Transport::CurrentHeader);
+                }
+            }
+            let Some(transport) = self.cookie_transport(request, None) else {
+                return Err(Error::unauthorized("no bearer token"));
+            };
+            let names = &cfg.cookie_names;
+            if request.has_conflicting_cookies(&[names.refresh, names.id_refresh]) {
+                return Err(self.unauthorized(
+                    request,
+                    response,
+                    transport,
+                    "conflicting session cookies",
+                ));
+            }
+            let id_refresh_ok = transport != Transport::Reference
+                || id_refresh_present(request.cookie(names.id_refresh));
+            let (Some(token), true) = (request.cookie(names.refresh), id_refresh_ok) else {
+                return Err(self.unauthorized(
+                    request,
+                    response,
+                    transport,
+                    "refresh or id-refresh-token cookie missing",
+                ));
+            };
+            (token, transport)
+        };
+        let Some(contents) = open_refresh_token(&self.inner.keys.refresh_key, token) else {
             return Err(self.unauthorized(
                 request,
                 response,
-                "refresh or id-refresh-token cookie missing",
+                transport,
+                "refresh token cannot be opened",
             ));
-        };
-        let Some(contents) = open_refresh_token(&self.inner.keys.refresh_key, token) else {
-            return Err(self.unauthorized(request, response, "refresh token cannot be opened"));
         };
         // The cookie opened, so it is our base64url text; anything else is a
         // token we did not make.
         let Ok(token) = std::str::from_utf8(token) else {
-            return Err(self.unauthorized(request, response, "refresh token cannot be opened"));
+            return Err(self.unauthorized(
+                request,
+                response,
+                transport,
+                "refresh token cannot be opened",
+            ));
         };
-        let cfg = &self.inner.config;
         let store = &self.inner.store;
         let handle = contents.session_handle.as_str();
         let r_hash_1 = h(token);
@@ -604,7 +886,12 @@ impl SessionManager {
             let row = match store.load_session(handle).await? {
                 Some(row) if row.expires_at_ms > now && row.user_id == contents.user_id => row,
                 _ => {
-                    return Err(self.unauthorized(request, response, "session expired or revoked"))
+                    return Err(self.unauthorized(
+                        request,
+                        response,
+                        transport,
+                        "session expired or revoked",
+                    ))
                 }
             };
             let committed = row.refresh_token_hash_2.as_bytes();
@@ -632,7 +919,7 @@ impl SessionManager {
                     continue;
                 }
             } else {
-                self.clear_session_cookies(response);
+                self.clear_session_tokens(transport, response);
                 if cfg.revoke_session_on_theft {
                     store.delete_session(handle).await?;
                     if let Some(f) = &self.inner.feed {
@@ -661,7 +948,7 @@ impl SessionManager {
                 &row.user_id,
                 Some(&r_hash_1),
             )?;
-            let csrf = if cfg.anti_csrf {
+            let csrf = if cfg.anti_csrf && transport != Transport::CurrentHeader {
                 Some(random_token()?)
             } else {
                 None
@@ -679,10 +966,12 @@ impl SessionManager {
             )?;
             self.write_tokens(
                 response,
+                transport,
                 &access,
                 access_exp,
                 Some((&child, expires_at)),
                 csrf.as_deref(),
+                (&row.user_id, payload.get()),
             )?;
             return Ok(Session::new(
                 self.clone(),
@@ -690,6 +979,7 @@ impl SessionManager {
                 row.user_id,
                 payload,
                 access_exp,
+                transport,
             ));
         }
         // Other refreshes of this session kept changing its row: contention,

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::http_io::ResponseSink;
 use crate::manager::SessionManager;
+use crate::profile::Transport;
 use crate::user_id::UserId;
 
 /// A verified session.
@@ -27,6 +28,7 @@ pub struct Session {
     user_id: UserId,
     payload: OnceLock<Value>,
     access_token_expiry_ms: i64,
+    transport: Transport,
 }
 
 /// `Debug` shows the handle and the user id, and only the size of the JWT
@@ -49,6 +51,7 @@ impl Session {
         user_id: UserId,
         payload_raw: Box<RawValue>,
         access_token_expiry_ms: i64,
+        transport: Transport,
     ) -> Self {
         let payload: Box<str> = payload_raw.into();
         let mut text = handle;
@@ -62,6 +65,7 @@ impl Session {
             user_id,
             payload_json,
             access_token_expiry_ms,
+            transport,
         )
     }
 
@@ -74,6 +78,7 @@ impl Session {
         user_id: UserId,
         payload_json: Range<usize>,
         access_token_expiry_ms: i64,
+        transport: Transport,
     ) -> Self {
         debug_assert!(text.get(handle.clone()).is_some());
         debug_assert!(text.get(payload_json.clone()).is_some());
@@ -85,6 +90,7 @@ impl Session {
             user_id,
             payload: OnceLock::new(),
             access_token_expiry_ms,
+            transport,
         }
     }
 
@@ -114,10 +120,17 @@ impl Session {
         self.access_token_expiry_ms
     }
 
-    /// Deletes the session and clears its cookies.
+    /// How this request's tokens travelled (docs/PROTOCOL.md §9); the
+    /// session's answers (new tokens, cleared tokens) travel the same way.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Deletes the session and clears its tokens (cookies, or in header
+    /// mode the `front-token: remove` and empty token headers).
     pub async fn revoke_session(&self, response: &mut (impl ResponseSink + ?Sized)) -> Result<()> {
         self.manager.revoke_session(self.handle()).await?;
-        self.manager.clear_session_cookies(response);
+        self.manager.clear_session_tokens(self.transport, response);
         Ok(())
     }
 
@@ -149,7 +162,7 @@ impl Session {
         r: Result<T>,
     ) -> Result<T> {
         if let Err(Error::Unauthorized { .. }) = &r {
-            self.manager.clear_session_cookies(response);
+            self.manager.clear_session_tokens(self.transport, response);
         }
         r
     }

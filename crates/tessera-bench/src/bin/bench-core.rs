@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 use sha2::Sha256;
-use tessera::{Config, RequestSource, SessionManager, UserId};
+use tessera::{Config, CurrentSdk, RequestSource, SessionManager, UserId};
 use tessera_bench::{compare, current_thread_runtime, fmt_ns, machine_summary, Micro, Opts};
 use tessera_sqlx::SqlStore;
 
@@ -33,6 +33,10 @@ struct Fixture {
     rt: tokio::runtime::Runtime,
     manager: SessionManager,
     request: HeaderMap,
+    /// A manager on the same store allowing both client profiles
+    /// (docs/PROTOCOL.md §9), and the same access token as a bearer token.
+    both: SessionManager,
+    bearer_request: HeaderMap,
     token: String,
     signing_key: Vec<u8>,
     jwt_payload: &'static str,
@@ -72,7 +76,7 @@ fn set_cookie_value(response: &HeaderMap, name: &str) -> String {
 
 fn fixture() -> Fixture {
     let rt = current_thread_runtime();
-    let (manager, store, response) = rt.block_on(async {
+    let (manager, store, response, both) = rt.block_on(async {
         let store = tessera_sqlx::connect("sqlite::memory:")
             .await
             .expect("in-memory SQLite");
@@ -98,7 +102,14 @@ fn fixture() -> Fixture {
             )
             .await
             .expect("create");
-        (manager, store, response)
+        let both = Config::builder()
+            .with_current_sdk(Some(CurrentSdk::new("/auth")))
+            .build()
+            .expect("both profiles");
+        let both = SessionManager::new(both, store.clone())
+            .await
+            .expect("manager");
+        (manager, store, response, both)
     });
     let access = set_cookie_value(&response, "sAccessToken");
     let id_refresh = set_cookie_value(&response, "sIdRefreshToken");
@@ -115,6 +126,13 @@ fn fixture() -> Fixture {
         .expect("cookie header"),
     );
     request.insert("anti-csrf", HeaderValue::from_str(&csrf).expect("header"));
+    // The same token as `Authorization: Bearer`, as an API client sends it
+    // (no cookie, no anti-CSRF header): only the transport differs.
+    let mut bearer_request = HeaderMap::new();
+    bearer_request.insert(
+        http::header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {access}")).expect("header"),
+    );
     let signing_key = rt.block_on(async {
         let SqlStore::Sqlite(s) = &store else {
             unreachable!("sqlite::memory: gives a SQLite store")
@@ -131,6 +149,8 @@ fn fixture() -> Fixture {
         rt,
         manager,
         request,
+        both,
+        bearer_request,
         token: access,
         signing_key,
         jwt_payload: r#"{"org":42,"plan":"pro","role":"admin"}"#,
@@ -152,13 +172,16 @@ fn hmac_raw(key: &[u8], data: &[u8]) -> [u8; 32] {
 }
 
 fn get_session_n(f: &Fixture, n: u64) -> Duration {
+    get_session_on(f, &f.manager, &f.request, n)
+}
+
+fn get_session_on(f: &Fixture, manager: &SessionManager, request: &HeaderMap, n: u64) -> Duration {
     f.rt.block_on(async {
         let start = Instant::now();
         for _ in 0..n {
             let mut response = HeaderMap::new();
-            let session = f
-                .manager
-                .get_session(black_box(&f.request), &mut response, true)
+            let session = manager
+                .get_session(black_box(request), &mut response, true)
                 .await
                 .expect("valid session");
             black_box(&session);
@@ -185,6 +208,12 @@ fn main() {
             "get_session" => {
                 get_session_n(&f, n);
             }
+            "get_session_both_cookie" => {
+                get_session_on(&f, &f.both, &f.request, n);
+            }
+            "get_session_bearer" => {
+                get_session_on(&f, &f.both, &f.bearer_request, n);
+            }
             "hmac" => {
                 for _ in 0..n {
                     let mut mac = keyed.clone();
@@ -192,7 +221,10 @@ fn main() {
                     black_box(mac.finalize().into_bytes());
                 }
             }
-            other => panic!("unknown op {other:?}: get_session or hmac"),
+            other => panic!(
+                "unknown op {other:?}: get_session, get_session_both_cookie, \
+                 get_session_bearer or hmac"
+            ),
         }
         return;
     }
@@ -262,11 +294,21 @@ fn main() {
                 start.elapsed()
             },
         ),
+        Micro::new(
+            "get_session, both profiles allowed: Cookie header (4.2.0 profile) → Session",
+            |n| get_session_on(&f, &f.both, &f.request, n),
+        ),
+        Micro::new(
+            "get_session, both profiles allowed: Authorization: Bearer (the same token) → Session",
+            |n| get_session_on(&f, &f.both, &f.bearer_request, n),
+        ),
     ];
     let stats = compare(&mut benches, opts.sampling());
 
     let get = stats[0];
     let floor = stats[1];
+    let both_cookie = stats[stats.len() - 2];
+    let bearer = stats[stats.len() - 1];
     let mut report = tessera_bench::Report::new();
     report.heading(3, "Rust core: get_session against the HMAC floor");
     report.para(&format!(
@@ -316,6 +358,16 @@ fn main() {
                     get.min / floor.min
                 ),
                 verdict(get.median / floor.median <= 2.5).into(),
+            ],
+            vec![
+                "get_session from a Bearer header within 5 % of the cookie (median, same run, both profiles allowed)".into(),
+                format!(
+                    "{:.3}× (Bearer {} / cookie {})",
+                    bearer.median / both_cookie.median,
+                    fmt_ns(bearer.median),
+                    fmt_ns(both_cookie.median)
+                ),
+                verdict(bearer.median <= both_cookie.median * 1.05).into(),
             ],
         ],
     );
