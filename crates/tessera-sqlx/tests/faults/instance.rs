@@ -150,6 +150,23 @@ fn children_of(pid: u32) -> Vec<u32> {
     kids
 }
 
+/// Whether every thread of `pid` is in the stopped state ('T'), from
+/// /proc/PID/task/*/stat. A process that is gone counts as stopped.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|t| {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            return true;
+        };
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
+        matches!(state, Some("T") | Some("t"))
+    })
+}
+
 fn signal(sig: &str, pids: &[u32]) {
     if pids.is_empty() {
         return;
@@ -384,6 +401,18 @@ impl Instance {
         let mut all = vec![pid];
         all.extend(children_of(pid));
         signal("STOP", &all);
+        // `kill` returns once the signal is queued, not once the process has
+        // stopped: on a loaded machine a server thread can go on answering
+        // for a few milliseconds. The outage starts when every thread of
+        // every process is seen stopped.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !all.iter().all(|&p| all_threads_stopped(p)) {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop on SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         self.frozen = all;
     }
 
