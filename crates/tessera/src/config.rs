@@ -656,6 +656,16 @@ fn finish(mut c: Config) -> Result<Config, ConfigError> {
                 ),
             ));
         }
+        // The feed's memory knows revocations, not expiries: a row that
+        // expired unrevoked is refused by the access token's own expiry,
+        // which holds only while access tokens never outlive the row.
+        if f.answer_blacklisting && c.refresh_token_validity < c.access_token_validity {
+            return Err(ConfigError::new(
+                ConfigSetting::ChangeFeed,
+                "change feed: answering blacklisting from memory needs a refresh-token validity \
+                 at least as long as the access-token validity",
+            ));
+        }
     }
     if c.same_site == SameSite::None && !c.cookie_secure {
         return Err(ConfigError::new(
@@ -851,6 +861,24 @@ mod tests {
             .unwrap();
         assert_eq!(c.access_token_validity(), Duration::from_secs(100_000_000));
         assert_eq!(c.refresh_token_validity(), Duration::from_secs(1));
+        // ... but then the change feed cannot answer blacklisting from memory.
+        let answering = ChangeFeedSettings {
+            answer_blacklisting: true,
+            ..ChangeFeedSettings::default()
+        };
+        let e = any()
+            .with_access_token_validity(Duration::from_secs(7200))
+            .with_refresh_token_validity(Duration::from_secs(3600))
+            .with_change_feed(Some(answering))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), ConfigSetting::ChangeFeed);
+        assert!(any()
+            .with_access_token_validity(Duration::from_secs(3600))
+            .with_refresh_token_validity(Duration::from_secs(3600))
+            .with_change_feed(Some(answering))
+            .build()
+            .is_ok());
         assert!(Config::builder()
             .danger_allow_short_validity_for_tests()
             .with_access_token_validity(Duration::from_secs(100_000_000))
