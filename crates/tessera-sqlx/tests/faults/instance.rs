@@ -150,7 +150,7 @@ fn children_of(pid: u32) -> Vec<u32> {
     kids
 }
 
-/// Whether every thread of `pid` is in the stopped state ('T'), from
+/// Whether every thread of `pid` is stopped ('T') or exited (zombie), from
 /// /proc/PID/task/*/stat. A process that is gone counts as stopped.
 fn all_threads_stopped(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -163,7 +163,8 @@ fn all_threads_stopped(pid: u32) -> bool {
         let state = stat
             .rsplit_once(')')
             .and_then(|(_, r)| r.split_whitespace().next());
-        matches!(state, Some("T") | Some("t"))
+        // Stopped, or exited (a zombie backend counts: it answers nothing).
+        matches!(state, Some("T" | "t" | "Z" | "X" | "x"))
     })
 }
 
