@@ -124,6 +124,14 @@ fn run(cmd: &mut Command, what: &str) {
     );
 }
 
+/// The fields of a /proc `stat` file after the command name ("state ppid
+/// …"): "pid (comm) state …", where comm may hold spaces, so split after
+/// the last ')'.
+fn stat_fields(path: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    stat.rsplit_once(')').map(|(_, rest)| rest.to_owned())
+}
+
 /// The direct children of `pid` (from /proc).
 fn children_of(pid: u32) -> Vec<u32> {
     let mut kids = Vec::new();
@@ -134,14 +142,10 @@ fn children_of(pid: u32) -> Vec<u32> {
         let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+        let Some(stat) = stat_fields(&format!("/proc/{p}/stat")) else {
             continue;
         };
-        // "pid (comm) state ppid …": comm may hold spaces; split after ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let mut f = rest.split_whitespace();
+        let mut f = stat.split_whitespace();
         let (_state, ppid) = (f.next(), f.next());
         if ppid.and_then(|x| x.parse::<u32>().ok()) == Some(pid) {
             kids.push(p);
@@ -157,12 +161,10 @@ fn all_threads_stopped(pid: u32) -> bool {
         return true;
     };
     tasks.flatten().all(|t| {
-        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+        let Some(stat) = stat_fields(&t.path().join("stat").to_string_lossy()) else {
             return true;
         };
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, r)| r.split_whitespace().next());
+        let state = stat.split_whitespace().next();
         // Stopped, or exited (a zombie backend counts: it answers nothing).
         matches!(state, Some("T" | "t" | "Z" | "X" | "x"))
     })
