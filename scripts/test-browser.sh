@@ -3,7 +3,9 @@
 #  * e2e/tests/sdk.test.mjs   the real supertokens-website 4.2.0 SDK (bundled with
 #                             esbuild) in headless Chromium against tessera-axum
 #  * e2e/tests/sdk20.test.mjs the real supertokens-website 20.x SDK (npm alias
-#                             supertokens-website-20) in cookie and header mode
+#                             supertokens-website-20) in cookie and header mode,
+#                             against tessera-axum and then against a Django
+#                             project (e2e/django_project)
 #  * e2e/bearer-client.sh     a non-browser client (curl) in Bearer mode against the demo
 #  * e2e/tests/review.test.mjs  findings of the outside review (logout CSRF, cookie tossing)
 #  * e2e/tests/demo.test.mjs  the demo's own page, screenshots in artifacts/
@@ -58,6 +60,29 @@ cargo build -q -p tessera-axum --example sdk_test_server
 step "browser tests (headless Chromium)"
 mkdir -p artifacts
 (cd e2e && node --test tests/sdk.test.mjs tests/sdk20.test.mjs tests/review.test.mjs tests/demo.test.mjs)
+
+step "supertokens-website 20.x against a Django project (e2e/django_project), cookie and header mode"
+# The Python of a virtual environment with tessera-django installed:
+# E2E_DJANGO_PYTHON, else the newest one scripts/test-django.sh made (it runs
+# just before this script in scripts/test-all.sh, so the wheel is this
+# checkout's); if there is none, that script builds one (newest pair, SQLite).
+django_python() {
+  if [[ -n "${E2E_DJANGO_PYTHON:-}" ]]; then echo "$E2E_DJANGO_PYTHON"; return; fi
+  local venvs=${TESSERA_DJANGO_VENVS:-$PWD/target/django-venvs} py
+  for py in $(ls -d "$venvs"/dj*/bin/python 2>/dev/null | sort -r); do
+    if "$py" -c 'import tessera_django._native' 2>/dev/null; then echo "$py"; return; fi
+  done
+}
+DJANGO_PY=$(django_python)
+if [[ -z "$DJANGO_PY" ]]; then
+  echo "no virtual environment with tessera-django; building one (scripts/test-django.sh, Django 6.x / Python 3.13, SQLite)"
+  TESSERA_DJANGO_MATRIX="6.x/3.13=sqlite" bash scripts/test-django.sh >target/e2e-django-build.log 2>&1 \
+    || { tail -40 target/e2e-django-build.log >&2; exit 1; }
+  DJANGO_PY=$(django_python)
+fi
+[[ -n "$DJANGO_PY" ]] || { echo "could not find or build a virtual environment with tessera-django" >&2; exit 1; }
+echo "Django from $DJANGO_PY: $("$DJANGO_PY" -c 'import django, tessera_django; print("Django", django.__version__)')"
+(cd e2e && E2E_DJANGO_PYTHON="$DJANGO_PY" node --test tests/sdk20.test.mjs)
 
 step "a non-browser client in Bearer mode (curl) against the demo"
 bash e2e/bearer-client.sh "$CARGO_TARGET_DIR/debug/tessera-demo"

@@ -1,26 +1,49 @@
 // The current front-end SDK, supertokens-website 20.x (npm alias
 // `supertokens-website-20`), unchanged and bundled with esbuild, in headless
-// Chromium against tessera-axum (crates/tessera-axum/examples/sdk_test_server.rs
-// with E2E_CURRENT_SDK=1, access tokens valid 2 s), in cookie mode and in
-// header mode (docs/PROTOCOL.md §9).
+// Chromium, in cookie mode and in header mode (docs/PROTOCOL.md §9), against
+// tessera-axum (crates/tessera-axum/examples/sdk_test_server.rs with
+// E2E_CURRENT_SDK=1, access tokens valid 2 s) or, with E2E_DJANGO_PYTHON set
+// to the Python of a virtual environment with tessera-django installed,
+// against a Django project (e2e/django_project, SUPER_TOKENS["CURRENT_SDK"]).
 import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { bundle } from '../build.mjs';
 import {
-  binary, freshSqliteUrl, launchBrowser, recordResponses, sleep, startServer,
+  binary, e2eDir, freshSqliteUrl, launchBrowser, recordResponses, sleep, startServer,
 } from './helpers.mjs';
 
 const ACCESS_TOKEN_SECS = 2;
 const EXPIRE_MS = ACCESS_TOKEN_SECS * 1000 + 700;
 const REFRESH = '/auth/session/refresh';
+const DJANGO_PYTHON = process.env.E2E_DJANGO_PYTHON;
+const TARGET = DJANGO_PYTHON ? 'Django' : 'tessera-axum';
+// The integrations answer a detected theft with their own bodies (the SDK
+// reads the status only): tessera-axum's error kinds, the Django package's
+// middleware the reference library's messages.
+const THEFT_BODY = DJANGO_PYTHON ? { message: 'token theft detected' } : { error: 'token_theft_detected' };
 
 let server;
 let browser;
 
-before(async () => {
-  const staticDir = await bundle();
-  server = await startServer(
+async function startTarget(staticDir) {
+  if (DJANGO_PYTHON) {
+    const dir = await mkdtemp(join(tmpdir(), 'tessera-e2e-django-'));
+    return startServer(
+      DJANGO_PYTHON,
+      [join(e2eDir, 'django_project', 'serve.py')],
+      {
+        E2E_STATIC_DIR: staticDir,
+        E2E_DJANGO_DB: join(dir, 'db.sqlite3'),
+        E2E_ACCESS_TOKEN_SECS: String(ACCESS_TOKEN_SECS),
+      },
+      'django',
+    );
+  }
+  return startServer(
     binary('E2E_SDK_SERVER_BIN', 'examples/sdk_test_server'),
     [],
     {
@@ -31,6 +54,10 @@ before(async () => {
     },
     'sdk_test_server',
   );
+}
+
+before(async () => {
+  server = await startTarget(await bundle());
   browser = await launchBrowser();
 });
 
@@ -40,7 +67,7 @@ after(async () => {
 });
 
 for (const mode of ['cookie', 'header']) {
-  describe(`supertokens-website 20.x, ${mode} mode`, () => {
+  describe(`supertokens-website 20.x against ${TARGET}, ${mode} mode`, () => {
     let context;
     let page;
     let responses;
@@ -222,7 +249,7 @@ for (const mode of ['cookie', 'header']) {
         : { authorization: `Bearer ${stolen}`, 'st-auth-mode': 'header', rid: 'session' };
       const replay = await fetch(`${server.url}${REFRESH}`, { method: 'POST', headers });
       assert.equal(replay.status, 401);
-      assert.deepEqual(await replay.json(), { error: 'token_theft_detected' });
+      assert.deepEqual(await replay.json(), THEFT_BODY);
       assert.equal(replay.headers.get('front-token'), 'remove');
       assert.deepEqual(await handles(user), [], 'session revoked');
       // The browser finds out at its next refresh.

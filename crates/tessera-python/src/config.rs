@@ -218,12 +218,60 @@ pub(crate) fn build(
         .with_session_expired_status(status)
         .with_revoke_session_on_theft(boolean(config, "REVOKE_SESSION_ON_TOKEN_THEFT")?)
         .with_accept_previous_signing_key(boolean(config, "ACCEPT_PREVIOUS_SIGNING_KEY")?);
+    // New keys: absent (a config dict built before they existed) means the
+    // reference profile alone.
+    if config
+        .get_item("REFERENCE_PROFILE")
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        builder = builder.with_reference_profile(boolean(config, "REFERENCE_PROFILE")?);
+    }
+    builder = builder.with_current_sdk(current_sdk(config)?);
     if let Some(clock) = clock {
         builder = builder.with_clock(clock);
     }
     builder
         .build()
         .map_err(|e| err(format!("SUPER_TOKENS: {e}")))
+}
+
+/// `CURRENT_SDK`: `None`, or a dict with `API_BASE_PATH`, `COOKIE` and
+/// `HEADER` (the Python side fills in the defaults and refuses unknown
+/// keys).
+fn current_sdk(config: &Bound<'_, PyDict>) -> tessera::Result<Option<tessera::CurrentSdk>> {
+    let Some(value) = config.get_item("CURRENT_SDK").ok().flatten() else {
+        return Ok(None);
+    };
+    if value.is_none() {
+        return Ok(None);
+    }
+    let sdk = value.cast::<PyDict>().map_err(|_| {
+        err(format!(
+            "SUPER_TOKENS: CURRENT_SDK must be None or a dict, not {}",
+            type_name(&value)
+        ))
+    })?;
+    let base = item(sdk, "API_BASE_PATH")?;
+    let base = base
+        .cast::<PyString>()
+        .map_err(|_| err("SUPER_TOKENS: CURRENT_SDK[\"API_BASE_PATH\"] must be a str".into()))?
+        .to_str()
+        .map_err(|_| err("SUPER_TOKENS: CURRENT_SDK[\"API_BASE_PATH\"] is not valid text".into()))?
+        .to_owned();
+    let flag = |key: &str| {
+        boolean(sdk, key).map_err(|_| {
+            err(format!(
+                "SUPER_TOKENS: CURRENT_SDK[\"{key}\"] must be True or False"
+            ))
+        })
+    };
+    Ok(Some(
+        tessera::CurrentSdk::new(base)
+            .with_cookies(flag("COOKIE")?)
+            .with_header(flag("HEADER")?),
+    ))
 }
 
 /// `manage.py check` warnings for durations outside the core's recommended

@@ -5,8 +5,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString, PyTuple, PyType};
 use tessera::{
-    Config, CookieSpec, RecordedResponse, RequestSource, ResponseChange, ResponseSink, UserId,
-    ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE,
+    Config, CookieSpec, RecordedResponse, RequestSource, ResponseChange, ResponseSink, Transport,
+    UserId, ACCESS_TOKEN_COOKIE, ANTI_CSRF_HEADER, AUTH_MODE_HEADER, ID_REFRESH_TOKEN_COOKIE,
+    REFRESH_TOKEN_COOKIE,
 };
 
 use crate::errors::{general, general_from};
@@ -30,6 +31,12 @@ pub(crate) struct RequestValues {
     /// keeps one value per name, so two cookies of one name (cookie tossing
     /// from a sibling subdomain) can only be seen here.
     cookie_header: Option<String>,
+    /// `Authorization` (`META["HTTP_AUTHORIZATION"]`), read only when the
+    /// configuration allows the current SDK's header mode (a bearer token).
+    authorization: Option<String>,
+    /// `st-auth-mode` (`META["HTTP_ST_AUTH_MODE"]`), read only when the
+    /// configuration allows the current SDK.
+    auth_mode: Option<String>,
 }
 
 /// `value` as text if it is a `str` (anything else counts as absent).
@@ -74,6 +81,9 @@ pub(crate) enum Wanted {
     AccessAndAntiCsrf,
     /// `sRefreshToken` (`refresh_session`).
     Refresh,
+    /// No cookie: only the `st-auth-mode` header, the sign-in request's
+    /// stated transfer method (`create_new_session(..., request=...)`).
+    AuthMode,
 }
 
 impl RequestValues {
@@ -88,53 +98,137 @@ impl RequestValues {
         config: &Config,
     ) -> PyResult<Self> {
         let py = request.py();
-        let cookies = match request.getattr(intern!(py, "COOKIES")) {
-            Ok(c) => c,
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => {
-                return Err(general(
-                    py,
-                    format!(
-                        "request must be a django.http.HttpRequest, not {}",
-                        type_name(request)
-                    ),
-                ))
-            }
-            Err(e) => return Err(e),
-        };
         let names = [
             config.id_refresh_token_cookie_name(),
             config.access_token_cookie_name(),
             config.refresh_token_cookie_name(),
         ];
-        let id_refresh = text_of(lookup(&cookies, &cookie_key(py, names[0]))?)?;
         let mut values = RequestValues {
             names,
-            id_refresh,
             ..RequestValues::default()
         };
+        // The current SDK's headers are looked up only when it is allowed:
+        // with the reference profile alone a request costs what it did.
+        let header_mode = config.allows_transport(Transport::CurrentHeader);
+        let current = header_mode || config.allows_transport(Transport::CurrentCookie);
+        if let Wanted::AuthMode = wanted {
+            if current {
+                if let Ok(meta) = request.getattr(intern!(py, "META")) {
+                    values.auth_mode = text_of(lookup(&meta, intern!(py, AUTH_MODE_META))?)?;
+                }
+            }
+            return Ok(values);
+        }
         let meta = request.getattr(intern!(py, "META")).ok();
+        let cookie_header = match &meta {
+            Some(meta) => text_of(lookup(meta, intern!(py, COOKIE_META))?)?,
+            None => None,
+        };
+        let second = match wanted {
+            Wanted::Refresh => 2,
+            _ => 1,
+        };
+        // The session cookies straight from the raw header, with Django's
+        // parsing (src/cookies.rs), for a request whose COOKIES Django
+        // would compute from that header: a plain WSGIRequest or
+        // ASGIRequest that has not computed or been given COOKIES yet.
+        // Anything else (a subclass, DRF's Request, COOKIES replaced by
+        // middleware or a test) is read through COOKIES, as is a header
+        // the fast path declines.
+        let fast = match (&meta, is_plain_django_request(request)?) {
+            (Some(_), true) => crate::cookies::parse(
+                cookie_header.as_deref().unwrap_or(""),
+                [names[0], names[second]],
+            )
+            .map(|found| found.map(|v| v.map(str::to_owned))),
+            _ => None,
+        };
+        let [id_refresh, other] = match fast {
+            Some(found) => found,
+            None => {
+                let cookies = match request.getattr(intern!(py, "COOKIES")) {
+                    Ok(c) => c,
+                    Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => {
+                        return Err(general(
+                            py,
+                            format!(
+                                "request must be a django.http.HttpRequest, not {}",
+                                type_name(request)
+                            ),
+                        ))
+                    }
+                    Err(e) => return Err(e),
+                };
+                [
+                    text_of(lookup(&cookies, &cookie_key(py, names[0]))?)?,
+                    text_of(lookup(&cookies, &cookie_key(py, names[second]))?)?,
+                ]
+            }
+        };
+        values.id_refresh = id_refresh;
         match wanted {
             Wanted::AccessAndAntiCsrf => {
-                values.access = text_of(lookup(&cookies, &cookie_key(py, names[1]))?)?;
+                values.access = other;
                 if let Some(meta) = &meta {
                     values.anti_csrf = text_of(lookup(meta, intern!(py, ANTI_CSRF_META))?)?;
                 }
             }
-            Wanted::Refresh => {
-                values.refresh = text_of(lookup(&cookies, &cookie_key(py, names[2]))?)?;
-            }
+            Wanted::Refresh => values.refresh = other,
+            Wanted::AuthMode => {}
         }
+        values.cookie_header = cookie_header;
         if let Some(meta) = &meta {
-            values.cookie_header = text_of(lookup(meta, intern!(py, COOKIE_META))?)?;
+            if header_mode {
+                values.authorization = text_of(lookup(meta, intern!(py, AUTHORIZATION_META))?)?;
+            }
+            if current {
+                values.auth_mode = text_of(lookup(meta, intern!(py, AUTH_MODE_META))?)?;
+            }
         }
         Ok(values)
     }
+}
+
+static PLAIN_REQUEST_TYPES: PyOnceLock<(Py<PyType>, Py<PyType>)> = PyOnceLock::new();
+
+/// Whether `request` is exactly Django's `WSGIRequest` or `ASGIRequest`
+/// and has no `COOKIES` yet (Django computes it lazily from
+/// `META["HTTP_COOKIE"]` and keeps it in the instance's `__dict__`; a
+/// middleware or a test may also assign it there).
+fn is_plain_django_request(request: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = request.py();
+    let (wsgi, asgi) = PLAIN_REQUEST_TYPES.get_or_try_init(py, || -> PyResult<_> {
+        let wsgi = py
+            .import("django.core.handlers.wsgi")?
+            .getattr("WSGIRequest")?
+            .cast_into::<PyType>()?;
+        let asgi = py
+            .import("django.core.handlers.asgi")?
+            .getattr("ASGIRequest")?
+            .cast_into::<PyType>()?;
+        Ok((wsgi.unbind(), asgi.unbind()))
+    })?;
+    let ty = request.get_type();
+    if !(ty.is(wsgi.bind(py)) || ty.is(asgi.bind(py))) {
+        return Ok(false);
+    }
+    let Ok(dict) = request.getattr(intern!(py, "__dict__")) else {
+        return Ok(false);
+    };
+    let Ok(dict) = dict.cast::<PyDict>() else {
+        return Ok(false);
+    };
+    Ok(!dict.contains(intern!(py, "COOKIES"))?)
 }
 
 /// The WSGI name of the `anti-csrf` request header in `request.META`.
 const ANTI_CSRF_META: &str = "HTTP_ANTI_CSRF";
 /// The WSGI name of the `Cookie` request header in `request.META`.
 const COOKIE_META: &str = "HTTP_COOKIE";
+/// The WSGI name of the `Authorization` request header in `request.META`.
+const AUTHORIZATION_META: &str = "HTTP_AUTHORIZATION";
+/// The WSGI name of the `st-auth-mode` request header in `request.META`.
+const AUTH_MODE_META: &str = "HTTP_ST_AUTH_MODE";
 /// A `Cookie` header longer than this is not scanned for conflicting
 /// copies, as the core's own `http` implementations ignore such a header
 /// (browsers send at most a few KiB per site).
@@ -165,10 +259,21 @@ impl RequestSource for RequestValues {
     }
 
     fn header(&self, name: &str) -> Option<&[u8]> {
-        (name == ANTI_CSRF_HEADER)
-            .then_some(self.anti_csrf.as_deref())
-            .flatten()
-            .map(str::as_bytes)
+        match name {
+            ANTI_CSRF_HEADER => self.anti_csrf.as_deref(),
+            "authorization" => self.authorization.as_deref(),
+            AUTH_MODE_HEADER => self.auth_mode.as_deref(),
+            _ => None,
+        }
+        .map(str::as_bytes)
+    }
+
+    fn authorization_header(&self) -> Option<&[u8]> {
+        self.authorization.as_deref().map(str::as_bytes)
+    }
+
+    fn auth_mode_header(&self) -> Option<&[u8]> {
+        self.auth_mode.as_deref().map(str::as_bytes)
     }
 
     /// Two cookies of one of `names` with different values in the raw
@@ -313,10 +418,11 @@ impl Recorder {
         target: &Target<'_>,
         result: tessera::Result<T>,
     ) -> PyResult<T> {
+        let kept = self.keep_for_error(&result);
         if let Err(e) = self.apply_to(target) {
             return Err(general_from(py, "could not write to the response", e));
         }
-        result.map_err(|e| crate::errors::to_py(py, e))
+        result.map_err(|e| attach_recorded(py, crate::errors::to_py(py, e), kept))
     }
 
     /// Replays the operations onto `writer`, a Python object with
@@ -360,11 +466,53 @@ impl Recorder {
         writer: &Bound<'_, PyAny>,
         result: tessera::Result<T>,
     ) -> PyResult<T> {
+        let kept = self.keep_for_error(&result);
         if let Err(e) = self.apply(writer) {
             return Err(general_from(py, "could not write to the response", e));
         }
-        result.map_err(|e| crate::errors::to_py(py, e))
+        result.map_err(|e| attach_recorded(py, crate::errors::to_py(py, e), kept))
     }
+
+    /// A copy of what was recorded when `result` is a session-expired error
+    /// (Unauthorized, TryRefreshToken, token theft), for
+    /// [`attach_recorded`].
+    fn keep_for_error<T>(&self, result: &tessera::Result<T>) -> Option<RecordedResponse> {
+        match result {
+            Err(e) if e.is_session_expired() => Some(self.0.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Name of the exception attribute holding what the core wrote to the
+/// response before it raised (a `tessera_django._response.PendingResponse`).
+const RECORDED_ATTRIBUTE: &str = "_tessera_response";
+
+/// Attaches `recorded` to the exception `err` as a `PendingResponse`.
+///
+/// The view that raises discards the response the cookies were written to,
+/// so `SuperTokensMiddleware` replays these on the response it makes
+/// instead. This is how the answer clears the tokens the way the request
+/// carried them: the reference profile's three cookies, the current SDK's
+/// two cookies and `front-token: remove`, or header mode's empty
+/// `st-access-token` and `st-refresh-token` (docs/PROTOCOL.md §9.5), and
+/// only when the core cleared at all (§4.2). If the attribute cannot be set
+/// the middleware falls back to clearing the reference profile's cookies,
+/// as it did before there was more than one profile.
+fn attach_recorded(py: Python<'_>, err: PyErr, recorded: Option<RecordedResponse>) -> PyErr {
+    let Some(recorded) = recorded else {
+        return err;
+    };
+    let attached = (|| -> PyResult<()> {
+        let pending = py
+            .import("tessera_django._response")?
+            .getattr("PendingResponse")?
+            .call0()?;
+        Recorder(recorded).apply(&pending)?;
+        err.value(py).setattr(RECORDED_ATTRIBUTE, pending)
+    })();
+    drop(attached);
+    err
 }
 
 /// A user id from Python: a `str`, or an `int` that fits in 64 bits. `bool`

@@ -41,6 +41,7 @@
 //!   built with a manual clock so that expiry is tested without sleeping.
 
 mod config;
+mod cookies;
 mod errors;
 mod io;
 mod manager;
@@ -65,6 +66,7 @@ fn tessera_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stores::migrate, m)?)?;
     m.add_function(wrap_pyfunction!(stores::close_stores, m)?)?;
     m.add_function(wrap_pyfunction!(manager::_panic_for_tests, m)?)?;
+    m.add_function(wrap_pyfunction!(cookies::_cookie_values, m)?)?;
     m.add("MAX_JSON_DEPTH", manager::MAX_JSON_DEPTH)?;
     m.add("ACCESS_TOKEN_COOKIE", tessera::ACCESS_TOKEN_COOKIE)?;
     m.add("REFRESH_TOKEN_COOKIE", tessera::REFRESH_TOKEN_COOKIE)?;

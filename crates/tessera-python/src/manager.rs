@@ -134,6 +134,17 @@ impl PyManager {
         )
     }
 
+    /// `(refresh path, sign-out path)` of the current SDK's API when the
+    /// configuration allows the current SDK (`CURRENT_SDK`), else `None`.
+    #[getter]
+    fn current_sdk_paths(&self) -> Option<(String, String)> {
+        let c = self.inner.config();
+        Some((
+            c.current_sdk_refresh_path()?.to_owned(),
+            c.current_sdk_signout_path()?.to_owned(),
+        ))
+    }
+
     /// The manager's clock, in milliseconds since the epoch.
     #[getter]
     fn now_ms(&self) -> i64 {
@@ -141,8 +152,11 @@ impl PyManager {
     }
 
     /// `response`: a Django `HttpResponse` (written directly) or one of
-    /// `tessera_django._response`'s writers.
-    #[pyo3(signature = (response, user_id, jwt_payload_json, session_info_json))]
+    /// `tessera_django._response`'s writers. With `request` (the sign-in
+    /// request), its `st-auth-mode` preference chooses the transport within
+    /// what the configuration allows (docs/PROTOCOL.md §9.2); without, the
+    /// default transport (the reference profile when allowed).
+    #[pyo3(signature = (response, user_id, jwt_payload_json, session_info_json, request = None))]
     fn create_new_session(
         &self,
         py: Python<'_>,
@@ -150,18 +164,18 @@ impl PyManager {
         user_id: &Bound<'_, PyAny>,
         jwt_payload_json: &str,
         session_info_json: &str,
+        request: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PySession> {
         let target = Target::of(response)?;
         let user_id = user_id_from_py(user_id)?;
         let payload = json_in(py, "jwt_payload", jwt_payload_json)?;
         let info = json_in(py, "session_info", session_info_json)?;
+        let request = sign_in_request(request, self.inner.config())?;
         let manager = self.inner.clone();
         // Always writes to the database: straight to the runtime.
         let (out, result) = run(py, false, async move {
             let mut out = Recorder::default();
-            let result = manager
-                .create_new_session(&mut out, user_id, payload, info)
-                .await;
+            let result = create(&manager, request, &mut out, user_id, payload, info).await;
             (out, result)
         })
         .map_err(|e| to_py(py, e))?;
@@ -300,7 +314,7 @@ impl PyManager {
     // (see `runtime::awaitable`). Inputs are read and checked here, before
     // anything is started, exactly as by the blocking methods above.
 
-    #[pyo3(signature = (response, user_id, jwt_payload_json, session_info_json))]
+    #[pyo3(signature = (response, user_id, jwt_payload_json, session_info_json, request = None))]
     fn acreate_new_session(
         &self,
         py: Python<'_>,
@@ -308,21 +322,21 @@ impl PyManager {
         user_id: &Bound<'_, PyAny>,
         jwt_payload_json: &str,
         session_info_json: &str,
+        request: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         Target::of(response)?;
         let response = response.clone().unbind();
         let user_id = user_id_from_py(user_id)?;
         let payload = json_in(py, "jwt_payload", jwt_payload_json)?;
         let info = json_in(py, "session_info", session_info_json)?;
+        let request = sign_in_request(request, self.inner.config())?;
         let manager = self.inner.clone();
         awaitable(
             py,
             false,
             async move {
                 let mut out = Recorder::default();
-                let result = manager
-                    .create_new_session(&mut out, user_id, payload, info)
-                    .await;
+                let result = create(&manager, request, &mut out, user_id, payload, info).await;
                 (out, result)
             },
             move |py, done| session_out(py, response, done),
@@ -595,6 +609,41 @@ impl PySession {
 /// The end of an async create, get or refresh on the loop's thread: the
 /// recorded cookies and headers written to `response`, then the session or
 /// the error.
+/// The sign-in request's stated transfer method, read before anything is
+/// started (`None` request: none).
+fn sign_in_request(
+    request: Option<&Bound<'_, PyAny>>,
+    config: &tessera::Config,
+) -> PyResult<Option<RequestValues>> {
+    request
+        .filter(|r| !r.is_none())
+        .map(|r| RequestValues::from_django(r, Wanted::AuthMode, config))
+        .transpose()
+}
+
+/// `create_new_session`, for the sign-in `request` when there is one.
+async fn create(
+    manager: &SessionManager,
+    request: Option<RequestValues>,
+    out: &mut Recorder,
+    user_id: tessera::UserId,
+    payload: Value,
+    info: Value,
+) -> tessera::Result<tessera::Session> {
+    match request {
+        Some(request) => {
+            manager
+                .create_new_session_for_request(&request, out, user_id, payload, info)
+                .await
+        }
+        None => {
+            manager
+                .create_new_session(out, user_id, payload, info)
+                .await
+        }
+    }
+}
+
 fn session_out(
     py: Python<'_>,
     response: Py<PyAny>,

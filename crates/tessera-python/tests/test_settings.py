@@ -44,6 +44,8 @@ def test_defaults_are_the_reference_librarys():
         "DATABASE_URL": None,
         "DATABASE_POOL_SIZE": 10,
         "DATABASE_ACQUIRE_TIMEOUT": 5,
+        "REFERENCE_PROFILE": True,
+        "CURRENT_SDK": None,
     }
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "Session",
     "_Completion",
     "_panic_for_tests",
+    "_cookie_values",
     "close_stores",
     "config_warnings",
     "migrate",
@@ -94,8 +95,15 @@ class Manager:
     # `response`: a django.http.HttpResponse (written directly) or a writer
     # from tessera_django._response; `request`: a django.http.HttpRequest
     # (or DRF's Request), read through its COOKIES and META mappings.
+    @property
+    def current_sdk_paths(self) -> Optional[Tuple[str, str]]: ...
     def create_new_session(
-        self, response: Any, user_id: Any, jwt_payload_json: str, session_info_json: str
+        self,
+        response: Any,
+        user_id: Any,
+        jwt_payload_json: str,
+        session_info_json: str,
+        request: Optional[Any] = None,
     ) -> Session: ...
     def get_session(self, request: Any, response: Any, enable_csrf_protection: bool) -> Session: ...
     def refresh_session(self, request: Any, response: Any) -> Session: ...
@@ -111,7 +119,12 @@ class Manager:
     def clear_session_cookies(self, writer: _Writer) -> None: ...
     # The async API: each returns a future of the running event loop.
     def acreate_new_session(
-        self, response: Any, user_id: Any, jwt_payload_json: str, session_info_json: str
+        self,
+        response: Any,
+        user_id: Any,
+        jwt_payload_json: str,
+        session_info_json: str,
+        request: Optional[Any] = None,
     ) -> "asyncio.Future[Session]": ...
     def aget_session(
         self, request: Any, response: Any, enable_csrf_protection: bool
@@ -133,3 +146,4 @@ def config_warnings(config: Dict[str, Any], key_function: Optional[Any] = None) 
 def migrate(url: str, pool_size: int = 10, acquire_timeout: float = 5.0) -> None: ...
 def close_stores() -> int: ...
 def _panic_for_tests() -> None: ...
+def _cookie_values(header: str, names: List[str]) -> Optional[List[Optional[str]]]: ...

@@ -14,9 +14,11 @@ user id) and ``request.auth`` is the :class:`~tessera_django.session.Session`.
 Override :meth:`SuperTokensAuthentication.get_user` to return your own user
 model instead.
 
-* No ``sIdRefreshToken`` and no ``sAccessToken`` cookie: not attempted
-  (``None``), so anonymous requests reach ``AllowAny`` views and
-  ``IsAuthenticated`` answers 401.
+* No ``sIdRefreshToken`` and no ``sAccessToken`` cookie (and, with
+  ``CURRENT_SDK`` header mode, no ``Authorization: Bearer`` header): not
+  attempted (``None``), so anonymous requests reach ``AllowAny`` views and
+  ``IsAuthenticated`` answers 401. A bearer token is checked without
+  anti-CSRF, whatever the method (docs/PROTOCOL.md §9.4).
 * Anti-CSRF is checked for unsafe methods (POST, PUT, PATCH, DELETE), as the
   reference library recommends.
 * A session that must be refreshed or is gone raises :class:`SessionExpired`
@@ -99,8 +101,10 @@ class SuperTokensAuthentication(BaseAuthentication):
         # carry the prefix (the core validates it when it builds the manager).
         prefix = _state.settings().core["COOKIE_NAME_PREFIX"]
         prefix = prefix if isinstance(prefix, str) else ""
-        if not cookies.get(prefix + _native.ID_REFRESH_TOKEN_COOKIE) and not cookies.get(
-            prefix + _native.ACCESS_TOKEN_COOKIE
+        if (
+            not cookies.get(prefix + _native.ID_REFRESH_TOKEN_COOKIE)
+            and not cookies.get(prefix + _native.ACCESS_TOKEN_COOKIE)
+            and not _bearer_allowed_and_sent(request)
         ):
             return None
         pending = pending_response(request)
@@ -118,3 +122,14 @@ class SuperTokensAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Any) -> str:
         # A scheme makes DRF answer unauthenticated requests with 401, not 403.
         return "SuperTokens"
+
+
+def _bearer_allowed_and_sent(request: Any) -> bool:
+    """Whether header mode is allowed (``CURRENT_SDK["HEADER"]``) and the
+    request sends ``Authorization: Bearer ...`` (scheme case-insensitive);
+    the core decides everything else about the header."""
+    sdk = _state.settings().core.get("CURRENT_SDK")
+    if not sdk or not sdk.get("HEADER"):
+        return False
+    value = request.META.get("HTTP_AUTHORIZATION", "")
+    return isinstance(value, str) and value[:7].lower() == "bearer "

@@ -12,6 +12,8 @@ id                     what
 ``W003``               nothing in the URLconf answers at ``REFRESH_TOKEN_PATH``
 ``W004``               ``COOKIE_DOMAIN = "localhost"`` while the site is reachable
                        under another host name (``127.0.0.1``)
+``W005``               ``CURRENT_SDK`` is on but nothing in the URLconf answers at its
+                       refresh path (``<API_BASE_PATH>/session/refresh``)
 =====================  ==========================================================
 """
 
@@ -118,29 +120,15 @@ def check_refresh_path(app_configs: Any = None, **kwargs: Any) -> List[Any]:
     """``REFRESH_TOKEN_PATH`` is the refresh cookie's ``Path``: the browser
     sends ``sRefreshToken`` only to URLs under it. If no view answers there,
     the refresh view (wherever it is routed) never receives the cookie."""
-    from django.urls import Resolver404, get_script_prefix, resolve
-
     try:
         s = conf.load()
     except SuperTokensGeneralException:
         return []  # reported by check_settings (E001)
+    if s.core.get("REFERENCE_PROFILE") is False:
+        return []  # no 4.2.0 client calls REFRESH_TOKEN_PATH
     path = _refresh_path(s.core)
-    if path is None or not getattr(settings, "ROOT_URLCONF", None):
+    if path is None or not _unrouted(path):
         return []
-    candidates = [path]
-    # Under a script prefix (FORCE_SCRIPT_NAME, a sub-path deployment) the
-    # cookie path includes the prefix and the URLconf does not.
-    prefix = getattr(settings, "FORCE_SCRIPT_NAME", None) or get_script_prefix()
-    if prefix and prefix != "/" and path.startswith(prefix.rstrip("/") + "/"):
-        candidates.append(path[len(prefix.rstrip("/")) :])
-    for candidate in candidates:
-        try:
-            resolve(candidate)
-            return []
-        except Resolver404:
-            continue
-        except Exception:
-            return []  # a broken URLconf is reported by Django's own checks
     return [
         Warning(
             f"SUPER_TOKENS: REFRESH_TOKEN_PATH is {s.core['REFRESH_TOKEN_PATH']!r} but nothing "
@@ -153,3 +141,52 @@ def check_refresh_path(app_configs: Any = None, **kwargs: Any) -> List[Any]:
             id="tessera_django.W003",
         )
     ]
+
+
+@register(Tags.urls)
+def check_current_sdk_paths(app_configs: Any = None, **kwargs: Any) -> List[Any]:
+    """With ``CURRENT_SDK`` the SDK calls ``<API_BASE_PATH>/session/refresh``
+    whenever an access token expires; if nothing answers there every
+    refresh fails and the user is signed out."""
+    try:
+        s = conf.load()
+    except SuperTokensGeneralException:
+        return []  # reported by check_settings (E001)
+    paths = conf.current_sdk_paths(s.core)
+    if paths is None or not _unrouted(paths[0]):
+        return []
+    return [
+        Warning(
+            f"SUPER_TOKENS: CURRENT_SDK is on but nothing in the URLconf answers at "
+            f"{paths[0]!r}, where the SDK refreshes its session; every refresh would fail "
+            "and sign the user out.",
+            hint="Add *tessera_django.urls.current_sdk_urlpatterns() to urlpatterns, or set "
+            "CURRENT_SDK[\"API_BASE_PATH\"] to the SDK's apiBasePath.",
+            id="tessera_django.W005",
+        )
+    ]
+
+
+def _unrouted(path: str) -> bool:
+    """Whether nothing in the URLconf resolves ``path`` (a warning is due).
+    False without a URLconf, or when it is broken (Django's own checks
+    report that)."""
+    from django.urls import Resolver404, get_script_prefix, resolve
+
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return False
+    candidates = [path]
+    # Under a script prefix (FORCE_SCRIPT_NAME, a sub-path deployment) the
+    # cookie path includes the prefix and the URLconf does not.
+    prefix = getattr(settings, "FORCE_SCRIPT_NAME", None) or get_script_prefix()
+    if prefix and prefix != "/" and path.startswith(prefix.rstrip("/") + "/"):
+        candidates.append(path[len(prefix.rstrip("/")) :])
+    for candidate in candidates:
+        try:
+            resolve(candidate)
+            return False
+        except Resolver404:
+            continue
+        except Exception:
+            return False  # a broken URLconf is reported by Django's own checks
+    return True

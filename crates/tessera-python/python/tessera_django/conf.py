@@ -40,6 +40,15 @@ key                                           default        notes
                                                              before ``SuperTokensGeneralException``
                                                              (also how long a call takes to fail while
                                                              the database is down)
+``REFERENCE_PROFILE``                         ``True``       new; serve supertokens-website 4.2.0 (the
+                                                             reference library's cookies and headers)
+``CURRENT_SDK``                               ``None``       new; also serve the current
+                                                             supertokens-website SDK (20.x) and Bearer
+                                                             clients: a dict with ``API_BASE_PATH``
+                                                             (``"/auth"``), ``COOKIE`` (``True``: its
+                                                             cookie mode) and ``HEADER`` (``True``:
+                                                             header mode, ``Authorization: Bearer``);
+                                                             route ``tessera_django.urls.current_sdk_urlpatterns()``
 ============================================  =============  ==============================================
 
 The validities and the key interval accept any positive number, as the
@@ -54,14 +63,22 @@ Changes take effect when Django's ``setting_changed`` signal fires (so
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from .exceptions import SuperTokensGeneralException
 
-__all__ = ["DEFAULTS", "REFERENCE_DEFAULTS", "EXTRA_DEFAULTS", "TesseraSettings", "load"]
+__all__ = [
+    "DEFAULTS",
+    "REFERENCE_DEFAULTS",
+    "EXTRA_DEFAULTS",
+    "CURRENT_SDK_DEFAULTS",
+    "TesseraSettings",
+    "load",
+    "current_sdk_paths",
+]
 
 #: The reference library's settings and defaults (supertokens_jwt_ref), unchanged.
 REFERENCE_DEFAULTS: Dict[str, Any] = {
@@ -89,6 +106,16 @@ EXTRA_DEFAULTS: Dict[str, Any] = {
     "DATABASE_URL": None,
     "DATABASE_POOL_SIZE": 10,
     "DATABASE_ACQUIRE_TIMEOUT": 5,
+    "REFERENCE_PROFILE": True,
+    "CURRENT_SDK": None,
+}
+
+#: The keys of ``CURRENT_SDK`` and their defaults (the SDK's own default
+#: ``apiBasePath`` is ``/auth``).
+CURRENT_SDK_DEFAULTS: Dict[str, Any] = {
+    "API_BASE_PATH": "/auth",
+    "COOKIE": True,
+    "HEADER": True,
 }
 
 DEFAULTS: Dict[str, Any] = {**REFERENCE_DEFAULTS, **EXTRA_DEFAULTS}
@@ -164,6 +191,8 @@ def load() -> TesseraSettings:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
         raise _fail("DATABASE_ACQUIRE_TIMEOUT must be a number of seconds between 0 and 3600")
 
+    merged["CURRENT_SDK"] = _current_sdk(merged["CURRENT_SDK"])
+
     core = {k: v for k, v in merged.items() if k not in _PYTHON_KEYS}
     return TesseraSettings(
         core=core,
@@ -173,3 +202,33 @@ def load() -> TesseraSettings:
         pool_size=pool_size,
         acquire_timeout=float(timeout),
     )
+
+
+def _current_sdk(value: Any) -> Optional[Dict[str, Any]]:
+    """``CURRENT_SDK`` with its defaults filled in (``None`` stays ``None``).
+    Unknown keys are refused like unknown top-level keys; the types are
+    checked by the Rust core."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _fail(f"CURRENT_SDK must be None or a dict, not {type(value).__name__}")
+    for key in value:
+        if key not in CURRENT_SDK_DEFAULTS:
+            close = difflib.get_close_matches(str(key), CURRENT_SDK_DEFAULTS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise _fail(f"unknown key {key!r} in CURRENT_SDK{hint}")
+    return {**CURRENT_SDK_DEFAULTS, **value}
+
+
+def current_sdk_paths(core: Dict[str, Any]) -> Optional[Tuple[str, str]]:
+    """``(refresh path, sign-out path)`` of the current SDK's API for the
+    checked settings ``core`` (``TesseraSettings.core``), or ``None`` when
+    ``CURRENT_SDK`` is off: ``<API_BASE_PATH>/session/refresh`` and
+    ``<API_BASE_PATH>/signout``, with a leading ``/`` and no trailing one,
+    as the Rust core derives them (the manager's ``current_sdk_paths``)."""
+    sdk = core.get("CURRENT_SDK")
+    if not sdk:
+        return None
+    base = str(sdk["API_BASE_PATH"])
+    base = (base if base.startswith("/") else "/" + base).rstrip("/")
+    return (base + "/session/refresh", base + "/signout")

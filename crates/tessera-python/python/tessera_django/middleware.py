@@ -13,6 +13,11 @@ Add it to ``MIDDLEWARE``::
   had been given is discarded when it raises), but only if the request
   carried one of the session cookies: a cross-site form POST carries none
   (``SameSite``), and clearing then would let any site log the user out.
+  With ``CURRENT_SDK`` the tokens are cleared the way the request carried
+  them (the current SDK's cookies and ``front-token: remove``, or empty
+  ``st-access-token``/``st-refresh-token`` headers in header mode): the
+  exception carries what the core wrote before raising, and that is
+  written to this response.
 * A response that sets a session cookie or the ``anti-csrf`` /
   ``id-refresh-token`` header gets ``no-store`` in its ``Cache-Control``
   directives, even if the view set ``Cache-Control`` after Tessera did
@@ -44,7 +49,7 @@ from .exceptions import (
     SuperTokensUnauthorizedException,
 )
 
-__all__ = ["SuperTokensMiddleware", "response_for_exception", "PENDING_ATTRIBUTE"]
+__all__ = ["SuperTokensMiddleware", "response_for_exception", "PENDING_ATTRIBUTE", "RECORDED_ATTRIBUTE"]
 
 logger = logging.getLogger("tessera_django")
 
@@ -52,8 +57,14 @@ logger = logging.getLogger("tessera_django")
 PENDING_ATTRIBUTE = "_tessera_pending_response"
 
 
-#: Response headers that carry session state (the core sets them).
-_SESSION_HEADERS = ("anti-csrf", "id-refresh-token")
+#: Response headers that carry session state (the core sets them): the
+#: reference profile's, and the current SDK's (``CURRENT_SDK``).
+_SESSION_HEADERS = ("anti-csrf", "id-refresh-token", "front-token", "st-access-token", "st-refresh-token")
+
+#: Attribute of a Tessera exception holding what the core wrote to the
+#: response before raising (a :class:`PendingResponse`; set by the native
+#: module for Unauthorized, TryRefreshToken and token theft).
+RECORDED_ATTRIBUTE = "_tessera_response"
 
 
 def _carries_session_cookie(request: Any) -> bool:
@@ -114,8 +125,12 @@ def response_for_exception(exception: SuperTokensException, request: Any = None)
         logger.error("Tessera error", exc_info=exception)
         return HttpResponse("Internal Server Error", status=500, content_type="text/plain")
     status = _state.settings().session_expired_status
+    recorded: Optional[PendingResponse] = getattr(exception, RECORDED_ATTRIBUTE, None)
     if isinstance(exception, SuperTokensTryRefreshTokenException):
-        return JsonResponse({"message": "try refresh token"}, status=status)
+        response = JsonResponse({"message": "try refresh token"}, status=status)
+        if isinstance(recorded, PendingResponse):
+            recorded.apply_to(response)
+        return response
     if isinstance(exception, SuperTokensTokenTheftException):
         logger.warning(
             "refresh token reuse (token theft) for session %s", exception.get_session_handle()
@@ -123,6 +138,13 @@ def response_for_exception(exception: SuperTokensException, request: Any = None)
         response = JsonResponse({"message": "token theft detected"}, status=status)
     else:
         response = JsonResponse({"message": "unauthorised"}, status=status)
+    if isinstance(recorded, PendingResponse):
+        # What the core cleared, and how: the request's own transport (the
+        # reference profile's cookies, the current SDK's cookies and
+        # front-token, or header mode's empty token headers), and only if
+        # the request carried a session token (docs/PROTOCOL.md §4.2, §9.5).
+        recorded.apply_to(response)
+        return response
     try:
         if request is None or _carries_session_cookie(request):
             _state.get().clear_session_cookies(ResponseWriter(response))

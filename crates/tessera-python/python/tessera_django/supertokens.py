@@ -58,15 +58,31 @@ def _handle(session_handle: Any) -> str:
 
 
 def create_new_session(
-    response: Any, user_id: Union[str, int], jwt_payload: Any = None, session_info: Any = None
+    response: Any,
+    user_id: Union[str, int],
+    jwt_payload: Any = None,
+    session_info: Any = None,
+    *,
+    request: Any = None,
 ) -> Session:
     """Starts a session for ``user_id``: a database row, the ``sAccessToken``,
     ``sRefreshToken`` and ``sIdRefreshToken`` cookies, the
     ``id-refresh-token`` header and (with ``ANTI_CSRF_ENABLE``) the
     ``anti-csrf`` header. ``jwt_payload`` travels in the access token (no
-    secrets); ``session_info`` stays in the database."""
+    secrets); ``session_info`` stays in the database.
+
+    ``request`` (keyword only, Tessera's addition): the sign-in request.
+    With ``CURRENT_SDK`` its ``st-auth-mode`` header chooses how the tokens
+    travel (the current SDK's cookies, or ``st-access-token``,
+    ``st-refresh-token`` and ``front-token`` headers), within what the
+    settings allow; without it the reference library's cookies are used
+    when ``REFERENCE_PROFILE`` is on."""
     native = _state.get().create_new_session(
-        response, user_id, dumps(jwt_payload, "jwt_payload"), dumps(session_info, "session_info")
+        response,
+        user_id,
+        dumps(jwt_payload, "jwt_payload"),
+        dumps(session_info, "session_info"),
+        request,
     )
     return Session(native, response)
 
@@ -155,12 +171,21 @@ def set_headers_for_options_api(response: Any) -> None:
 
 
 async def acreate_new_session(
-    response: Any, user_id: Union[str, int], jwt_payload: Any = None, session_info: Any = None
+    response: Any,
+    user_id: Union[str, int],
+    jwt_payload: Any = None,
+    session_info: Any = None,
+    *,
+    request: Any = None,
 ) -> Session:
     """``create_new_session`` for async views."""
     manager = await _state.aget()
     native = await manager.acreate_new_session(
-        response, user_id, dumps(jwt_payload, "jwt_payload"), dumps(session_info, "session_info")
+        response,
+        user_id,
+        dumps(jwt_payload, "jwt_payload"),
+        dumps(session_info, "session_info"),
+        request,
     )
     return Session(native, response)
 

@@ -254,3 +254,23 @@ async def asleep(request):
     """Awaits asyncio.sleep: only answers in time if the loop is free."""
     await asyncio.sleep(float(request.GET.get("s", "0.5")))
     return JsonResponse({"slept": True})
+
+
+def sign_in(request):
+    """Sign-in for the current supertokens-website SDK and Bearer clients:
+    the request is passed on, so its st-auth-mode chooses the transport."""
+    data = _body(request)
+    response = JsonResponse({})
+    session = supertokens.create_new_session(
+        response, data["user_id"], data.get("payload"), data.get("info"), request=request
+    )
+    return _json(response, {"handle": session.get_handle(), "user_id": session.get_user_id()})
+
+
+def counter(request):
+    """A protected POST that changes the session info (a counter)."""
+    response = HttpResponse()
+    session = supertokens.get_session(request, response, True)
+    count = (session.get_session_info() or {}).get("counter", 0) + 1
+    session.update_session_info({"counter": count})
+    return _json(response, {"user_id": session.get_user_id(), "counter": count})

@@ -1,0 +1,38 @@
+"""URL patterns of the current SDK's API (``CURRENT_SDK``)::
+
+    from tessera_django.urls import current_sdk_urlpatterns
+
+    urlpatterns = [
+        ...,
+        *current_sdk_urlpatterns(),
+    ]
+
+gives ``<API_BASE_PATH>/session/refresh`` (:func:`tessera_django.views.refresh`)
+and ``<API_BASE_PATH>/signout`` (:func:`tessera_django.views.signout`) at the
+paths the SDK calls (``API_BASE_PATH`` defaults to ``/auth``, the SDK's own
+default), or nothing when ``CURRENT_SDK`` is off. The paths are read from
+``settings.SUPER_TOKENS`` when the URLconf is imported. ``manage.py check``
+warns (``tessera_django.W005``) when nothing answers at the refresh path.
+"""
+
+import re
+from typing import Any, List
+
+from django.urls import re_path
+
+from . import conf, views
+
+__all__ = ["current_sdk_urlpatterns"]
+
+
+def current_sdk_urlpatterns() -> List[Any]:
+    """The current SDK's refresh and sign-out routes, or ``[]``."""
+    paths = conf.current_sdk_paths(conf.load().core)
+    if paths is None:
+        return []
+    refresh, signout = paths
+    # Literal paths (no converters), relative to the URLconf's root.
+    return [
+        re_path(r"^" + re.escape(refresh.lstrip("/")) + r"$", views.refresh, name="tessera-refresh"),
+        re_path(r"^" + re.escape(signout.lstrip("/")) + r"$", views.signout, name="tessera-signout"),
+    ]
