@@ -111,6 +111,8 @@ if want django; then
     fi
   fi
   "$VENV/bin/python" benches/django/bench_django.py "${QFLAG[@]}" >"$OUT/django.md"
+  step "django: what get_session adds to a request, beside Django's session engines and the reference"
+  "$VENV/bin/python" benches/django/bench_overhead.py "${QFLAG[@]}" >>"$OUT/django.md"
 
   step "django: get_session on Django 6.x/Python 3.13 and 4.2/3.11, sync and async (one abi3 wheel)"
   # The same wheel in both environments, measured one after the other in
