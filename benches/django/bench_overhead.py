@@ -34,6 +34,9 @@ sys.path.insert(0, HERE)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
 
 import bench_settings  # noqa: E402
+from bench_db import ensure_postgres_database  # noqa: E402
+
+ensure_postgres_database()
 
 bench_settings.INSTALLED_APPS = [*bench_settings.INSTALLED_APPS, "django.contrib.sessions"]
 bench_settings.ROOT_URLCONF = __name__
@@ -147,7 +150,7 @@ def run(handler, environ, n):
 
 
 def main():
-    call_command("migrate", verbosity=0)
+    call_command("migrate", run_syncdb=True, verbosity=0)
     handler = WSGIHandler()
     jar = session_cookies()
     routes = ["plain", "tessera", "reference", *[f"django-{n}" for n in ENGINES]]
