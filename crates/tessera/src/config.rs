@@ -716,6 +716,24 @@ fn finish(mut c: Config) -> Result<Config, ConfigError> {
                 ),
             ));
         }
+        // The store keeps two signing keys; the JWKS can list every key
+        // whose tokens are unexpired only if a key signs at least as long
+        // as a token lives.
+        if let SigningKeySource::Dynamic { update_interval } = c.signing_key {
+            if update_interval < c.access_token_validity {
+                return Err(ConfigError::new(
+                    ConfigSetting::AccessTokenAlgorithm,
+                    format!(
+                        "with {} access tokens the signing-key update interval ({} s) must be \
+                         at least the access-token validity ({} s), so that the published \
+                         keys cover every unexpired token",
+                        c.access_token_algorithm.jws_name(),
+                        update_interval.as_secs_f64(),
+                        c.access_token_validity.as_secs_f64()
+                    ),
+                ));
+            }
+        }
         if c.access_token_issuer.is_empty() || c.access_token_audience.as_deref() == Some("") {
             return Err(ConfigError::new(
                 ConfigSetting::AccessTokenAlgorithm,
