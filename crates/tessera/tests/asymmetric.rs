@@ -235,8 +235,17 @@ async fn alg_none_and_the_hs256_public_key_confusion_are_refused_by_both() {
         // publishes as the public key (the JWK as published, the whole
         // document, and the raw key bytes of the JWK's members).
         let jwk: Value = serde_json::to_value(&set.keys[0]).unwrap();
-        let mut secrets: Vec<Vec<u8>> =
-            vec![serde_json::to_vec(&jwk).unwrap(), doc.clone().into_bytes()];
+        #[derive(serde::Deserialize)]
+        struct RawSet<'a> {
+            #[serde(borrow)]
+            keys: Vec<&'a serde_json::value::RawValue>,
+        }
+        let published: RawSet<'_> = serde_json::from_str(&doc).unwrap();
+        let mut secrets: Vec<Vec<u8>> = vec![
+            published.keys[0].get().as_bytes().to_vec(),
+            serde_json::to_vec(&jwk).unwrap(),
+            doc.clone().into_bytes(),
+        ];
         for member in ["x", "y", "n"] {
             if let Some(v) = jwk[member].as_str() {
                 secrets.push(unb64(v));
