@@ -99,6 +99,7 @@ pub(crate) struct KeyPair {
     /// `use`.
     jwk: String,
     /// The stored form (`tessera:v1:…`), to recognise the key again.
+    #[cfg(test)]
     stored: Vec<u8>,
 }
 
@@ -206,6 +207,7 @@ impl KeyPair {
             public,
             kid,
             jwk,
+            #[cfg(test)]
             stored: stored.to_vec(),
         })
     }
@@ -224,7 +226,7 @@ impl KeyPair {
     }
 
     /// Whether `stored` is this key's stored form.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub(crate) fn is_stored(&self, stored: &[u8]) -> bool {
         self.stored == stored
     }
@@ -283,4 +285,79 @@ pub(crate) fn stored_algorithm(value: &[u8]) -> Option<AccessTokenAlgorithm> {
         rest.strip_prefix(a.stored_name().as_bytes())
             .is_some_and(|r| r.starts_with(b":"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::SigningKey;
+
+    const ASYMMETRIC: [AccessTokenAlgorithm; 3] = [
+        AccessTokenAlgorithm::EdDsa,
+        AccessTokenAlgorithm::Es256,
+        AccessTokenAlgorithm::Rs256,
+    ];
+
+    #[test]
+    fn stored_keys_round_trip_and_debug_shows_no_private_key() {
+        for alg in ASYMMETRIC {
+            let stored = KeyPair::generate_stored(alg).unwrap();
+            assert_eq!(stored_algorithm(&stored), Some(alg));
+            let key = SigningKey::from_stored(&stored, 5).unwrap();
+            assert_eq!(key.algorithm(), alg);
+            let pair = key.key_pair().unwrap();
+            assert!(pair.is_stored(&stored));
+            // The kid is the public key's, as the header and the JWK say.
+            let jwk: serde_json::Value = serde_json::from_str(pair.jwk()).unwrap();
+            assert_eq!(jwk["kid"], pair.kid());
+            assert_eq!(jwk["alg"], alg.jws_name());
+            assert!(jwk.get("d").is_none(), "no private member: {jwk}");
+            // No 16-character run of the stored private key (base64url
+            // PKCS#8) in what Debug shows.
+            let shown = format!("{key:?}");
+            let text = std::str::from_utf8(&stored).unwrap();
+            let pkcs8 = text.rsplit(':').next().unwrap();
+            for i in 0..pkcs8.len().saturating_sub(16) {
+                assert!(!shown.contains(&pkcs8[i..i + 16]), "{alg:?}: {shown}");
+            }
+            // Signatures verify under the key and nowhere else.
+            let sig = pair.sign(b"input").unwrap();
+            assert!(pair.verify(b"input", &sig));
+            assert!(!pair.verify(b"inpuT", &sig));
+            let other =
+                SigningKey::from_stored(&KeyPair::generate_stored(alg).unwrap(), 0).unwrap();
+            assert!(!other.key_pair().unwrap().verify(b"input", &sig));
+            assert_ne!(other.header_b64, key.header_b64);
+        }
+        // Two generated keys differ (fresh randomness each time).
+        let a = KeyPair::generate_stored(AccessTokenAlgorithm::EdDsa).unwrap();
+        let b = KeyPair::generate_stored(AccessTokenAlgorithm::EdDsa).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn bad_stored_values_are_refused_not_panics() {
+        for v in [
+            &b"tessera:v1:"[..],
+            b"tessera:v1:eddsa:",
+            b"tessera:v1:eddsa:!!!",
+            b"tessera:v1:eddsa:AAAA",
+            b"tessera:v1:hs256:AAAA",
+            b"tessera:v1:ps256:AAAA",
+            b"tessera:v2:eddsa:AAAA",
+        ] {
+            assert!(KeyPair::decode(v).is_none(), "{v:?}");
+        }
+        // A key pair of one algorithm stored under another name.
+        let ed = KeyPair::generate_stored(AccessTokenAlgorithm::EdDsa).unwrap();
+        let relabelled = String::from_utf8(ed)
+            .unwrap()
+            .replacen(":eddsa:", ":es256:", 1);
+        assert!(KeyPair::decode(relabelled.as_bytes()).is_none());
+        assert_eq!(stored_algorithm(b"tessera:v1:ps256:x"), None);
+        assert_eq!(
+            stored_algorithm(&[7u8; 32]),
+            Some(AccessTokenAlgorithm::Hs256)
+        );
+    }
 }
