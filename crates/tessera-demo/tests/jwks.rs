@@ -60,5 +60,9 @@ async fn hs256_is_the_default_and_publishes_nothing() {
     assert_eq!(status, 404);
     let out = common::admin(&db, &["--access-token-algorithm", "ps256", "rotate-key"]);
     assert!(!out.status.success());
-    assert!(common::stderr(&out).contains("ps256"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("ps256"),
+        "{}",
+        common::stderr(&out)
+    );
 }
