@@ -9,8 +9,6 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::StatusCode;
 use tessera::SessionManager;
 
-use crate::error::Error;
-
 /// Where [`jwks_router`] serves the key set (RFC 8615's well-known prefix,
 /// the path OpenID Connect providers commonly use).
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -22,11 +20,11 @@ pub const JWKS_CONTENT_TYPE: &str = "application/jwk-set+json";
 /// and `Cache-Control: public, max-age=<s>`, where the lifetime ends no
 /// later than the current key's scheduled rotation (see
 /// `SessionManager::jwks`). In HS256 mode, whose key is a secret, `404`
-/// with an empty body: there is nothing to publish. A failure to read the
-/// keys is a `500` that reveals nothing ([`Error`]).
+/// with an empty body: there is nothing to publish. When the database cannot
+/// be reached, the keys the instance holds are served.
 pub async fn jwks_response(manager: &SessionManager) -> Response {
     match manager.jwks().await {
-        Ok(Some(doc)) => {
+        Some(doc) => {
             let mut res = doc.json.clone().into_response();
             let h = res.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static(JWKS_CONTENT_TYPE));
@@ -35,13 +33,12 @@ pub async fn jwks_response(manager: &SessionManager) -> Response {
             }
             res
         }
-        Ok(None) => {
+        None => {
             let mut res = StatusCode::NOT_FOUND.into_response();
             res.headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             res
         }
-        Err(e) => Error::from(e).into_response(),
     }
 }
 

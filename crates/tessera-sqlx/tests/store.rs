@@ -395,15 +395,17 @@ async fn current_key_text(store: &SqlStore) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_pairs_are_stored_as_text_and_shared_by_every_instance() {
     use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
-    use tessera::{AccessTokenAlgorithm, Config, CurrentSdk, SessionManager};
+    use tessera::{AccessTokenAlgorithm, Config, CurrentSdk, ManualClock, SessionManager};
     on_every_backend("key_pairs_shared", |backend, url| async move {
         for (alg, name) in [
             (AccessTokenAlgorithm::EdDsa, "eddsa"),
             (AccessTokenAlgorithm::Es256, "es256"),
             (AccessTokenAlgorithm::Rs256, "rs256"),
         ] {
+            let clock = Arc::new(ManualClock::starting_now());
             let config = || {
                 Config::builder()
+                    .with_clock(clock.clone())
                     .with_current_sdk(Some(CurrentSdk::new("/auth")))
                     .with_access_token_algorithm(alg)
                     .build()
@@ -449,14 +451,14 @@ async fn key_pairs_are_stored_as_text_and_shared_by_every_instance() {
             // same key.
             let t = login(a.clone()).await;
             verify(b.clone(), t.clone()).await.unwrap();
-            let (ja, jb) = (a.jwks().await.unwrap(), b.jwks().await.unwrap());
+            let (ja, jb) = (a.jwks().await, b.jwks().await);
             assert_eq!(ja.as_ref().map(|j| &j.json), jb.as_ref().map(|j| &j.json));
             // A rotates; B learns the new key from the first token naming it.
             a.rotate_signing_key().await.unwrap();
             assert_ne!(current_key_text(&a_store).await, text, "{backend} {name}");
             let t2 = login(a.clone()).await;
             verify(b.clone(), t2).await.unwrap();
-            let jb = b.jwks().await.unwrap().unwrap();
+            let jb = b.jwks().await.unwrap();
             assert!(
                 jb.json.matches("\"kid\"").count() == 2,
                 "{backend} {name}: {}",
@@ -465,6 +467,13 @@ async fn key_pairs_are_stored_as_text_and_shared_by_every_instance() {
             // The private key is not in what a manager shows.
             let pkcs8 = text.rsplit(':').next().unwrap();
             assert!(!format!("{a:?}").contains(&pkcs8[..24]));
+            // The database gone while the keys are due for a check: the
+            // instance still publishes the keys it holds.
+            let before = a.jwks().await.unwrap().json;
+            clock.advance(Duration::from_secs(61));
+            a_store.close().await;
+            let during = a.jwks().await.expect("the cached keys");
+            assert_eq!(during.json, before, "{backend} {name}");
         }
     })
     .await;

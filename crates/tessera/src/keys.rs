@@ -339,7 +339,8 @@ impl KeyManager {
     /// The public keys as a JWKS document (RFC 7517 §5), and how many
     /// seconds a verifier may cache it; `None` in HS256 mode (a secret key
     /// is never published). Reloads the keys first if they are due, so a
-    /// scheduled rotation is in the document from its first moment.
+    /// scheduled rotation is in the document from its first moment; if that
+    /// reload fails, the cached keys are published.
     ///
     /// The document lists the current key and, until every token it signed
     /// has expired (one access-token validity after the current key took
@@ -348,11 +349,20 @@ impl KeyManager {
     /// now: a cached document then always holds every key whose tokens are
     /// still valid, except a key newer than the document, which a verifier
     /// learns about from a token naming a `kid` it does not know.
-    pub(crate) async fn jwks(&self, now: i64) -> Result<Option<Jwks>> {
+    pub(crate) async fn jwks(&self, now: i64) -> Option<Jwks> {
         if !self.algorithm.is_asymmetric() {
-            return Ok(None);
+            return None;
         }
-        let ring = self.ring(now).await?;
+        // The database unreachable: the keys this instance signs and
+        // verifies with are still the right ones to publish (a due rotation
+        // then shows as `max-age=0`, so verifiers come back soon).
+        let ring = match self.ring(now).await {
+            Ok(ring) => ring,
+            Err(e) => {
+                tracing::warn!(error = %e, "reloading the signing keys for the JWKS failed; serving the cached keys");
+                self.ring.load_full()
+            }
+        };
         let mut keys = Vec::with_capacity(2);
         keys.extend(ring.current.key_pair().map(KeyPair::jwk));
         if let Some((prev, until)) = &ring.published_previous {
@@ -368,10 +378,10 @@ impl KeyManager {
                 .saturating_add(update_interval.as_millis() as i64);
             expires_ms = expires_ms.min(rotation);
         }
-        Ok(Some(Jwks {
+        Some(Jwks {
             json: format!(r#"{{"keys":[{}]}}"#, keys.join(",")),
             max_age_secs: (expires_ms.saturating_sub(now).max(0) / 1000) as u64,
-        }))
+        })
     }
 
     /// Reloads after a token named a key id we do not hold. Returns the new

@@ -1131,9 +1131,11 @@ impl SessionManager {
     }
 
     /// The access-token public keys as a JWKS document with its cache
-    /// lifetime (docs/PROTOCOL.md §5.3), for serving at e.g.
+    /// lifetime (docs/PROTOCOL.md §5.6), for serving at e.g.
     /// `/.well-known/jwks.json`; `None` in HS256 mode, whose key is a secret.
-    pub async fn jwks(&self) -> Result<Option<crate::keys::Jwks>> {
+    /// Reloads the keys first when they are due; when the database cannot be
+    /// reached, the keys this instance holds are published.
+    pub async fn jwks(&self) -> Option<crate::keys::Jwks> {
         self.inner.keys.jwks(self.now()).await
     }
 
