@@ -404,8 +404,11 @@ async fn key_pairs_are_stored_as_text_and_shared_by_every_instance() {
         ] {
             let clock = Arc::new(ManualClock::starting_now());
             let config = || {
+                // No change feed: B learns of A's rotation only from a
+                // token naming the new key (the unknown-kid reload).
                 Config::builder()
                     .with_clock(clock.clone())
+                    .with_change_feed(None)
                     .with_current_sdk(Some(CurrentSdk::new("/auth")))
                     .with_access_token_algorithm(alg)
                     .build()
