@@ -476,3 +476,62 @@ fn config_refuses_what_cannot_work() {
         .build()
         .is_ok());
 }
+
+/// Every one-byte change to an asymmetric token, anywhere in it, is a
+/// TryRefreshToken (or Unauthorized), never a panic and never accepted;
+/// the same for truncations.
+#[tokio::test]
+async fn mangled_asymmetric_tokens_are_refused_without_panic() {
+    for (alg, _) in ALGORITHMS {
+        let e = env_at(alg, real_now_ms(), MemoryStore::new()).await;
+        let (token, _) = login(&e, "alice").await;
+        tessera_accepts(&e.m, &token).await.unwrap();
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let replacements = b"AaZz09-_.=+/ \"{}";
+        let bytes = token.as_bytes();
+        let mut tried = 0;
+        while tried < 400 {
+            let i = (next() % bytes.len() as u64) as usize;
+            let c = replacements[(next() % replacements.len() as u64) as usize];
+            if bytes[i] == c {
+                continue;
+            }
+            let mut bad = bytes.to_vec();
+            bad[i] = c;
+            let bad = String::from_utf8(bad).unwrap();
+            // The header value must stay a valid HTTP header value.
+            let Ok(hv) = HeaderValue::from_str(&format!("Bearer {bad}")) else {
+                continue;
+            };
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, hv);
+            let err =
+                e.m.get_session(&h, &mut HeaderMap::new(), false)
+                    .await
+                    .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::TryRefreshToken { .. } | Error::Unauthorized { .. }
+                ),
+                "{alg:?} byte {i} → {}: {err:?}",
+                c as char
+            );
+            tried += 1;
+        }
+        for cut in [1, 2, 10, 43, 86] {
+            let short = &token[..token.len() - cut];
+            let err = tessera_accepts(&e.m, short).await.unwrap_err();
+            assert!(
+                matches!(err, Error::TryRefreshToken { .. }),
+                "{alg:?} -{cut}: {err:?}"
+            );
+        }
+    }
+}
