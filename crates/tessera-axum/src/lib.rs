@@ -25,6 +25,10 @@
 //!   whatever client profiles the manager's configuration allows: the 4.2.0
 //!   profile, the current SDK in cookie or header mode, and
 //!   `Authorization: Bearer` API clients (docs/PROTOCOL.md §9).
+//! * [`jwks_router`]: with an asymmetric access-token algorithm
+//!   (`ConfigBuilder::with_access_token_algorithm`), the public keys as a
+//!   JWKS document at [`JWKS_PATH`] (`/.well-known/jwks.json`), cached by
+//!   verifiers until the next key rotation at most; `404` in HS256 mode.
 //! * [`Error`]: errors as responses (docs/PROTOCOL.md §4.3). `Unauthorized`,
 //!   `TryRefreshToken` and `TokenTheftDetected` get the configured
 //!   session-expired status (default 401) and a small JSON body naming the
@@ -95,11 +99,13 @@
 
 mod error;
 mod extract;
+mod jwks;
 mod layer;
 mod refresh;
 
 pub use error::Error;
 pub use extract::{AntiCsrf, Session, Tessera};
+pub use jwks::{jwks_response, jwks_router, JWKS_CONTENT_TYPE, JWKS_PATH};
 pub use layer::{ResponseFuture, TesseraLayer, TesseraService};
 pub use refresh::{
     current_sdk_router, preflight, refresh_handler, refresh_method_router, refresh_router,

@@ -22,6 +22,9 @@
 //! `postgres://…`, `mysql://…`), `--listen` / `TESSERA_LISTEN`,
 //! `--access-token-secs` / `TESSERA_DEMO_ACCESS_TOKEN_SECS` (default 60, so
 //! that refreshes happen while you watch; below 10 s only for tests),
+//! `--access-token-algorithm` / `TESSERA_DEMO_ACCESS_TOKEN_ALGORITHM`
+//! (`hs256`, the default, or `eddsa`, `es256`, `rs256`: signed with a key
+//! pair whose public keys are served at `/.well-known/jwks.json`),
 //! `--header-read-timeout-secs` / `TESSERA_DEMO_HEADER_READ_TIMEOUT_SECS`
 //! (default 10: a client that has not sent a request's headers by then, or
 //! an idle keep-alive connection, is disconnected), `--max-connections` /
@@ -49,7 +52,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tessera::{Config, SessionManager};
+use tessera::{AccessTokenAlgorithm, Config, SessionManager};
+
+fn parse_algorithm(s: &str) -> Result<AccessTokenAlgorithm, String> {
+    AccessTokenAlgorithm::parse(s)
+        .ok_or_else(|| format!("{s:?} is not one of hs256, eddsa, es256, rs256"))
+}
 
 #[derive(Parser)]
 #[command(
@@ -84,6 +92,18 @@ struct Cli {
         default_value_t = 60.0
     )]
     access_token_secs: f64,
+
+    /// Access-token signature: hs256 (the reference format, the default),
+    /// eddsa, es256 or rs256. With a key pair the public keys are served at
+    /// /.well-known/jwks.json.
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_DEMO_ACCESS_TOKEN_ALGORITHM",
+        default_value = "hs256",
+        value_parser = parse_algorithm
+    )]
+    access_token_algorithm: AccessTokenAlgorithm,
 
     /// Seconds a client may take to send a request's headers (and how long
     /// an idle keep-alive connection stays open); then it is disconnected.
@@ -157,7 +177,10 @@ fn database_kind(url: &str) -> &'static str {
 /// `rotate-key` message depends on it.
 pub(crate) const ACCEPT_PREVIOUS_SIGNING_KEY: bool = false;
 
-fn config(access_token_secs: f64) -> Result<Config, Box<dyn std::error::Error>> {
+fn config(
+    access_token_secs: f64,
+    algorithm: AccessTokenAlgorithm,
+) -> Result<Config, Box<dyn std::error::Error>> {
     if !(access_token_secs.is_finite() && access_token_secs > 0.0) {
         return Err("--access-token-secs must be a positive number".into());
     }
@@ -170,7 +193,8 @@ fn config(access_token_secs: f64) -> Result<Config, Box<dyn std::error::Error>> 
         // clients (docs/PROTOCOL.md §9). Requests without `st-auth-mode`
         // keep the 4.2.0 profile.
         .with_current_sdk(Some(tessera::CurrentSdk::new("/auth")))
-        .with_access_token_validity(Duration::from_secs_f64(access_token_secs));
+        .with_access_token_validity(Duration::from_secs_f64(access_token_secs))
+        .with_access_token_algorithm(algorithm);
     if access_token_secs < 10.0 {
         eprintln!(
             "warning: access-token validity {access_token_secs} s is below the 10 s minimum; \
@@ -224,7 +248,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let users = users::Users::open(&store)
         .await
         .map_err(|e| format!("cannot create the users table: {e}"))?;
-    let manager = SessionManager::new(config(cli.access_token_secs)?, store).await?;
+    let manager = SessionManager::new(
+        config(cli.access_token_secs, cli.access_token_algorithm)?,
+        store,
+    )
+    .await?;
     match command {
         Command::Serve => {
             println!(
@@ -235,6 +263,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 "  access tokens live: {} s (then the page refreshes them)",
                 cli.access_token_secs
             );
+            let alg = cli.access_token_algorithm;
+            if alg.is_asymmetric() {
+                println!(
+                    "  access tokens:      {} signatures; public keys at {}",
+                    alg.jws_name(),
+                    tessera_axum::JWKS_PATH
+                );
+            } else {
+                println!("  access tokens:      HS256 (the reference format; no JWKS)");
+            }
             let limits = connection_limits(cli.header_read_timeout_secs, cli.max_connections)?;
             server::serve(manager, users, database_kind(&url), cli.listen, limits).await
         }

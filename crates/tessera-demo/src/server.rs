@@ -18,6 +18,7 @@
 //! | `DELETE /api/sessions/{handle}` | revoke one of the user's sessions |
 //! | `POST /api/logout` `POST /api/logout-all` | revoke this / every session of the user |
 //! | `POST <refresh path>` | the refresh API (`tessera_axum::refresh_router`) |
+//! | `GET /.well-known/jwks.json` | the access-token public keys with `--access-token-algorithm eddsa\|es256\|rs256`, 404 with HS256 (`tessera_axum::jwks_router`) |
 //! | `POST /auth/session/refresh`, `POST /auth/signout` | the current supertokens-website SDK's refresh and sign-out APIs (`tessera_axum::current_sdk_router`) |
 //!
 //! Without blacklisting, the `Session` extractor only proves that the access
@@ -152,6 +153,7 @@ pub(crate) fn app(manager: SessionManager, users: Users, database_kind: &'static
         .route("/api/logout-all", post(logout_all))
         .merge(tessera_axum::refresh_router(&manager))
         .merge(tessera_axum::current_sdk_router(&manager))
+        .merge(tessera_axum::jwks_router(&manager))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(TesseraLayer::new(manager))
         .with_state(state)

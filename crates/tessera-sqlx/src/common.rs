@@ -82,15 +82,32 @@ pub(crate) fn corrupt(message: &'static str) -> StoreError {
     StoreError::with_kind(GeneralKind::Internal, message)
 }
 
+/// How an asymmetric signing key's value begins (`tessera:v1:<alg>:<base64url
+/// PKCS#8>`, docs/PROTOCOL.md §5.3). Such a value is text already and is
+/// stored as it is; `:` is not in the base64 alphabet, so it never reads as
+/// the base64 of a secret.
+const TEXT_KEY_PREFIX: &str = "tessera:v1:";
+
 /// Key bytes as stored in `tessera_keys.key_value`: standard base64 with
-/// padding (the Django package reads and writes the same form).
+/// padding (the Django package reads and writes the same form), except an
+/// asymmetric key's `tessera:v1:…` text, which is stored unchanged.
 pub(crate) fn encode_key(value: &[u8]) -> String {
-    STANDARD.encode(value)
+    match std::str::from_utf8(value) {
+        Ok(text) if text.starts_with(TEXT_KEY_PREFIX) => text.to_owned(),
+        _ => STANDARD.encode(value),
+    }
 }
 
 /// Builds a [`StoredKey`] from its columns; undecodable text is an error,
 /// never a panic.
 pub(crate) fn decode_key(key_value: &str, created_at_ms: i64) -> StoreResult<StoredKey> {
+    let key_value = key_value.trim();
+    if key_value.starts_with(TEXT_KEY_PREFIX) {
+        return Ok(StoredKey {
+            value: key_value.as_bytes().to_vec(),
+            created_at_ms,
+        });
+    }
     let value = STANDARD
         .decode(key_value.trim())
         .map_err(|_| corrupt("tessera_keys.key_value is not valid base64"))?;
@@ -232,6 +249,17 @@ mod tests {
         assert_eq!(k.value, bytes);
         assert_eq!(k.created_at_ms, 7);
         assert!(decode_key("not base64!", 7).is_err());
+        // An asymmetric key's text is stored as it is and read back as it
+        // was; its bytes are not base64-encoded.
+        let text = "tessera:v1:eddsa:MC4CAQAwBQYDK2VwBCIEIA";
+        assert_eq!(encode_key(text.as_bytes()), text);
+        let k = decode_key(text, 9).unwrap();
+        assert_eq!(k.value, text.as_bytes());
+        // Raw bytes that happen to be other text are still base64.
+        assert_eq!(
+            encode_key(b"tessera:v2:x"),
+            STANDARD.encode(b"tessera:v2:x")
+        );
     }
 
     #[test]

@@ -372,3 +372,112 @@ async fn urls_are_parsed_and_unknown_schemes_refused() {
     }
     eprintln!("[tessera-sqlx] urls: checked {}", ran.join(", "));
 }
+
+/// The stored `key_value` text of the current signing key.
+async fn current_key_text(store: &SqlStore) -> String {
+    let sql = "SELECT key_value FROM tessera_keys WHERE key_name = 'access_token_signing_key'";
+    match store {
+        SqlStore::Sqlite(s) => sqlx::query_scalar(sql).fetch_one(s.pool()).await.unwrap(),
+        SqlStore::Postgres(s) => sqlx::query_scalar(sql).fetch_one(s.pool()).await.unwrap(),
+        // A `utf8mb4_bin` column reads as bytes.
+        SqlStore::MySql(s) => {
+            let b: Vec<u8> = sqlx::query_scalar(sql).fetch_one(s.pool()).await.unwrap();
+            String::from_utf8(b).unwrap()
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// Asymmetric signing keys (docs/PROTOCOL.md §5.3) in the real stores: the
+/// key pair is written once as `tessera:v1:<alg>:<PKCS#8>` text and every
+/// instance on the database signs and verifies with it; a rotation by one
+/// instance reaches the other through the stored rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_pairs_are_stored_as_text_and_shared_by_every_instance() {
+    use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+    use tessera::{AccessTokenAlgorithm, Config, CurrentSdk, ManualClock, SessionManager};
+    on_every_backend("key_pairs_shared", |backend, url| async move {
+        for (alg, name) in [
+            (AccessTokenAlgorithm::EdDsa, "eddsa"),
+            (AccessTokenAlgorithm::Es256, "es256"),
+            (AccessTokenAlgorithm::Rs256, "rs256"),
+        ] {
+            let clock = Arc::new(ManualClock::starting_now());
+            let config = || {
+                // No change feed: B learns of A's rotation only from a
+                // token naming the new key (the unknown-kid reload).
+                Config::builder()
+                    .with_clock(clock.clone())
+                    .with_change_feed(None)
+                    .with_current_sdk(Some(CurrentSdk::new("/auth")))
+                    .with_access_token_algorithm(alg)
+                    .build()
+                    .unwrap()
+            };
+            let a_store = connect(&url).await.unwrap();
+            let a = SessionManager::new(config(), a_store.clone())
+                .await
+                .unwrap();
+            let b = SessionManager::new(config(), connect(&url).await.unwrap())
+                .await
+                .unwrap();
+            let text = current_key_text(&a_store).await;
+            assert!(
+                text.starts_with(&format!("tessera:v1:{name}:")),
+                "{backend} {name}: {}",
+                &text[..text.len().min(20)]
+            );
+            let login = |m: SessionManager| async move {
+                let mut req = HeaderMap::new();
+                req.insert("st-auth-mode", HeaderValue::from_static("header"));
+                let mut resp = HeaderMap::new();
+                m.create_new_session_for_request(
+                    &req,
+                    &mut resp,
+                    "alice",
+                    serde_json::json!({}),
+                    serde_json::json!({}),
+                )
+                .await
+                .unwrap();
+                resp["st-access-token"].to_str().unwrap().to_owned()
+            };
+            let verify = |m: SessionManager, t: String| async move {
+                let mut h = HeaderMap::new();
+                h.insert(
+                    AUTHORIZATION,
+                    HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+                );
+                m.get_session(&h, &mut HeaderMap::new(), false).await
+            };
+            // One instance signs, the other verifies, and both publish the
+            // same key.
+            let t = login(a.clone()).await;
+            verify(b.clone(), t.clone()).await.unwrap();
+            let (ja, jb) = (a.jwks().await, b.jwks().await);
+            assert_eq!(ja.as_ref().map(|j| &j.json), jb.as_ref().map(|j| &j.json));
+            // A rotates; B learns the new key from the first token naming it.
+            a.rotate_signing_key().await.unwrap();
+            assert_ne!(current_key_text(&a_store).await, text, "{backend} {name}");
+            let t2 = login(a.clone()).await;
+            verify(b.clone(), t2).await.unwrap();
+            let jb = b.jwks().await.unwrap();
+            assert!(
+                jb.json.matches("\"kid\"").count() == 2,
+                "{backend} {name}: {}",
+                jb.json
+            );
+            // The private key is not in what a manager shows.
+            let pkcs8 = text.rsplit(':').next().unwrap();
+            assert!(!format!("{a:?}").contains(&pkcs8[..24]));
+            // The database gone while the keys are due for a check: the
+            // instance still publishes the keys it holds.
+            let before = a.jwks().await.unwrap().json;
+            clock.advance(Duration::from_secs(61));
+            a_store.close().await;
+            let during = a.jwks().await.expect("the cached keys");
+            assert_eq!(during.json, before, "{backend} {name}");
+        }
+    })
+    .await;
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::BoxError;
+use crate::jwk::AccessTokenAlgorithm;
 use crate::profile::{CurrentSdk, Profiles, Transport};
 
 /// The cookie `SameSite` attribute.
@@ -131,6 +132,9 @@ pub struct Config {
     pub(crate) access_token_path: String,
     pub(crate) signing_key: SigningKeySource,
     pub(crate) accept_previous_signing_key: bool,
+    pub(crate) access_token_algorithm: AccessTokenAlgorithm,
+    pub(crate) access_token_issuer: String,
+    pub(crate) access_token_audience: Option<String>,
     pub(crate) blacklisting: bool,
     pub(crate) anti_csrf: bool,
     pub(crate) refresh_token_validity: Duration,
@@ -199,6 +203,9 @@ impl fmt::Debug for Config {
                 "accept_previous_signing_key",
                 &self.accept_previous_signing_key,
             )
+            .field("access_token_algorithm", &self.access_token_algorithm)
+            .field("access_token_issuer", &self.access_token_issuer)
+            .field("access_token_audience", &self.access_token_audience)
             .field("blacklisting", &self.blacklisting)
             .field("anti_csrf", &self.anti_csrf)
             .field("refresh_token_validity", &self.refresh_token_validity)
@@ -221,6 +228,10 @@ impl Default for Config {
         Config::builder().build().expect("the defaults are valid")
     }
 }
+
+/// The `iss` claim of asymmetrically signed access tokens unless
+/// `with_access_token_issuer` says otherwise.
+pub const DEFAULT_ACCESS_TOKEN_ISSUER: &str = "tessera";
 
 /// Bounds from the reference library's configuration documentation.
 pub const ACCESS_TOKEN_VALIDITY_MIN: Duration = Duration::from_secs(10);
@@ -246,6 +257,9 @@ impl Config {
                     update_interval: Duration::from_secs(24 * 3600),
                 },
                 accept_previous_signing_key: false,
+                access_token_algorithm: AccessTokenAlgorithm::Hs256,
+                access_token_issuer: DEFAULT_ACCESS_TOKEN_ISSUER.into(),
+                access_token_audience: None,
                 blacklisting: false,
                 anti_csrf: true,
                 refresh_token_validity: Duration::from_secs(2400 * 3600),
@@ -272,6 +286,21 @@ impl Config {
     pub fn access_token_validity(&self) -> Duration {
         self.access_token_validity
     }
+    /// The algorithm that signs access tokens.
+    pub fn access_token_algorithm(&self) -> AccessTokenAlgorithm {
+        self.access_token_algorithm
+    }
+
+    /// The `iss` claim of asymmetrically signed access tokens.
+    pub fn access_token_issuer(&self) -> &str {
+        &self.access_token_issuer
+    }
+
+    /// The `aud` claim of asymmetrically signed access tokens, if any.
+    pub fn access_token_audience(&self) -> Option<&str> {
+        self.access_token_audience.as_deref()
+    }
+
     /// Path attribute of the access-token and id-refresh-token cookies.
     pub fn access_token_path(&self) -> &str {
         &self.access_token_path
@@ -372,6 +401,9 @@ pub enum ConfigSetting {
     SigningKey,
     /// `with_same_site` together with `with_cookie_secure`.
     SameSite,
+    /// `with_access_token_algorithm` (with the key source and the issuer
+    /// and audience).
+    AccessTokenAlgorithm,
     /// `with_session_expired_status`.
     SessionExpiredStatus,
     /// `with_access_token_path`.
@@ -447,6 +479,33 @@ impl ConfigBuilder {
         self.inner.accept_previous_signing_key = on;
         self
     }
+    /// The algorithm that signs access tokens (default HS256, the
+    /// reference library's format). EdDSA, ES256 and RS256 sign with a key
+    /// pair kept in the database like the HS256 key (generated, shared and
+    /// rotated the same way); their public keys are published as a JWKS
+    /// (`SessionManager::jwks`) so that other services can verify tokens.
+    /// A stored key of another algorithm is replaced at once, so every
+    /// instance sharing a database must be configured with the same one.
+    pub fn with_access_token_algorithm(mut self, alg: AccessTokenAlgorithm) -> Self {
+        self.inner.access_token_algorithm = alg;
+        self
+    }
+
+    /// The `iss` claim of asymmetrically signed access tokens (default
+    /// [`DEFAULT_ACCESS_TOKEN_ISSUER`]); usually the application's URL.
+    /// Not written in HS256 mode.
+    pub fn with_access_token_issuer(mut self, iss: impl Into<String>) -> Self {
+        self.inner.access_token_issuer = iss.into();
+        self
+    }
+
+    /// The `aud` claim of asymmetrically signed access tokens (default
+    /// none). Not written in HS256 mode.
+    pub fn with_access_token_audience(mut self, aud: Option<String>) -> Self {
+        self.inner.access_token_audience = aud;
+        self
+    }
+
     /// Check every `get_session` against the database (default off).
     pub fn with_blacklisting(mut self, on: bool) -> Self {
         self.inner.blacklisting = on;
@@ -645,6 +704,44 @@ fn build_any_positive(mut c: Config) -> Result<Config, ConfigError> {
 
 /// The checks that do not concern durations, and the derived fields.
 fn finish(mut c: Config) -> Result<Config, ConfigError> {
+    if c.access_token_algorithm.is_asymmetric() {
+        if let SigningKeySource::Function(_) = c.signing_key {
+            return Err(ConfigError::new(
+                ConfigSetting::AccessTokenAlgorithm,
+                format!(
+                    "a user-supplied signing-key function gives an HS256 secret, but the \
+                     access-token algorithm is {}; use the stored keys (Dynamic or Static) \
+                     or HS256",
+                    c.access_token_algorithm.jws_name()
+                ),
+            ));
+        }
+        // The store keeps two signing keys; the JWKS can list every key
+        // whose tokens are unexpired only if a key signs at least as long
+        // as a token lives.
+        if let SigningKeySource::Dynamic { update_interval } = c.signing_key {
+            if update_interval < c.access_token_validity {
+                return Err(ConfigError::new(
+                    ConfigSetting::AccessTokenAlgorithm,
+                    format!(
+                        "with {} access tokens the signing-key update interval ({} s) must be \
+                         at least the access-token validity ({} s), so that the published \
+                         keys cover every unexpired token",
+                        c.access_token_algorithm.jws_name(),
+                        update_interval.as_secs_f64(),
+                        c.access_token_validity.as_secs_f64()
+                    ),
+                ));
+            }
+        }
+        if c.access_token_issuer.is_empty() || c.access_token_audience.as_deref() == Some("") {
+            return Err(ConfigError::new(
+                ConfigSetting::AccessTokenAlgorithm,
+                "the access-token issuer and audience must not be empty strings \
+                 (give no audience instead of an empty one)",
+            ));
+        }
+    }
     if let Some(f) = c.change_feed {
         if f.poll_interval.is_zero() || f.poll_interval >= f.bound {
             return Err(ConfigError::new(

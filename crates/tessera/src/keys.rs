@@ -26,6 +26,7 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, SigningKeyFn, SigningKeySource};
 use crate::crypto::random_array;
 use crate::error::{Error, Result};
+use crate::jwk::{stored_algorithm, AccessTokenAlgorithm, KeyPair};
 use crate::store::{SigningKeys, Store, StoredKey};
 use crate::tokens::{RefreshKey, SigningKey, MIN_SIGNING_KEY_LEN};
 
@@ -33,12 +34,37 @@ use crate::tokens::{RefreshKey, SigningKey, MIN_SIGNING_KEY_LEN};
 pub const KEY_RECHECK_INTERVAL: Duration = Duration::from_secs(60);
 const UNKNOWN_KID_RELOAD_GAP_MS: i64 = 1000;
 
+/// Longest `Cache-Control: max-age` of the JWKS document (see
+/// [`KeyManager::jwks`]).
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// The public keys of asymmetric mode as a JWKS document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jwks {
+    /// The document: `{"keys":[<JWK>, …]}`, the current key first.
+    pub json: String,
+    /// How long a verifier may cache it, in seconds (`Cache-Control: max-age`).
+    pub max_age_secs: u64,
+}
+
+impl Jwks {
+    /// The `Cache-Control` value for the document.
+    pub fn cache_control(&self) -> String {
+        format!("public, max-age={}", self.max_age_secs)
+    }
+}
+
 /// The keys an instance verifies with.
 #[derive(Debug)]
 pub(crate) struct KeyRing {
     pub(crate) current: Arc<SigningKey>,
     /// The previous key and until when tokens signed with it are accepted.
     pub(crate) previous: Option<(Arc<SigningKey>, i64)>,
+    /// The previous key while tokens it signed may still be unexpired, if
+    /// it is a key pair: published in the JWKS whether or not this instance
+    /// accepts it (`accept_previous_signing_key`), since a verifier elsewhere
+    /// may.
+    pub(crate) published_previous: Option<(Arc<SigningKey>, i64)>,
     /// When to ask the database again.
     pub(crate) next_check_ms: i64,
 }
@@ -58,6 +84,11 @@ pub(crate) struct KeyManager {
     source: SigningKeySource,
     accept_previous: bool,
     access_validity_ms: i64,
+    algorithm: AccessTokenAlgorithm,
+    /// A generated key pair not yet written (asymmetric mode): kept for the
+    /// next rotation instead of generating one per reload (an RSA key takes
+    /// a noticeable fraction of a second). Dropped once the database holds it.
+    candidate: std::sync::Mutex<Option<Vec<u8>>>,
     ring: ArcSwap<KeyRing>,
     reload: tokio::sync::Mutex<()>,
     /// Reloads attempted so far (successful or not), counted under `reload`.
@@ -78,6 +109,18 @@ impl std::fmt::Debug for KeyManager {
             .field("source", &self.source)
             .finish_non_exhaustive()
     }
+}
+
+/// A candidate signing key for `alg`: 32 random bytes for HS256, a new key
+/// pair in its stored form otherwise.
+fn new_signing_key(alg: AccessTokenAlgorithm, now_ms: i64) -> Result<StoredKey> {
+    if !alg.is_asymmetric() {
+        return new_key(now_ms);
+    }
+    Ok(StoredKey {
+        value: KeyPair::generate_stored(alg)?,
+        created_at_ms: now_ms,
+    })
 }
 
 fn new_key(now_ms: i64) -> Result<StoredKey> {
@@ -118,12 +161,15 @@ impl KeyManager {
         }
         let refresh = store.refresh_token_key(&new_key(now)?).await?;
         let refresh_key = RefreshKey::new(&refresh.value).ok_or_else(bad_key)?;
+        let algorithm = config.access_token_algorithm;
+        let candidate = new_signing_key(algorithm, now)?;
         let (ring, _) = Self::fetch(
             &*store,
             &config.signing_key,
             config.accept_previous_signing_key,
             config.access_token_validity.as_millis() as i64,
-            now,
+            algorithm,
+            candidate,
             false,
         )
         .await?;
@@ -132,6 +178,8 @@ impl KeyManager {
             source: config.signing_key.clone(),
             accept_previous: config.accept_previous_signing_key,
             access_validity_ms: config.access_token_validity.as_millis() as i64,
+            algorithm,
+            candidate: std::sync::Mutex::new(None),
             ring: ArcSwap::from_pointee(ring),
             reload: tokio::sync::Mutex::new(()),
             reload_attempts: AtomicU64::new(0),
@@ -148,57 +196,62 @@ impl KeyManager {
         source: &SigningKeySource,
         accept_previous: bool,
         access_validity_ms: i64,
-        now: i64,
+        algorithm: AccessTokenAlgorithm,
+        candidate: StoredKey,
         force_rotate: bool,
     ) -> Result<(KeyRing, SigningKeys)> {
+        let now = candidate.created_at_ms;
         let interval_ms = match source {
             SigningKeySource::Dynamic { update_interval } => {
                 Some(update_interval.as_millis() as i64)
             }
             _ => None,
         };
-        let candidate = new_key(now)?;
         let decide = |stored: &SigningKeys| {
             let due =
                 interval_ms.is_some_and(|i| now >= stored.current.created_at_ms.saturating_add(i));
-            (force_rotate || due).then(|| SigningKeys {
+            // A key of another algorithm (the configuration changed) is
+            // replaced at once, under the same lock as a due rotation.
+            let other_algorithm = stored_algorithm(&stored.current.value) != Some(algorithm);
+            (force_rotate || due || other_algorithm).then(|| SigningKeys {
                 current: candidate.clone(),
                 previous: Some(stored.current.clone()),
             })
         };
         let stored = store.signing_keys(&candidate, &decide).await?;
         let current = Arc::new(
-            SigningKey::new(&stored.current.value, stored.current.created_at_ms)
+            SigningKey::from_stored(&stored.current.value, stored.current.created_at_ms)
                 .ok_or_else(bad_key)?,
         );
         // Tokens signed with the previous key were all issued before the
         // current key took over, so they expire within one access-token
         // validity of that moment.
-        let previous = match (&stored.previous, accept_previous) {
-            (Some(p), true) => {
-                let until = stored
-                    .current
-                    .created_at_ms
-                    .saturating_add(access_validity_ms);
-                (now < until)
-                    .then(|| {
-                        SigningKey::new(&p.value, p.created_at_ms).map(|k| (Arc::new(k), until))
-                    })
-                    .flatten()
-            }
-            _ => None,
-        };
+        let until = stored
+            .current
+            .created_at_ms
+            .saturating_add(access_validity_ms);
+        let unexpired_previous = stored
+            .previous
+            .as_ref()
+            .filter(|_| now < until)
+            .and_then(|p| SigningKey::from_stored(&p.value, p.created_at_ms))
+            .map(|k| (Arc::new(k), until));
+        let published_previous = unexpired_previous
+            .clone()
+            .filter(|(k, _)| k.algorithm().is_asymmetric());
+        let previous = unexpired_previous.filter(|_| accept_previous);
         let mut next_check = now.saturating_add(KEY_RECHECK_INTERVAL.as_millis() as i64);
         if let Some(i) = interval_ms {
             next_check = next_check.min(stored.current.created_at_ms.saturating_add(i).max(now));
         }
-        if let Some((_, until)) = &previous {
+        if let Some((_, until)) = previous.as_ref().or(published_previous.as_ref()) {
             next_check = next_check.min(*until);
         }
         Ok((
             KeyRing {
                 current,
                 previous,
+                published_previous,
                 next_check_ms: next_check,
             },
             stored,
@@ -276,10 +329,59 @@ impl KeyManager {
         let ring = Arc::new(KeyRing {
             current: Arc::new(key),
             previous: None,
+            published_previous: None,
             next_check_ms: i64::MAX,
         });
         self.ring.store(ring.clone());
         Ok(ring)
+    }
+
+    /// The public keys as a JWKS document (RFC 7517 §5), and how many
+    /// seconds a verifier may cache it; `None` in HS256 mode (a secret key
+    /// is never published). Reloads the keys first if they are due, so a
+    /// scheduled rotation is in the document from its first moment; if that
+    /// reload fails, the cached keys are published.
+    ///
+    /// The document lists the current key and, until every token it signed
+    /// has expired (one access-token validity after the current key took
+    /// over), the previous one. The cache lifetime ends no later than the
+    /// current key's scheduled rotation and at most [`JWKS_MAX_AGE`] from
+    /// now: a cached document then always holds every key whose tokens are
+    /// still valid, except a key newer than the document, which a verifier
+    /// learns about from a token naming a `kid` it does not know.
+    pub(crate) async fn jwks(&self, now: i64) -> Option<Jwks> {
+        if !self.algorithm.is_asymmetric() {
+            return None;
+        }
+        // The database unreachable: the keys this instance signs and
+        // verifies with are still the right ones to publish (a due rotation
+        // then shows as `max-age=0`, so verifiers come back soon).
+        let ring = match self.ring(now).await {
+            Ok(ring) => ring,
+            Err(e) => {
+                tracing::warn!(error = %e, "reloading the signing keys for the JWKS failed; serving the cached keys");
+                self.ring.load_full()
+            }
+        };
+        let mut keys = Vec::with_capacity(2);
+        keys.extend(ring.current.key_pair().map(KeyPair::jwk));
+        if let Some((prev, until)) = &ring.published_previous {
+            if now < *until {
+                keys.extend(prev.key_pair().map(KeyPair::jwk));
+            }
+        }
+        let mut expires_ms = now.saturating_add(JWKS_MAX_AGE.as_millis() as i64);
+        if let SigningKeySource::Dynamic { update_interval } = &self.source {
+            let rotation = ring
+                .current
+                .created_at_ms
+                .saturating_add(update_interval.as_millis() as i64);
+            expires_ms = expires_ms.min(rotation);
+        }
+        Some(Jwks {
+            json: format!(r#"{{"keys":[{}]}}"#, keys.join(",")),
+            max_age_secs: (expires_ms.saturating_sub(now).max(0) / 1000) as u64,
+        })
     }
 
     /// Reloads after a token named a key id we do not hold. Returns the new
@@ -322,6 +424,23 @@ impl KeyManager {
         self.reload(now, Reload::Rotate).await.map(|_| ())
     }
 
+    /// The candidate key for a reload at `now`: the kept key pair if there
+    /// is one (re-dated to `now`), else a new key.
+    fn take_candidate(&self, now: i64) -> Result<StoredKey> {
+        let kept = self
+            .candidate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match kept {
+            Some(value) => Ok(StoredKey {
+                value,
+                created_at_ms: now,
+            }),
+            None => new_signing_key(self.algorithm, now),
+        }
+    }
+
     async fn reload(&self, now: i64, mode: Reload) -> Result<Arc<KeyRing>> {
         let attempts_before = self.reload_attempts.load(Ordering::Acquire);
         let _guard = self.reload.lock().await;
@@ -347,15 +466,30 @@ impl KeyManager {
                 ));
             }
         }
+        let candidate = self.take_candidate(now)?;
+        let candidate_value = candidate.value.clone();
         let fetched = Self::fetch(
             &*self.store,
             &self.source,
             self.accept_previous,
             self.access_validity_ms,
-            now,
+            self.algorithm,
+            candidate,
             mode == Reload::Rotate,
         )
         .await;
+        // A key pair the database does not hold is kept for the next
+        // rotation; after an error it is dropped (it may have been written).
+        if let Ok((_, stored)) = &fetched {
+            let written = stored.current.value == candidate_value
+                || stored
+                    .previous
+                    .as_ref()
+                    .is_some_and(|p| p.value == candidate_value);
+            if self.algorithm.is_asymmetric() && !written {
+                *self.candidate.lock().unwrap_or_else(|p| p.into_inner()) = Some(candidate_value);
+            }
+        }
         // Counted once finished, so that every task that arrived while it ran
         // sees the change.
         self.last_reload_failed

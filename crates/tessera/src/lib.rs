@@ -76,6 +76,7 @@ mod crypto;
 mod error;
 mod feed;
 mod http_io;
+mod jwk;
 mod keys;
 mod manager;
 mod profile;
@@ -88,8 +89,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     ChangeFeedSettings, Config, ConfigBuilder, ConfigError, ConfigSetting, CookieNamePrefix,
     SameSite, SigningKeyFn, SigningKeySource, ACCESS_TOKEN_VALIDITY_MAX, ACCESS_TOKEN_VALIDITY_MIN,
-    KEY_UPDATE_INTERVAL_MAX, KEY_UPDATE_INTERVAL_MIN, REFRESH_TOKEN_VALIDITY_MAX,
-    REFRESH_TOKEN_VALIDITY_MIN,
+    DEFAULT_ACCESS_TOKEN_ISSUER, KEY_UPDATE_INTERVAL_MAX, KEY_UPDATE_INTERVAL_MIN,
+    REFRESH_TOKEN_VALIDITY_MAX, REFRESH_TOKEN_VALIDITY_MIN,
 };
 pub use crypto::sha256_hex;
 pub use error::{BoxError, Error, GeneralKind, Result};
@@ -98,7 +99,8 @@ pub use http_io::{
     RecordedResponse, RequestSource, ResponseChange, ResponseSink, ACCESS_TOKEN_COOKIE,
     ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_HEADER, REFRESH_TOKEN_COOKIE,
 };
-pub use keys::KEY_RECHECK_INTERVAL;
+pub use jwk::AccessTokenAlgorithm;
+pub use keys::{Jwks, JWKS_MAX_AGE, KEY_RECHECK_INTERVAL};
 pub use manager::{set_headers_for_options_api, SessionManager};
 pub use profile::{
     CurrentSdk, Transport, ACCESS_TOKEN_HEADER, AUTH_MODE_HEADER, FRONT_TOKEN_HEADER,

@@ -22,6 +22,7 @@ use crate::store::{NewSession, Promotion, SessionSummary, Store};
 use crate::tokens::{
     decode_claims, header_kid, open_refresh_token, parse_claims, seal_refresh_token,
     sign_access_token, signature_valid, split_token, ClaimsIn, ClaimsOut, SigningKey, SplitToken,
+    StandardClaims,
 };
 use crate::user_id::{UserId, MAX_USER_ID_STORAGE_LEN};
 
@@ -287,6 +288,19 @@ impl SessionManager {
         // JWT times are whole seconds (RFC 7519); round expiry down so the
         // token never outlives its configured validity.
         let exp = exp_ms.div_euclid(1000);
+        let cfg = &self.inner.config;
+        // Asymmetric mode: the registered claims for other verifiers.
+        let sub;
+        let std = if key.algorithm().is_asymmetric() {
+            sub = user_id.to_string();
+            Some(StandardClaims {
+                sub: &sub,
+                iss: &cfg.access_token_issuer,
+                aud: cfg.access_token_audience.as_deref(),
+            })
+        } else {
+            None
+        };
         let token = sign_access_token(
             key,
             &ClaimsOut {
@@ -295,6 +309,7 @@ impl SessionManager {
                 rt,
                 prt,
                 csrf,
+                std,
                 pld: payload,
                 iat: now.div_euclid(1000),
                 exp,
@@ -1113,6 +1128,15 @@ impl SessionManager {
     /// Number of expired sessions awaiting removal.
     pub async fn count_expired_sessions(&self) -> Result<u64> {
         Ok(self.inner.store.count_expired_sessions(self.now()).await?)
+    }
+
+    /// The access-token public keys as a JWKS document with its cache
+    /// lifetime (docs/PROTOCOL.md §5.6), for serving at e.g.
+    /// `/.well-known/jwks.json`; `None` in HS256 mode, whose key is a secret.
+    /// Reloads the keys first when they are due; when the database cannot be
+    /// reached, the keys this instance holds are published.
+    pub async fn jwks(&self) -> Option<crate::keys::Jwks> {
+        self.inner.keys.jwks(self.now()).await
     }
 
     /// Replaces the access-token signing key now (admin command). Every

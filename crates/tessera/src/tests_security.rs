@@ -59,8 +59,18 @@ fn item4_random_material_is_full_length_and_from_the_os_csprng() {
     let b = seal_refresh_token(&rk, "h", &UserId::from(1), None).unwrap();
     assert_ne!(a, b, "a refresh token carries fresh randomness");
     // The one source: crypto::fill_random, i.e. getrandom (the OS CSPRNG).
-    // No other generator is used anywhere in the core.
+    // No other generator is used anywhere in the core, except AWS-LC's own
+    // OS-seeded generator inside ES256/RS256 key generation and signing
+    // (jwk.rs; SECURITY.md item 4); Ed25519 seeds come from fill_random.
+    let jwk = include_str!("jwk.rs");
+    assert!(jwk.contains("let seed = random_array::<32>()?;"));
+    assert_eq!(
+        jwk.matches("rand::").count(),
+        jwk.matches("aws_lc_rs::rand::SystemRandom::new()").count(),
+        "jwk.rs names no generator but AWS-LC's"
+    );
     let sources = [
+        jwk,
         include_str!("crypto.rs"),
         include_str!("keys.rs"),
         include_str!("manager.rs"),
@@ -117,7 +127,17 @@ fn item1_kid_is_untrusted_input_with_a_length_cap() {
         kid_of(&format!(r#"{{"alg":"HS256","kid":"{long_kid}"}}"#)),
         None
     );
-    for alg in ["none", "HS512", "RS256", "hs256", ""] {
+    // The four algorithms Tessera signs with name keys; no other does.
+    for alg in ["HS256", "EdDSA", "ES256", "RS256"] {
+        assert_eq!(
+            kid_of(&format!(r#"{{"alg":"{alg}","kid":"{own}"}}"#)),
+            Some(own.clone()),
+            "{alg}"
+        );
+    }
+    for alg in [
+        "none", "HS512", "RS384", "PS256", "ES384", "Ed25519", "hs256", "eddsa", "",
+    ] {
         assert_eq!(
             kid_of(&format!(r#"{{"alg":"{alg}","kid":"{own}"}}"#)),
             None,

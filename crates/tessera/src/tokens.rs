@@ -40,51 +40,112 @@ pub(crate) const MIN_SIGNING_KEY_LEN: usize = 32;
 /// characters; anything much longer cannot name one of our keys.
 pub(crate) const MAX_HEADER_B64_LEN: usize = 128;
 
-/// An access-token signing key with its precomputed header and HMAC state.
+/// An access-token signing key with its precomputed header: an HS256
+/// secret (with its HMAC state) or an EdDSA, ES256 or RS256 key pair (with
+/// its parsed public key and its JWK).
 pub struct SigningKey {
-    /// The token header for this key, base64url (`{"alg":"HS256","typ":"JWT","kid":…}`).
+    /// The token header for this key, base64url (`{"alg":…,"typ":"JWT","kid":…}`).
     pub header_b64: String,
-    mac: Hmac<Sha256>,
+    material: Material,
     pub(crate) created_at_ms: i64,
-    /// The raw key, kept only to recognise an unchanged user-supplied key.
-    raw: Vec<u8>,
+}
+
+/// The key itself. Never shown by `Debug`.
+enum Material {
+    Hs256 {
+        mac: Hmac<Sha256>,
+        /// The raw key, kept only to recognise an unchanged user-supplied key.
+        raw: Vec<u8>,
+    },
+    Asymmetric(crate::jwk::KeyPair),
 }
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKey")
+            .field("algorithm", &self.algorithm())
             .field("header_b64", &self.header_b64)
             .field("created_at_ms", &self.created_at_ms)
             .finish_non_exhaustive()
     }
 }
 
+/// The header segment for a key: `{"alg":"<alg>","typ":"JWT","kid":"<kid>"}`.
+fn header_for(alg: &str, kid: &str) -> String {
+    b64_encode(format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{kid}"}}"#).as_bytes())
+}
+
+/// A key id: 16 hex characters of SHA-256 over a fixed prefix and the key
+/// (the secret of an HS256 key, the public key of a key pair). A hash of a
+/// 256-bit secret says nothing about the secret.
+pub(crate) fn key_id(key_bytes: &[u8]) -> String {
+    let mut kid_input = b"tessera key id:".to_vec();
+    kid_input.extend_from_slice(key_bytes);
+    sha256_hex(&kid_input)[..16].to_owned()
+}
+
 impl SigningKey {
-    /// `None` for a key shorter than [`MIN_SIGNING_KEY_LEN`].
+    /// An HS256 key; `None` for a key shorter than [`MIN_SIGNING_KEY_LEN`].
     pub fn new(raw: &[u8], created_at_ms: i64) -> Option<Self> {
         if raw.len() < MIN_SIGNING_KEY_LEN {
             return None;
         }
-        // The key id names the key without revealing it: a hash of a 256-bit
-        // key says nothing about the key.
-        let mut kid_input = b"tessera key id:".to_vec();
-        kid_input.extend_from_slice(raw);
-        let kid = &sha256_hex(&kid_input)[..16];
-        let header = format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{kid}"}}"#);
         Some(SigningKey {
-            header_b64: b64_encode(header.as_bytes()),
-            mac: hmac_key(raw)?,
+            header_b64: header_for("HS256", &key_id(raw)),
+            material: Material::Hs256 {
+                mac: hmac_key(raw)?,
+                raw: raw.to_vec(),
+            },
             created_at_ms,
-            raw: raw.to_vec(),
         })
     }
 
-    pub(crate) fn same_raw(&self, raw: &[u8]) -> bool {
-        ct_eq(&self.raw, raw)
+    /// A key as the database stores it: an asymmetric key in its
+    /// `tessera:v1:<alg>:<PKCS#8>` form ([`crate::jwk::KeyPair::encode`]),
+    /// anything else an HS256 secret. `None` if it is neither usable.
+    pub fn from_stored(value: &[u8], created_at_ms: i64) -> Option<Self> {
+        if value.starts_with(crate::jwk::STORED_PREFIX.as_bytes()) {
+            let pair = crate::jwk::KeyPair::decode(value)?;
+            return Some(SigningKey {
+                header_b64: header_for(pair.algorithm().jws_name(), pair.kid()),
+                material: Material::Asymmetric(pair),
+                created_at_ms,
+            });
+        }
+        Self::new(value, created_at_ms)
     }
 
+    /// The algorithm this key signs with.
+    pub fn algorithm(&self) -> crate::AccessTokenAlgorithm {
+        match &self.material {
+            Material::Hs256 { .. } => crate::AccessTokenAlgorithm::Hs256,
+            Material::Asymmetric(p) => p.algorithm(),
+        }
+    }
+
+    /// The key pair, for an asymmetric key.
+    pub(crate) fn key_pair(&self) -> Option<&crate::jwk::KeyPair> {
+        match &self.material {
+            Material::Hs256 { .. } => None,
+            Material::Asymmetric(p) => Some(p),
+        }
+    }
+
+    pub(crate) fn same_raw(&self, raw: &[u8]) -> bool {
+        match &self.material {
+            Material::Hs256 { raw: own, .. } => ct_eq(own, raw),
+            Material::Asymmetric(_) => false,
+        }
+    }
+
+    /// The HMAC of an HS256 key (all zeros for a key pair: never used so,
+    /// see [`signature_valid`] and [`sign_access_token`]).
+    #[cfg(test)]
     fn signature(&self, signing_input: &[u8]) -> [u8; 32] {
-        hmac_tag(&self.mac, signing_input)
+        match &self.material {
+            Material::Hs256 { mac, .. } => hmac_tag(mac, signing_input),
+            Material::Asymmetric(_) => [0; 32],
+        }
     }
 }
 
@@ -114,12 +175,30 @@ pub struct ClaimsOut<'a> {
     pub prt: Option<&'a str>,
     /// Anti-CSRF token.
     pub csrf: Option<&'a str>,
+    /// The standard claims of asymmetric mode (absent in HS256 mode, whose
+    /// tokens keep the reference library's claims byte for byte).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub std: Option<StandardClaims<'a>>,
     /// JWT payload (JSON).
     pub pld: &'a RawValue,
     /// Issued at, seconds since the Unix epoch.
     pub iat: i64,
     /// Expiry, seconds since the Unix epoch.
     pub exp: i64,
+}
+
+/// The registered claims (RFC 7519 §4.1) an asymmetrically signed token
+/// carries for other verifiers, written between `csrf` and `pld`
+/// (`iat` and `exp` are written in every mode).
+#[derive(Serialize, Clone, Copy)]
+pub struct StandardClaims<'a> {
+    /// Subject: the user id as a string.
+    pub sub: &'a str,
+    /// Issuer.
+    pub iss: &'a str,
+    /// Audience, if configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<&'a str>,
 }
 
 /// Claims read from a verified access token.
@@ -159,9 +238,12 @@ pub fn sign_access_token(key: &SigningKey, claims: &ClaimsOut<'_>) -> Result<Str
     token.push_str(&key.header_b64);
     token.push('.');
     token.push_str(&b64_encode(&json));
-    let sig = key.signature(token.as_bytes());
+    let sig = match &key.material {
+        Material::Hs256 { mac, .. } => b64_encode(&hmac_tag(mac, token.as_bytes())),
+        Material::Asymmetric(pair) => b64_encode(&pair.sign(token.as_bytes())?),
+    };
     token.push('.');
-    token.push_str(&b64_encode(&sig));
+    token.push_str(&sig);
     Ok(token)
 }
 
@@ -201,13 +283,22 @@ pub(crate) fn split_token(token: &[u8]) -> Option<SplitToken<'_>> {
 /// our MAC" accepts, and encoding 32 bytes is cheaper than validating and
 /// decoding 43 characters.
 pub(crate) fn signature_valid(key: &SigningKey, t: &SplitToken<'_>) -> bool {
+    let mac = match &key.material {
+        Material::Hs256 { mac, .. } => mac,
+        // A public-key signature is no secret: decoded and checked by the
+        // key's own verifier (which fixes the algorithm).
+        Material::Asymmetric(pair) => {
+            return decode_b64url(t.signature)
+                .is_some_and(|sig| pair.verify(t.signing_input, &sig));
+        }
+    };
     // 32 bytes are 43 base64url characters without padding.
     if t.signature.len() != 43 {
         return false;
     }
     let mut buf = [0u8; 43];
     let expected = base64_simd::URL_SAFE_NO_PAD.encode(
-        &key.signature(t.signing_input),
+        &hmac_tag(mac, t.signing_input),
         base64_simd::Out::from_slice(&mut buf),
     );
     // Constant time: the expected signature is a secret until it is sent.
@@ -286,6 +377,16 @@ pub fn parse_claims_fast(text: &str) -> Option<ClaimsIn<'_>> {
     let prt = r.null_or_plain_str()?;
     r.lit(",\"csrf\":")?;
     let csrf = r.null_or_plain_str()?;
+    // Asymmetric mode's standard claims (ignored here, as by serde_json):
+    // `sub` and `iss`, then `aud` if configured, all plain strings.
+    if r.lit(",\"sub\":").is_some() {
+        r.plain_str()?;
+        r.lit(",\"iss\":")?;
+        r.plain_str()?;
+        if r.lit(",\"aud\":").is_some() {
+            r.plain_str()?;
+        }
+    }
     r.lit(",\"pld\":")?;
     // What is left is the payload, which is not parsed here. Claims in this
     // layout come from a token whose signature has just been verified, and
@@ -406,7 +507,8 @@ pub(crate) fn header_kid(header_b64: &[u8]) -> Option<String> {
     let bytes = b64_decode(header_b64)?;
     let h: Header = serde_json::from_slice(&bytes).ok()?;
     let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
-    (h.alg == "HS256" && h.kid.len() == 16 && h.kid.bytes().all(hex)).then_some(h.kid)
+    let ours = matches!(h.alg.as_str(), "HS256" | "EdDSA" | "ES256" | "RS256");
+    (ours && h.kid.len() == 16 && h.kid.bytes().all(hex)).then_some(h.kid)
 }
 
 // ---------------------------------------------------------------------------
@@ -579,6 +681,7 @@ mod tests {
                 rt: "r",
                 prt: None,
                 csrf: Some("c"),
+                std: None,
                 pld: &pld,
                 iat: 1,
                 exp: 2,
@@ -688,6 +791,7 @@ mod tests {
                     rt: "abcdef",
                     prt,
                     csrf,
+                    std: None,
                     pld: &pld,
                     iat: 1_700_000_000,
                     exp: 1_700_003_600,
@@ -818,6 +922,7 @@ mod tests {
                 rt: "abcdef",
                 prt: None,
                 csrf: Some("c"),
+                std: None,
                 pld: &pld,
                 iat: 1_700_000_000,
                 exp: 1_700_003_600,

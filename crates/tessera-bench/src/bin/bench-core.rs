@@ -1,4 +1,6 @@
-//! `get_session` against the physical floor (one HMAC-SHA256 of the token).
+//! `get_session` against the physical floor (one HMAC-SHA256 of the token),
+//! and per access-token algorithm against the bare signature check and
+//! `jsonwebtoken`.
 //!
 //! ```text
 //! bench-core [--quick]                 # Markdown report on stdout
@@ -24,7 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 use sha2::Sha256;
-use tessera::{Config, CurrentSdk, RequestSource, SessionManager, UserId};
+use tessera::{AccessTokenAlgorithm, Config, CurrentSdk, RequestSource, SessionManager, UserId};
 use tessera_bench::{compare, current_thread_runtime, fmt_ns, machine_summary, Micro, Opts};
 use tessera_sqlx::SqlStore;
 
@@ -375,5 +377,212 @@ fn main() {
         "<!-- core-numbers get_session_median_ns={:.1} get_session_min_ns={:.1} floor_median_ns={:.1} floor_min_ns={:.1} -->",
         get.median, get.min, floor.median, floor.min
     ));
+    report.print();
+    asymmetric_report(&opts);
+}
+
+/// One algorithm's fixture: a manager signing with it, a bearer request
+/// carrying one of its access tokens, and the published key set.
+struct AlgFixture {
+    name: &'static str,
+    manager: SessionManager,
+    request: HeaderMap,
+    token: String,
+    jwks: jsonwebtoken::jwk::JwkSet,
+    jwt_alg: jsonwebtoken::Algorithm,
+}
+
+fn alg_fixture(
+    rt: &tokio::runtime::Runtime,
+    alg: AccessTokenAlgorithm,
+    jwt_alg: jsonwebtoken::Algorithm,
+) -> AlgFixture {
+    rt.block_on(async {
+        let store = tessera_sqlx::connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        let config = Config::builder()
+            .with_change_feed(None)
+            .with_current_sdk(Some(CurrentSdk::new("/auth")))
+            .with_access_token_algorithm(alg)
+            .build()
+            .expect("config");
+        let manager = SessionManager::new(config, store).await.expect("manager");
+        let mut req = HeaderMap::new();
+        req.insert("st-auth-mode", HeaderValue::from_static("header"));
+        let mut response = HeaderMap::new();
+        manager
+            .create_new_session_for_request(
+                &req,
+                &mut response,
+                UserId::from(123_456),
+                json!({"role": "admin", "plan": "pro", "org": 42}),
+                json!({"ip": "203.0.113.7"}),
+            )
+            .await
+            .expect("create");
+        let token = response["st-access-token"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        let mut request = HeaderMap::new();
+        request.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
+        let jwks = match manager.jwks().await {
+            Some(doc) => serde_json::from_str(&doc.json).expect("key set"),
+            None => jsonwebtoken::jwk::JwkSet { keys: Vec::new() },
+        };
+        AlgFixture {
+            name: alg.jws_name(),
+            manager,
+            request,
+            token,
+            jwks,
+            jwt_alg,
+        }
+    })
+}
+
+/// The bare signature check of a token with its published key (aws-lc-rs,
+/// the key parsed once): the floor of an asymmetric `get_session`.
+fn bare_verifier(a: &AlgFixture) -> aws_lc_rs::signature::ParsedPublicKey {
+    use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
+    let jwk: serde_json::Value = serde_json::to_value(&a.jwks.keys[0]).expect("jwk");
+    let b = |m: &str| {
+        URL_SAFE_NO_PAD
+            .decode(jwk[m].as_str().expect(m))
+            .expect("b64")
+    };
+    match a.name {
+        "EdDSA" => ParsedPublicKey::new(&signature::ED25519, b("x")).expect("key"),
+        "ES256" => {
+            let mut point = vec![4u8];
+            point.extend(b("x"));
+            point.extend(b("y"));
+            ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).expect("key")
+        }
+        _ => RsaPublicKeyComponents {
+            n: b("n"),
+            e: b("e"),
+        }
+        .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
+        .expect("key"),
+    }
+}
+
+/// `get_session` per access-token algorithm (Bearer, header mode), against
+/// the bare signature check and against decoding with `jsonwebtoken`.
+fn asymmetric_report(opts: &Opts) {
+    use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+    let rt = current_thread_runtime();
+    let fixtures = [
+        alg_fixture(&rt, AccessTokenAlgorithm::Hs256, Algorithm::HS256),
+        alg_fixture(&rt, AccessTokenAlgorithm::EdDsa, Algorithm::EdDSA),
+        alg_fixture(&rt, AccessTokenAlgorithm::Es256, Algorithm::ES256),
+        alg_fixture(&rt, AccessTokenAlgorithm::Rs256, Algorithm::RS256),
+    ];
+    let get = |a: &AlgFixture, n: u64| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                let mut response = HeaderMap::new();
+                let session = a
+                    .manager
+                    .get_session(black_box(&a.request), &mut response, false)
+                    .await
+                    .expect("valid session");
+                black_box(&session);
+            }
+            start.elapsed()
+        })
+    };
+    let mut benches: Vec<Micro<'_>> = Vec::new();
+    let mut labels = Vec::new();
+    for a in &fixtures[1..] {
+        let (input, sig) = a.token.rsplit_once('.').expect("segments");
+        let sig = URL_SAFE_NO_PAD.decode(sig).expect("signature");
+        let key = bare_verifier(a);
+        key.verify_sig(input.as_bytes(), &sig)
+            .expect("the floor checks the token's own signature");
+        let decoding = DecodingKey::from_jwk(&a.jwks.keys[0]).expect("jwk");
+        let mut validation = Validation::new(a.jwt_alg);
+        validation.set_issuer(&["tessera"]);
+        decode::<serde_json::Value>(&a.token, &decoding, &validation)
+            .expect("jsonwebtoken accepts the token");
+        let input = input.to_owned();
+        benches.push(Micro::new(
+            format!("{}: get_session (Bearer → Session)", a.name),
+            move |n| get(a, n),
+        ));
+        benches.push(Micro::new(
+            format!("{}: bare signature check (aws-lc-rs, parsed key)", a.name),
+            move |n| {
+                let start = Instant::now();
+                for _ in 0..n {
+                    black_box(
+                        key.verify_sig(black_box(input.as_bytes()), black_box(&sig))
+                            .is_ok(),
+                    );
+                }
+                start.elapsed()
+            },
+        ));
+        benches.push(Micro::new(
+            format!(
+                "{}: jsonwebtoken decode (RustCrypto, key from the JWK)",
+                a.name
+            ),
+            move |n| {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let d =
+                        decode::<serde_json::Value>(black_box(&a.token), &decoding, &validation)
+                            .expect("valid");
+                    black_box(d);
+                }
+                start.elapsed()
+            },
+        ));
+        labels.push(a.name);
+    }
+    let hs = &fixtures[0];
+    benches.push(Micro::new("HS256: get_session (Bearer → Session)", |n| {
+        get(hs, n)
+    }));
+    let stats = compare(&mut benches, opts.sampling());
+    let hs_median = stats[stats.len() - 1].median;
+    let mut report = tessera_bench::Report::new();
+    report.heading(3, "Rust core: get_session per access-token algorithm");
+    report.para(
+        "Header mode (`Authorization: Bearer`), no database, one session per algorithm. \
+         The bare check is the signature alone with the public key parsed once; \
+         `jsonwebtoken` (10.x, RustCrypto backend) decodes the same token with the \
+         published JWK, checking `exp` and `iss`. Ratios are to HS256's get_session.",
+    );
+    let rows: Vec<Vec<String>> = benches
+        .iter()
+        .zip(&stats)
+        .map(|(b, s)| {
+            vec![
+                b.name.clone(),
+                fmt_ns(s.min),
+                fmt_ns(s.median),
+                fmt_ns(s.p90),
+                format!("{:.2}×", s.median / hs_median),
+            ]
+        })
+        .collect();
+    report.table(
+        &[
+            "operation",
+            "min",
+            "median",
+            "p90",
+            "median / HS256 get_session",
+        ],
+        &rows,
+    );
     report.print();
 }
