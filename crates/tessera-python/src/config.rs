@@ -229,6 +229,37 @@ pub(crate) fn build(
         builder = builder.with_reference_profile(boolean(config, "REFERENCE_PROFILE")?);
     }
     builder = builder.with_current_sdk(current_sdk(config)?);
+    if config
+        .get_item("ACCESS_TOKEN_ALGORITHM")
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        let name = text(config, "ACCESS_TOKEN_ALGORITHM")?;
+        let alg = tessera::AccessTokenAlgorithm::parse(&name).ok_or_else(|| {
+            err(format!(
+                "SUPER_TOKENS: ACCESS_TOKEN_ALGORITHM must be \"HS256\", \"EdDSA\", \"ES256\" or \"RS256\", not {name:?}"
+            ))
+        })?;
+        builder = builder.with_access_token_algorithm(alg);
+    }
+    if config
+        .get_item("ACCESS_TOKEN_ISSUER")
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        builder = builder.with_access_token_issuer(text(config, "ACCESS_TOKEN_ISSUER")?);
+    }
+    if config
+        .get_item("ACCESS_TOKEN_AUDIENCE")
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        builder =
+            builder.with_access_token_audience(optional_text(config, "ACCESS_TOKEN_AUDIENCE")?);
+    }
     if let Some(clock) = clock {
         builder = builder.with_clock(clock);
     }

@@ -145,6 +145,15 @@ impl PyManager {
         ))
     }
 
+    /// The access-token public keys as `(JWKS JSON, max-age seconds)`, or
+    /// `None` in HS256 mode (its key is a secret, never published).
+    fn jwks(&self, py: Python<'_>) -> PyResult<Option<(String, u64)>> {
+        let manager = self.inner.clone();
+        let doc =
+            block_on(py, async move { Ok(manager.jwks().await) }).map_err(|e| to_py(py, e))?;
+        Ok(doc.map(|d| (d.json, d.max_age_secs)))
+    }
+
     /// The manager's clock, in milliseconds since the epoch.
     #[getter]
     fn now_ms(&self) -> i64 {

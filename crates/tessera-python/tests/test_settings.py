@@ -46,6 +46,9 @@ def test_defaults_are_the_reference_librarys():
         "DATABASE_ACQUIRE_TIMEOUT": 5,
         "REFERENCE_PROFILE": True,
         "CURRENT_SDK": None,
+        "ACCESS_TOKEN_ALGORITHM": "HS256",
+        "ACCESS_TOKEN_ISSUER": "tessera",
+        "ACCESS_TOKEN_AUDIENCE": None,
     }
 
 

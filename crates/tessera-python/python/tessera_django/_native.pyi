@@ -97,6 +97,7 @@ class Manager:
     # (or DRF's Request), read through its COOKIES and META mappings.
     @property
     def current_sdk_paths(self) -> Optional[Tuple[str, str]]: ...
+    def jwks(self) -> Optional[Tuple[str, int]]: ...
     def create_new_session(
         self,
         response: Any,

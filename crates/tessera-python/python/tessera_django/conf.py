@@ -49,6 +49,12 @@ key                                           default        notes
                                                              cookie mode) and ``HEADER`` (``True``:
                                                              header mode, ``Authorization: Bearer``);
                                                              route ``tessera_django.urls.current_sdk_urlpatterns()``
+``ACCESS_TOKEN_ALGORITHM``                    ``"HS256"``    new; ``"EdDSA"``, ``"ES256"`` or ``"RS256"``: access
+                                                             tokens signed with a key pair kept in the
+                                                             database, public keys served by
+                                                             ``tessera_django.views.jwks`` for other services
+``ACCESS_TOKEN_ISSUER``                       ``"tessera"``  new; the ``iss`` claim (key-pair algorithms only)
+``ACCESS_TOKEN_AUDIENCE``                     ``None``       new; the ``aud`` claim (key-pair algorithms only)
 ============================================  =============  ==============================================
 
 The validities and the key interval accept any positive number, as the
@@ -108,6 +114,9 @@ EXTRA_DEFAULTS: Dict[str, Any] = {
     "DATABASE_ACQUIRE_TIMEOUT": 5,
     "REFERENCE_PROFILE": True,
     "CURRENT_SDK": None,
+    "ACCESS_TOKEN_ALGORITHM": "HS256",
+    "ACCESS_TOKEN_ISSUER": "tessera",
+    "ACCESS_TOKEN_AUDIENCE": None,
 }
 
 #: The keys of ``CURRENT_SDK`` and their defaults (the SDK's own default

@@ -1,4 +1,6 @@
-"""URL patterns of the current SDK's API (``CURRENT_SDK``)::
+"""URL patterns: the current SDK's API (``CURRENT_SDK``) and the JWKS.
+
+The current SDK's API::
 
     from tessera_django.urls import current_sdk_urlpatterns
 
@@ -22,7 +24,11 @@ from django.urls import re_path
 
 from . import conf, views
 
-__all__ = ["current_sdk_urlpatterns"]
+__all__ = ["current_sdk_urlpatterns", "jwks_urlpatterns"]
+
+#: Where :func:`jwks_urlpatterns` serves the key set (the well-known path
+#: OpenID Connect providers use, as tessera-axum's ``jwks_router``).
+JWKS_PATH = ".well-known/jwks.json"
 
 
 def current_sdk_urlpatterns() -> List[Any]:
@@ -36,3 +42,9 @@ def current_sdk_urlpatterns() -> List[Any]:
         re_path(r"^" + re.escape(refresh.lstrip("/")) + r"$", views.refresh, name="tessera-refresh"),
         re_path(r"^" + re.escape(signout.lstrip("/")) + r"$", views.signout, name="tessera-signout"),
     ]
+
+
+def jwks_urlpatterns() -> List[Any]:
+    """``GET /.well-known/jwks.json`` → :func:`tessera_django.views.jwks`
+    (``404`` while ``ACCESS_TOKEN_ALGORITHM`` is ``"HS256"``)."""
+    return [re_path(r"^" + re.escape(JWKS_PATH) + r"$", views.jwks, name="tessera-jwks")]

@@ -27,11 +27,11 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import supertokens
+from . import _state, supertokens
 from .exceptions import SuperTokensException
 from .middleware import response_for_exception
 
-__all__ = ["refresh", "signout"]
+__all__ = ["refresh", "signout", "jwks"]
 
 
 def _preflight() -> HttpResponse:
@@ -75,4 +75,32 @@ def signout(request: HttpRequest) -> Any:
         supertokens.get_session(request, response, True).revoke_session()
     except SuperTokensException as e:
         return response_for_exception(e, request)
+    return response
+
+
+def jwks(request: HttpRequest) -> Any:
+    """The access-token public keys as a JWKS (RFC 7517), for services that
+    verify Tessera's access tokens themselves (``ACCESS_TOKEN_ALGORITHM``
+    ``"EdDSA"``, ``"ES256"`` or ``"RS256"``): the current key and, until
+    every token it signed has expired, the previous one, with a
+    ``Cache-Control: max-age`` that ends no later than the next scheduled
+    rotation. A token naming a key id the verifier does not know is its
+    signal to fetch the set again. ``404`` in HS256 mode, whose key is a
+    secret. Route it with :func:`tessera_django.urls.jwks_urlpatterns`
+    (``/.well-known/jwks.json``) or wherever you like."""
+    if request.method not in ("GET", "HEAD"):
+        response = HttpResponse("Method Not Allowed", status=405, content_type="text/plain")
+        response["Allow"] = "GET, HEAD"
+        return response
+    try:
+        doc = _state.get().jwks()
+    except SuperTokensException as e:
+        return response_for_exception(e, request)
+    if doc is None:
+        response = HttpResponse(status=404)
+        response["Cache-Control"] = "no-store"
+        return response
+    text, max_age = doc
+    response = HttpResponse(text, content_type="application/jwk-set+json")
+    response["Cache-Control"] = f"public, max-age={max_age}"
     return response
