@@ -581,13 +581,18 @@ async fn item3_every_secret_comparison_uses_ct_eq(h: H) {
         ["tokens.rs:43", "manager.rs:43"],
         "promotion"
     );
-    // The old refresh token again: theft, decided by the same comparisons.
+    // The old refresh token again: theft, decided by the same comparison,
+    // then classified by one more (H2(R) against the superseded token's H2;
+    // R0 has no parent to compare).
     let mut thief = old.clone();
     assert!(matches!(
         refresh(&m, &mut thief).await,
-        Err(Error::TokenTheftDetected { .. })
+        Err(Error::TokenTheftDetected {
+            reuse: tessera::ReuseKind::StaleLineage,
+            ..
+        })
     ));
-    assert_eq!(sites(&capture), ["manager.rs:64"], "theft");
+    assert_eq!(sites(&capture), ["manager.rs:64", "manager.rs:64"], "theft");
     // With a user key function, the unchanged-key check is constant-time too.
     let mk = h.keyed_manager().await;
     let mut bk = login(&mk, "u3k", json!(null), json!(null)).await;
@@ -967,6 +972,7 @@ async fn item7_only_hashes_stored_no_secrets_in_logs_or_debug(h: H) {
         Error::TokenTheftDetected {
             user_id: UserId::from("user-7"),
             session_handle: "h".into(),
+            reuse: tessera::ReuseKind::StaleLineage,
         },
     ] {
         debug.push(format!("{e:?} {e}"));
@@ -1036,9 +1042,13 @@ async fn item8_theft_revokes_and_emits_a_security_event(h: H) {
             Err(Error::TokenTheftDetected {
                 user_id,
                 session_handle,
+                reuse,
             }) => {
                 assert_eq!(user_id, UserId::from(uid.as_str()));
                 assert_eq!(session_handle, handle);
+                // The superseded token itself, at once (no window configured:
+                // the default one is the yardstick).
+                assert_eq!(reuse, tessera::ReuseKind::WithinGrace);
             }
             other => panic!("expected theft, got {other:?}"),
         }
@@ -1063,6 +1073,7 @@ async fn item8_theft_revokes_and_emits_a_security_event(h: H) {
         assert_eq!(e.fields["user_id"], uid);
         assert_eq!(e.fields["session_handle"], handle);
         assert_eq!(e.fields["session_revoked"], revoke.to_string());
+        assert_eq!(e.fields["reuse"], "within_grace");
         // Never a token.
         let all = format!("{:?}", capture.events()) + &capture.text();
         for t in old
