@@ -553,7 +553,8 @@ impl Store for MySqlStore {
                      refresh_token_hash_2 = ?, expires_at = ?, committed_hash_1 = ?, \
                      superseded_at = ? \
              WHERE session_handle = ? AND refresh_token_hash_2 = ? AND expires_at > ? \
-                     AND (superseded_at IS NULL OR superseded_at <= ?)",
+                     AND (superseded_at IS NULL OR committed_hash_1 IS NULL \
+                     OR superseded_at <= ?)",
                 )
                 .bind(promotion.new_hash_2)
                 .bind(promotion.new_expires_at_ms)

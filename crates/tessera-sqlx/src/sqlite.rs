@@ -321,7 +321,8 @@ impl Store for SqliteStore {
                      refresh_token_hash_2 = ?1, expires_at = ?2, committed_hash_1 = ?6, \
                      superseded_at = ?5 \
                  WHERE session_handle = ?3 AND refresh_token_hash_2 = ?4 AND expires_at > ?5 \
-                     AND (superseded_at IS NULL OR superseded_at <= ?7)",
+                     AND (superseded_at IS NULL OR committed_hash_1 IS NULL \
+                     OR superseded_at <= ?7)",
                 )
                 .bind(promotion.new_hash_2)
                 .bind(promotion.new_expires_at_ms)

@@ -459,9 +459,11 @@ async fn a_0004_database_upgrades_and_its_sessions_still_refresh() {
         verify(&m, &mut b).await.unwrap();
         let row = store.load_session(&handle).await.unwrap().expect("the row");
         assert!(
-            row.superseded_at_ms.is_some() && row.committed_hash_1.is_some(),
+            row.superseded_at_ms.is_some() && row.previous_hash_2.is_some(),
             "{backend}: the promotion wrote the history"
         );
+        // No grace window configured: the committed token's H1 is not kept.
+        assert_eq!(row.committed_hash_1, None);
         refresh(&m, &mut b).await.unwrap();
         verify(&m, &mut b).await.unwrap();
         store.close().await;

@@ -192,8 +192,9 @@ impl Store for MemoryStore {
             Some(r)
                 if r.expires_at_ms > now_ms
                     && r.refresh_token_hash_2 == promotion.expected_hash_2
-                    && r.superseded_at_ms
-                        .is_none_or(|t| t <= promotion.not_superseded_after_ms) =>
+                    && (r.committed_hash_1.is_none()
+                        || r.superseded_at_ms
+                            .is_none_or(|t| t <= promotion.not_superseded_after_ms)) =>
             {
                 let previous =
                     std::mem::replace(&mut r.refresh_token_hash_2, promotion.new_hash_2.to_owned());

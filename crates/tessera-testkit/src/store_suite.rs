@@ -369,7 +369,7 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
 }
 
 /// What a promotion remembers for the refresh grace window: the committed
-/// token's `H1`, the superseded `H2` and when (docs/PROTOCOL.md §3.5), and
+/// token's `H1`, the superseded `H2` and when (docs/PROTOCOL.md §3.9), and
 /// the freeze: no promotion while the last one is newer than
 /// `not_superseded_after_ms`.
 async fn promotion_history(label: &str, (store, other): Handles) {
@@ -465,6 +465,38 @@ async fn promotion_history(label: &str, (store, other): Handles) {
         ),
         "{label}: the second promotion's history"
     );
+    // A promotion that keeps no H1 (no window configured) opens no freeze.
+    let bare = |expected: char, new: char, after: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .compare_and_set_refresh_hash(
+                    &Promotion {
+                        session_handle: "h",
+                        expected_hash_2: &hash(expected),
+                        new_hash_2: &hash(new),
+                        new_expires_at_ms: 20_000,
+                        new_hash_1: None,
+                        not_superseded_after_ms: after,
+                    },
+                    1_000,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!bare('c', 'd', 999).await, "{label}: still frozen");
+    assert!(
+        bare('c', 'd', 1_000).await,
+        "{label}: a promotion without H1"
+    );
+    let row = other.load_session("h").await.unwrap().unwrap();
+    assert_eq!(
+        (row.committed_hash_1, row.previous_hash_2.as_deref()),
+        (None, Some(hash('c').as_str())),
+        "{label}: no H1 kept"
+    );
+    assert!(bare('d', 'e', 999).await, "{label}: frozen without an H1");
 }
 
 async fn liveness_and_listings((store, other): Handles) {

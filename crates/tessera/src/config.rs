@@ -145,7 +145,7 @@ pub struct Config {
     pub(crate) cookie_names: CookieNames,
     pub(crate) session_expired_status: u16,
     pub(crate) revoke_session_on_theft: bool,
-    /// The refresh grace window (docs/PROTOCOL.md §3.5); zero is off.
+    /// The refresh grace window (docs/PROTOCOL.md §3.9); zero is off.
     pub(crate) refresh_grace: Duration,
     pub(crate) change_feed: Option<ChangeFeedSettings>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -524,7 +524,7 @@ impl ConfigBuilder {
         self.inner.revoke_session_on_theft = on;
         self
     }
-    /// A refresh grace window (docs/PROTOCOL.md §3.5): for `grace` after a
+    /// A refresh grace window (docs/PROTOCOL.md §3.9): for `grace` after a
     /// promotion, the token it superseded and that token's other children
     /// are answered with a child of the committed token instead of being
     /// reported as theft, and the committed token is not superseded again

@@ -99,7 +99,7 @@ pub enum Error {
         /// The session whose token was reused.
         session_handle: String,
         /// Which kind of reuse it was, from what the session row remembers
-        /// (docs/PROTOCOL.md §3.5): a flaky client and an attack look
+        /// (docs/PROTOCOL.md §3.9): a flaky client and an attack look
         /// different here.
         reuse: ReuseKind,
     },

@@ -715,9 +715,10 @@ impl SessionManager {
                     expected_hash_2: &prt_hash_2,
                     new_hash_2: &rt_hash_2,
                     new_expires_at_ms: now.saturating_add(secs_to_ms(cfg.refresh_token_validity)),
-                    // The row keeps it as the committed token's H1; only a
-                    // hash may go there (every token Tessera signs has one).
-                    new_hash_1: is_hash(claims.rt).then_some(claims.rt),
+                    // The row keeps it as the committed token's H1 when a
+                    // grace window needs it (§3.9); only a hash may go there
+                    // (every token Tessera signs has one).
+                    new_hash_1: (self.grace_ms() > 0 && is_hash(claims.rt)).then_some(claims.rt),
                     not_superseded_after_ms: self.not_superseded_after(now),
                 },
                 now,
@@ -739,7 +740,7 @@ impl SessionManager {
                 // generation (its refresh token is the superseded one or a
                 // sibling of the committed one): the client is sent to
                 // refresh, where its refresh token converges on the
-                // committed one (§3.5). No refresh token is minted from an
+                // committed one (§3.9). No refresh token is minted from an
                 // access token.
                 Some(row)
                     if row.expires_at_ms > now
@@ -860,7 +861,7 @@ impl SessionManager {
         }
     }
 
-    // -- the refresh grace window (§3.5) -----------------------------------
+    // -- the refresh grace window (§3.9) -----------------------------------
 
     /// The grace window in ms; 0 when off.
     fn grace_ms(&self) -> i64 {
@@ -876,10 +877,14 @@ impl SessionManager {
     }
 
     /// Whether the row's grace window is open at `now`: a window is
-    /// configured and the last promotion was less than it ago.
+    /// configured, the last promotion kept the committed token's `H1` (it
+    /// does only with a window configured) and was less than the window ago.
+    /// The store's freeze ([`Promotion::not_superseded_after_ms`]) applies on
+    /// the same condition.
     fn grace_open(&self, row: &SessionRow, now: i64) -> bool {
         let g = self.grace_ms();
         g > 0
+            && row.committed_hash_1.is_some()
             && row
                 .superseded_at_ms
                 .is_some_and(|t| now < t.saturating_add(g))
@@ -1026,9 +1031,8 @@ impl SessionManager {
             } else if grace
                 && (is_child
                     || self.is_previous_generation(&row, &r_hash_2, parent_hash_2.as_deref()))
-                && row.committed_hash_1.is_some()
             {
-                // Within the grace window (§3.5): R is a child of the frozen
+                // Within the grace window (§3.9): R is a child of the frozen
                 // committed token, the token the last promotion superseded,
                 // or a sibling of the committed token. Answer with a child of
                 // the committed token; the row is unchanged, so the committed
@@ -1055,7 +1059,7 @@ impl SessionManager {
                             expected_hash_2: &row.refresh_token_hash_2,
                             new_hash_2: &r_hash_2,
                             new_expires_at_ms: expires_at,
-                            new_hash_1: Some(&r_hash_1),
+                            new_hash_1: (self.grace_ms() > 0).then_some(r_hash_1.as_str()),
                             not_superseded_after_ms: self.not_superseded_after(now),
                         },
                         now,

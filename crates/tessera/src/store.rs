@@ -122,7 +122,7 @@ pub struct SessionRow {
     /// `H1` of the committed refresh token, written by a promotion (`None`
     /// before the first one, and in rows made before migration 0005). The
     /// refresh grace window issues children of the committed token with it
-    /// (docs/PROTOCOL.md §3.5).
+    /// (docs/PROTOCOL.md §3.9).
     pub committed_hash_1: Option<String>,
     /// `H2` of the token the last promotion superseded (`None` before the
     /// first promotion).
@@ -260,10 +260,11 @@ pub struct Promotion<'a> {
     /// `H1` of the refresh token that becomes the committed one; the row
     /// keeps it as `committed_hash_1` (`None` writes null there).
     pub new_hash_1: Option<&'a str>,
-    /// The refresh grace window's freeze (docs/PROTOCOL.md §3.5): the
+    /// The refresh grace window's freeze (docs/PROTOCOL.md §3.9): the
     /// promotion happens only if the row's last promotion (`superseded_at`)
-    /// was at or before this time, or it has none. `i64::MAX` when no grace
-    /// window is configured.
+    /// was at or before this time, or it has none, or it kept no
+    /// `committed_hash_1` (a promotion made without a window opens none).
+    /// `i64::MAX` when no grace window is configured.
     pub not_superseded_after_ms: i64,
 }
 
@@ -293,7 +294,8 @@ pub trait Store: Send + Sync + 'static {
     /// Atomically: if the row of `promotion.session_handle` exists, has
     /// `expires_at_ms > now_ms`, its `refresh_token_hash_2` equals
     /// `promotion.expected_hash_2` and its `superseded_at` is null or at most
-    /// `promotion.not_superseded_after_ms`, set `refresh_token_hash_2` to
+    /// `promotion.not_superseded_after_ms` or its `committed_hash_1` is null,
+    /// set `refresh_token_hash_2` to
     /// `promotion.new_hash_2`, `expires_at_ms` to
     /// `promotion.new_expires_at_ms`, `committed_hash_1` to
     /// `promotion.new_hash_1`, `previous_hash_2` to the hash it replaced and

@@ -1,5 +1,5 @@
 //! The refresh grace window and the reuse classification (docs/PROTOCOL.md
-//! §3.5): what is accepted and issued inside the window, what is theft after
+//! §3.9): what is accepted and issued inside the window, what is theft after
 //! it, and which [`ReuseKind`] a theft report names. Then the uncoordinated
 //! client: many tabs racing refreshes and requests with one session's tokens
 //! are never logged out inside the window, and an attacker replaying any of
@@ -216,6 +216,17 @@ async fn without_grace_reuse_is_classified(h: Harness) {
         ReuseKind::StaleLineage,
         "R0 two rotations later",
     );
+    // Without a window the committed token's H1 is not kept, and such a
+    // promotion opens no window (nor a freeze) for an instance that has one.
+    let handle = verify(&keep, &mut b).await.unwrap().handle().to_owned();
+    let row = keep.store().load_session(&handle).await.unwrap().unwrap();
+    assert_eq!(row.committed_hash_1, None, "H1 kept without a window");
+    let g = h.manager(with_grace).await;
+    refresh(&g, &mut b).await.unwrap();
+    verify(&g, &mut b).await.unwrap();
+    let row = g.store().load_session(&handle).await.unwrap().unwrap();
+    assert_eq!(row.refresh_token_hash_2, h2(&refresh_token(&b)), "promoted");
+    assert!(row.committed_hash_1.is_some(), "H1 kept with a window");
     // A window longer than the builder allows is refused.
     let err = h
         .config()
