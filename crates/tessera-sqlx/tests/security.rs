@@ -1087,6 +1087,108 @@ async fn item8_theft_revokes_and_emits_a_security_event(h: H) {
     }
 }
 
+/// The reuse kind in the security events (docs/PROTOCOL.md §3.9), with a
+/// grace window: a reuse inside it is an INFO `refresh_reuse_within_grace`
+/// and no theft; after it, `token_theft` names the kind; an access token of
+/// the superseded generation is an INFO `superseded_access_token` inside the
+/// window and a WARN one with its kind after it. No token in any of them.
+async fn item8b_reuse_kinds_in_security_events(h: H) {
+    let capture = Capture::default();
+    let _guard = capture.thread_local();
+    let m = h
+        .manager(|c| {
+            c.with_refresh_grace(std::time::Duration::from_secs(30))
+                .with_revoke_session_on_theft(false)
+        })
+        .await;
+    let security = |c: &Capture| -> Vec<(tracing::Level, String, String)> {
+        let got = c
+            .events()
+            .into_iter()
+            .filter(|e| e.target == "tessera::security")
+            .map(|e| {
+                (
+                    e.level,
+                    e.fields["event"].clone(),
+                    e.fields["reuse"].clone(),
+                )
+            })
+            .collect();
+        c.clear();
+        got
+    };
+    let mut b = login(&m, "kinds", json!(null), json!(null)).await;
+    let r0 = b.clone();
+    let mut sibling = b.clone();
+    refresh(&m, &mut sibling).await.unwrap();
+    refresh(&m, &mut b).await.unwrap();
+    verify(&m, &mut b).await.unwrap();
+    capture.clear();
+    refresh(&m, &mut r0.clone()).await.unwrap();
+    assert_try_refresh(
+        verify(&m, &mut sibling.clone()).await,
+        "sibling's access token",
+    );
+    assert_eq!(
+        security(&capture),
+        [
+            (
+                tracing::Level::INFO,
+                "refresh_reuse_within_grace".into(),
+                "within_grace".into()
+            ),
+            (
+                tracing::Level::INFO,
+                "superseded_access_token".into(),
+                "within_grace".into()
+            ),
+        ]
+    );
+    h.advance(std::time::Duration::from_secs(30));
+    assert!(matches!(
+        refresh(&m, &mut r0.clone()).await,
+        Err(Error::TokenTheftDetected {
+            reuse: tessera::ReuseKind::SilentThief,
+            ..
+        })
+    ));
+    assert!(matches!(
+        refresh(&m, &mut sibling.clone()).await,
+        Err(Error::TokenTheftDetected {
+            reuse: tessera::ReuseKind::OrphanedBranch,
+            ..
+        })
+    ));
+    assert_unauthorized(
+        verify(&m, &mut sibling.clone()).await,
+        "sibling after the window",
+    );
+    assert_eq!(
+        security(&capture),
+        [
+            (
+                tracing::Level::WARN,
+                "token_theft".into(),
+                "silent_thief".into()
+            ),
+            (
+                tracing::Level::WARN,
+                "token_theft".into(),
+                "orphaned_branch".into()
+            ),
+            (
+                tracing::Level::WARN,
+                "superseded_access_token".into(),
+                "orphaned_branch".into()
+            ),
+        ]
+    );
+    let all = format!("{:?}", capture.events()) + &capture.text();
+    for t in r0.seen.iter().chain(&sibling.seen).chain(&b.seen) {
+        assert!(!all.contains(t.as_str()), "a token in the log: {t}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Item 9: cookie attributes, prefix mode, clearing matches setting.
 
@@ -1735,6 +1837,7 @@ per_backend!("security", H, (flavor = "current_thread");
     item5_strict_parsing_and_size_caps,
     item7_only_hashes_stored_no_secrets_in_logs_or_debug,
     item8_theft_revokes_and_emits_a_security_event,
+    item8b_reuse_kinds_in_security_events,
     item9_cookie_flags_prefix_mode_and_clearing,
     item10_revocation_is_committed_before_return,
     review2_no_session_cookie_nothing_cleared,
