@@ -48,12 +48,6 @@ use crate::support::*;
 
 const SESSIONS: usize = 8;
 
-/// How often the model saw the grace window act: refreshes answered with a
-/// child of the committed token instead of R's own, and access tokens of a
-/// child accepted unpromoted (frozen). Per test process; the grace
-/// configuration requires both to happen.
-static GRACE_REFRESHES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-static FROZEN_VERIFIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 const BATCHES: usize = 120;
 
 fn seeds() -> u64 {
@@ -78,6 +72,10 @@ struct SessionModel {
     committed: u32,
     /// The token the last promotion superseded, and when (ms).
     previous: Option<(u32, i64)>,
+    /// How often the grace window acted: refreshes answered with a child of
+    /// the committed token instead of R's own, and access tokens of a child
+    /// accepted unpromoted (frozen).
+    grace_acted: (u32, u32),
     alive: bool,
     client: Holder,
     attacker: Option<Vec<Holder>>,
@@ -90,6 +88,7 @@ impl SessionModel {
             parent: vec![None],
             committed: 0,
             previous: None,
+            grace_acted: (0, 0),
             alive: true,
             client: Holder {
                 browser,
@@ -187,7 +186,7 @@ fn check_verify(
                     if !s.window_open(grace_ms, now) {
                         s.promote(rt, now);
                     } else {
-                        FROZEN_VERIFIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        s.grace_acted.1 += 1;
                     }
                 } else {
                     assert_eq!(
@@ -250,7 +249,7 @@ fn check_refresh(
                 s.promote(r, now);
                 r
             } else {
-                GRACE_REFRESHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                s.grace_acted.0 += 1;
                 s.committed
             };
             let child = s.parent.len() as u32;
@@ -308,6 +307,7 @@ async fn attacker_and_client(h: Harness, blacklisting: bool, grace: Duration) {
     let clock = |h: &Harness| (grace_ms, tessera::Clock::now_ms(&*h.clock));
     let mut seen: HashMap<(Step, Outcome), u32> = HashMap::new();
     let mut thefts = 0;
+    let mut grace_acted = (0, 0);
     for seed in 1..=seeds() {
         let mut x = (seed + 1000 * u64::from(blacklisting) + 7 * grace.as_secs())
             .wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -334,6 +334,8 @@ async fn attacker_and_client(h: Harness, blacklisting: bool, grace: Duration) {
             // gets a new session (keeps the walk where the decisions are).
             for (i, s) in sessions.iter_mut().enumerate() {
                 if !s.alive && s.client.tokens.is_none() && next() % 3 == 0 {
+                    grace_acted.0 += s.grace_acted.0;
+                    grace_acted.1 += s.grace_acted.1;
                     let user = format!("p{seed}-{i}-{batch}");
                     *s =
                         SessionModel::new(login(&m, user, json!(null)).await, s.attacker.is_some());
@@ -428,6 +430,10 @@ async fn attacker_and_client(h: Harness, blacklisting: bool, grace: Duration) {
             }
         }
 
+        for s in &sessions {
+            grace_acted.0 += s.grace_acted.0;
+            grace_acted.1 += s.grace_acted.1;
+        }
         // P4: intact clients refresh and promote; every attacker copy is
         // then superseded and replaying it is theft. With a grace window,
         // after it has closed both before the promotion and after it.
@@ -494,10 +500,7 @@ async fn attacker_and_client(h: Harness, blacklisting: bool, grace: Duration) {
         "properties (blacklisting {blacklisting}, grace {grace:?}): {thefts} thefts; steps {seen:?}"
     );
     if grace_ms > 0 {
-        let (g, f) = (
-            GRACE_REFRESHES.load(std::sync::atomic::Ordering::Relaxed),
-            FROZEN_VERIFIES.load(std::sync::atomic::Ordering::Relaxed),
-        );
+        let (g, f) = grace_acted;
         eprintln!(
             "properties (grace): {g} refreshes answered by the window, {f} frozen verifications"
         );
