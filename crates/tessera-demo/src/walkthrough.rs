@@ -129,10 +129,11 @@ pub(crate) async fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
         Err(Error::TokenTheftDetected {
             user_id,
             session_handle,
+            reuse,
         }) => {
             show("replaying the old refresh token", &resp);
             println!(
-                "   token theft detected: user {user_id:?}, session {session_handle} (revoked)"
+                "   token theft detected: user {user_id:?}, session {session_handle} (revoked; reuse: {reuse})"
             );
         }
         other => return Err(format!("expected theft detection, got {other:?}").into()),

@@ -217,6 +217,9 @@ pub(crate) fn build(
         .with_cookie_name_prefix(prefix)
         .with_session_expired_status(status)
         .with_revoke_session_on_theft(boolean(config, "REVOKE_SESSION_ON_TOKEN_THEFT")?)
+        // The reference library has no refresh grace window: any reuse of a
+        // superseded refresh token is theft.
+        .without_refresh_grace()
         .with_accept_previous_signing_key(boolean(config, "ACCEPT_PREVIOUS_SIGNING_KEY")?);
     // New keys: absent (a config dict built before they existed) means the
     // reference profile alone.

@@ -93,9 +93,12 @@ pub(crate) fn to_py(py: Python<'_>, error: tessera::Error) -> PyErr {
             "SuperTokensTryRefreshTokenException",
             reason.to_owned(),
         ),
+        // The reuse kind is in the core's `tessera::security` log event;
+        // the Python exception keeps the reference library's two arguments.
         tessera::Error::TokenTheftDetected {
             user_id,
             session_handle,
+            ..
         } => {
             let class = match THEFT.import(py, MODULE, "SuperTokensTokenTheftException") {
                 Ok(class) => class,

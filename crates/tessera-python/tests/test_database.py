@@ -140,6 +140,7 @@ def test_manage_py_migrate_creates_the_tables(tmp_path):
             assert result.returncode == 0, result.stderr
         shown = _manage("showmigrations", "tessera_django", **env).stdout
         assert "[X] 0001_initial" in shown and "[X] 0003_tessera_schema_update" in shown
+        assert "[X] 0004_tessera_session_lifecycle" in shown
         # Django's tables in the project's file, Tessera's in its own beside it.
         assert "django_migrations" in dbtools.sqlite_tables(path)
         assert not expected & set(dbtools.sqlite_tables(path))
@@ -163,6 +164,17 @@ def _forget_change_log(run) -> None:
     log, and sqlx's record of it gone."""
     run("DROP TABLE tessera_changes")
     run("DELETE FROM _sqlx_migrations WHERE version = 4")
+
+
+LIFECYCLE_COLUMNS = ("committed_hash_1", "previous_hash_2", "superseded_at")
+
+
+def _forget_session_lifecycle(run) -> None:
+    """Makes a database look as the release before the grace window left it:
+    no promotion-history columns, and sqlx's record of them gone."""
+    for column in LIFECYCLE_COLUMNS:
+        run(f"ALTER TABLE tessera_sessions DROP COLUMN {column}")
+    run("DELETE FROM _sqlx_migrations WHERE version = 5")
 
 
 def test_manage_py_migrate_upgrades_a_database_of_the_previous_release(tmp_path):
@@ -219,11 +231,24 @@ def test_manage_py_migrate_upgrades_a_database_of_the_previous_release(tmp_path)
         )
         result = _manage("migrate", "tessera_django", "0002", **env)
         assert result.returncode == 0, result.stderr
+        _forget_session_lifecycle(run)
         _forget_change_log(run)
         assert "tessera_changes" not in tables()
         result = _manage("migrate", **env)
         assert result.returncode == 0, result.stderr
         assert "tessera_changes" in tables()
+        assert sessions() == 1
+        # 0004_tessera_session_lifecycle's columns are back, the row kept
+        # with NULL in them.
+        run("SELECT committed_hash_1, previous_hash_2, superseded_at FROM tessera_sessions")
+        # Then the previous release's state one step later: 0003 applied
+        # (the change log there), 0005's columns not.
+        result = _manage("migrate", "tessera_django", "0003", **env)
+        assert result.returncode == 0, result.stderr
+        _forget_session_lifecycle(run)
+        result = _manage("migrate", **env)
+        assert result.returncode == 0, result.stderr
+        run("SELECT committed_hash_1, previous_hash_2, superseded_at FROM tessera_sessions")
         assert sessions() == 1
     finally:
         if not BACKEND.startswith("sqlite"):

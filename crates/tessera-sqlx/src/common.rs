@@ -119,13 +119,37 @@ pub(crate) fn decode_key(key_value: &str, created_at_ms: i64) -> StoreResult<Sto
 
 /// The columns `load_session` selects, in this order: `session_handle`,
 /// `user_id`, `refresh_token_hash_2`, `jwt_payload`, `created_at`,
-/// `expires_at`.
-pub(crate) type SessionColumns = (String, String, String, String, i64, i64);
+/// `expires_at`, then the promotion history of migration 0005:
+/// `committed_hash_1`, `previous_hash_2`, `superseded_at`.
+pub(crate) type SessionColumns = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// The `SELECT` list of [`SessionColumns`].
+pub(crate) const SESSION_COLUMNS: &str = "session_handle, user_id, refresh_token_hash_2, \
+     jwt_payload, created_at, expires_at, committed_hash_1, previous_hash_2, superseded_at";
 
 /// Builds a [`SessionRow`] from its columns; a corrupt `user_id` is an error.
 pub(crate) fn session_row(columns: SessionColumns) -> StoreResult<SessionRow> {
-    let (session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at_ms, expires_at_ms) =
-        columns;
+    let (
+        session_handle,
+        user_id,
+        refresh_token_hash_2,
+        jwt_payload,
+        created_at_ms,
+        expires_at_ms,
+        committed_hash_1,
+        previous_hash_2,
+        superseded_at_ms,
+    ) = columns;
     Ok(SessionRow {
         session_handle,
         user_id: decode_user_id(&user_id)?,
@@ -133,6 +157,9 @@ pub(crate) fn session_row(columns: SessionColumns) -> StoreResult<SessionRow> {
         jwt_payload,
         created_at_ms,
         expires_at_ms,
+        committed_hash_1,
+        previous_hash_2,
+        superseded_at_ms,
     })
 }
 

@@ -14,7 +14,7 @@ use tessera::{
 use crate::changes::{self, Revoke, RevokeTx};
 use crate::common::{
     check_hash, check_new_session, corrupt, count, db, decode_key, encode_key, session_row,
-    session_summary, user_id_column,
+    session_summary, user_id_column, SESSION_COLUMNS,
 };
 use crate::keys::{self, KeySql};
 use crate::tx::{call, transaction, Begin, CallResult};
@@ -403,7 +403,17 @@ impl KeySql for MySql {
 }
 
 /// `common::SessionColumns` as sqlx reads `utf8mb4_bin` columns: bytes.
-type SessionBytes = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64, i64);
+type SessionBytes = (
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    i64,
+    i64,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<i64>,
+);
 
 /// What a retried call checks for (see [`crate::tx::Attempt::is_retry`]).
 impl MySqlStore {
@@ -474,14 +484,14 @@ impl Store for MySqlStore {
             if !pad_safe(session_handle) {
                 return Ok(None);
             }
-            let row: Option<SessionBytes> = sqlx::query_as(
-                "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
-             expires_at FROM tessera_sessions WHERE session_handle = ?",
-            )
+            let row: Option<SessionBytes> = sqlx::query_as(&format!(
+                "SELECT {SESSION_COLUMNS} FROM tessera_sessions WHERE session_handle = ?"
+            ))
             .bind(session_handle)
             .fetch_optional(&self.pool)
             .await?;
-            let Some((handle, user, hash, payload, created, expires)) = row else {
+            let Some((handle, user, hash, payload, created, expires, hash_1, previous, at)) = row
+            else {
                 return Ok(None);
             };
             let columns = (
@@ -491,6 +501,9 @@ impl Store for MySqlStore {
                 text(payload)?,
                 created,
                 expires,
+                hash_1.map(text).transpose()?,
+                previous.map(text).transpose()?,
+                at,
             );
             Ok(Some(session_row(columns)?))
         })
@@ -529,15 +542,28 @@ impl Store for MySqlStore {
                 }
                 // Affected rows are matched rows (CLIENT_FOUND_ROWS), so a CAS that
                 // writes the same values still reports success.
+                if let Some(h1) = promotion.new_hash_1 {
+                    check_hash(h1)?;
+                }
+                // MySQL assigns left to right, each assignment seeing the
+                // ones before it: `previous_hash_2` must come first to take
+                // the hash being replaced.
                 let done = sqlx::query(
-                    "UPDATE tessera_sessions SET refresh_token_hash_2 = ?, expires_at = ? \
-             WHERE session_handle = ? AND refresh_token_hash_2 = ? AND expires_at > ?",
+                    "UPDATE tessera_sessions SET previous_hash_2 = refresh_token_hash_2, \
+                     refresh_token_hash_2 = ?, expires_at = ?, committed_hash_1 = ?, \
+                     superseded_at = ? \
+             WHERE session_handle = ? AND refresh_token_hash_2 = ? AND expires_at > ? \
+                     AND (superseded_at IS NULL OR committed_hash_1 IS NULL \
+                     OR superseded_at <= ?)",
                 )
                 .bind(promotion.new_hash_2)
                 .bind(promotion.new_expires_at_ms)
+                .bind(promotion.new_hash_1)
+                .bind(now_ms)
                 .bind(promotion.session_handle)
                 .bind(promotion.expected_hash_2)
                 .bind(now_ms)
+                .bind(promotion.not_superseded_after_ms)
                 .execute(&self.pool)
                 .await?;
                 if done.rows_affected() == 1 {

@@ -14,7 +14,7 @@ use tessera::{
 use crate::changes;
 use crate::common::{
     check_hash, check_new_session, count, db, decode_key, encode_key, session_row, session_summary,
-    user_id_column, SessionColumns, SummaryColumns,
+    user_id_column, SessionColumns, SummaryColumns, SESSION_COLUMNS,
 };
 use crate::keys::{self, KeySql};
 use crate::tx::{call, Begin, CallResult};
@@ -269,10 +269,9 @@ impl Store for PostgresStore {
 
     async fn load_session(&self, session_handle: &str) -> StoreResult<Option<SessionRow>> {
         call(self.call_timeout, "load_session", |_| async move {
-            let row: Option<SessionColumns> = sqlx::query_as(
-                "SELECT session_handle, user_id, refresh_token_hash_2, jwt_payload, created_at, \
-                 expires_at FROM tessera_sessions WHERE session_handle = $1",
-            )
+            let row: Option<SessionColumns> = sqlx::query_as(&format!(
+                "SELECT {SESSION_COLUMNS} FROM tessera_sessions WHERE session_handle = $1"
+            ))
             .bind(session_handle)
             .fetch_optional(&self.pool)
             .await?;
@@ -305,15 +304,25 @@ impl Store for PostgresStore {
             "compare_and_set_refresh_hash",
             |attempt| async move {
                 check_hash(promotion.new_hash_2)?;
+                if let Some(h1) = promotion.new_hash_1 {
+                    check_hash(h1)?;
+                }
+                // `previous_hash_2` first: it takes the hash being replaced.
                 let done = sqlx::query(
-                    "UPDATE tessera_sessions SET refresh_token_hash_2 = $1, expires_at = $2 \
-                 WHERE session_handle = $3 AND refresh_token_hash_2 = $4 AND expires_at > $5",
+                    "UPDATE tessera_sessions SET previous_hash_2 = refresh_token_hash_2, \
+                     refresh_token_hash_2 = $1, expires_at = $2, committed_hash_1 = $6, \
+                     superseded_at = $5 \
+                 WHERE session_handle = $3 AND refresh_token_hash_2 = $4 AND expires_at > $5 \
+                     AND (superseded_at IS NULL OR committed_hash_1 IS NULL \
+                     OR superseded_at <= $7)",
                 )
                 .bind(promotion.new_hash_2)
                 .bind(promotion.new_expires_at_ms)
                 .bind(promotion.session_handle)
                 .bind(promotion.expected_hash_2)
                 .bind(now_ms)
+                .bind(promotion.new_hash_1)
+                .bind(promotion.not_superseded_after_ms)
                 .execute(&self.pool)
                 .await?;
                 if done.rows_affected() == 1 {

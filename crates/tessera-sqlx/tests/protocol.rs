@@ -14,6 +14,8 @@ mod support;
 mod conformance;
 #[path = "../../tessera/tests/protocol/feed.rs"]
 mod feed;
+#[path = "../../tessera/tests/protocol/grace.rs"]
+mod grace;
 #[path = "../../tessera/tests/protocol/properties.rs"]
 mod properties;
 #[path = "../../tessera/tests/protocol/races.rs"]

@@ -125,6 +125,8 @@ async fn a_promotion_whose_answer_was_lost_succeeds_once() {
             expected_hash_2: &old,
             new_hash_2: &new,
             new_expires_at_ms: 20_000_000,
+            new_hash_1: None,
+            not_superseded_after_ms: i64::MAX,
         };
         let promoted = losing_answers(1, store.compare_and_set_refresh_hash(&promotion, 2_000))
             .await
@@ -149,6 +151,8 @@ async fn a_promotion_whose_answer_was_lost_succeeds_once() {
             expected_hash_2: &old,
             new_hash_2: &third,
             new_expires_at_ms: 30_000_000,
+            new_hash_1: None,
+            not_superseded_after_ms: i64::MAX,
         };
         assert!(
             !losing_answers(1, store.compare_and_set_refresh_hash(&other, 2_000))
@@ -280,7 +284,9 @@ async fn a_deadlocked_rotation_runs_again() {
                         exec(
                             &mut other,
                             &format!(
-                                "INSERT INTO tessera_sessions VALUES ('weight{i}', '\"w\"', \
+                                "INSERT INTO tessera_sessions (session_handle, user_id, \
+                                 refresh_token_hash_2, session_info, jwt_payload, created_at, \
+                                 expires_at) VALUES ('weight{i}', '\"w\"', \
                                  '{}', '{{}}', '{{}}', 1, 2)",
                                 hash('w')
                             ),

@@ -581,13 +581,18 @@ async fn item3_every_secret_comparison_uses_ct_eq(h: H) {
         ["tokens.rs:43", "manager.rs:43"],
         "promotion"
     );
-    // The old refresh token again: theft, decided by the same comparisons.
+    // The old refresh token again: theft, decided by the same comparison,
+    // then classified by one more (H2(R) against the superseded token's H2;
+    // R0 has no parent to compare).
     let mut thief = old.clone();
     assert!(matches!(
         refresh(&m, &mut thief).await,
-        Err(Error::TokenTheftDetected { .. })
+        Err(Error::TokenTheftDetected {
+            reuse: tessera::ReuseKind::StaleLineage,
+            ..
+        })
     ));
-    assert_eq!(sites(&capture), ["manager.rs:64"], "theft");
+    assert_eq!(sites(&capture), ["manager.rs:64", "manager.rs:64"], "theft");
     // With a user key function, the unchanged-key check is constant-time too.
     let mk = h.keyed_manager().await;
     let mut bk = login(&mk, "u3k", json!(null), json!(null)).await;
@@ -967,6 +972,7 @@ async fn item7_only_hashes_stored_no_secrets_in_logs_or_debug(h: H) {
         Error::TokenTheftDetected {
             user_id: UserId::from("user-7"),
             session_handle: "h".into(),
+            reuse: tessera::ReuseKind::StaleLineage,
         },
     ] {
         debug.push(format!("{e:?} {e}"));
@@ -1036,9 +1042,13 @@ async fn item8_theft_revokes_and_emits_a_security_event(h: H) {
             Err(Error::TokenTheftDetected {
                 user_id,
                 session_handle,
+                reuse,
             }) => {
                 assert_eq!(user_id, UserId::from(uid.as_str()));
                 assert_eq!(session_handle, handle);
+                // The superseded token itself, at once (no window configured:
+                // the default one is the yardstick).
+                assert_eq!(reuse, tessera::ReuseKind::WithinGrace);
             }
             other => panic!("expected theft, got {other:?}"),
         }
@@ -1063,6 +1073,7 @@ async fn item8_theft_revokes_and_emits_a_security_event(h: H) {
         assert_eq!(e.fields["user_id"], uid);
         assert_eq!(e.fields["session_handle"], handle);
         assert_eq!(e.fields["session_revoked"], revoke.to_string());
+        assert_eq!(e.fields["reuse"], "within_grace");
         // Never a token.
         let all = format!("{:?}", capture.events()) + &capture.text();
         for t in old
@@ -1073,6 +1084,108 @@ async fn item8_theft_revokes_and_emits_a_security_event(h: H) {
         {
             assert!(!all.contains(t.as_str()), "a token in the log: {t}");
         }
+    }
+}
+
+/// The reuse kind in the security events (docs/PROTOCOL.md §3.9), with a
+/// grace window: a reuse inside it is an INFO `refresh_reuse_within_grace`
+/// and no theft; after it, `token_theft` names the kind; an access token of
+/// the superseded generation is an INFO `superseded_access_token` inside the
+/// window and a WARN one with its kind after it. No token in any of them.
+async fn item8b_reuse_kinds_in_security_events(h: H) {
+    let capture = Capture::default();
+    let _guard = capture.thread_local();
+    let m = h
+        .manager(|c| {
+            c.with_refresh_grace(std::time::Duration::from_secs(30))
+                .with_revoke_session_on_theft(false)
+        })
+        .await;
+    let security = |c: &Capture| -> Vec<(tracing::Level, String, String)> {
+        let got = c
+            .events()
+            .into_iter()
+            .filter(|e| e.target == "tessera::security")
+            .map(|e| {
+                (
+                    e.level,
+                    e.fields["event"].clone(),
+                    e.fields["reuse"].clone(),
+                )
+            })
+            .collect();
+        c.clear();
+        got
+    };
+    let mut b = login(&m, "kinds", json!(null), json!(null)).await;
+    let r0 = b.clone();
+    let mut sibling = b.clone();
+    refresh(&m, &mut sibling).await.unwrap();
+    refresh(&m, &mut b).await.unwrap();
+    verify(&m, &mut b).await.unwrap();
+    capture.clear();
+    refresh(&m, &mut r0.clone()).await.unwrap();
+    assert_try_refresh(
+        verify(&m, &mut sibling.clone()).await,
+        "sibling's access token",
+    );
+    assert_eq!(
+        security(&capture),
+        [
+            (
+                tracing::Level::INFO,
+                "refresh_reuse_within_grace".into(),
+                "within_grace".into()
+            ),
+            (
+                tracing::Level::INFO,
+                "superseded_access_token".into(),
+                "within_grace".into()
+            ),
+        ]
+    );
+    h.advance(std::time::Duration::from_secs(30));
+    assert!(matches!(
+        refresh(&m, &mut r0.clone()).await,
+        Err(Error::TokenTheftDetected {
+            reuse: tessera::ReuseKind::SilentThief,
+            ..
+        })
+    ));
+    assert!(matches!(
+        refresh(&m, &mut sibling.clone()).await,
+        Err(Error::TokenTheftDetected {
+            reuse: tessera::ReuseKind::OrphanedBranch,
+            ..
+        })
+    ));
+    assert_unauthorized(
+        verify(&m, &mut sibling.clone()).await,
+        "sibling after the window",
+    );
+    assert_eq!(
+        security(&capture),
+        [
+            (
+                tracing::Level::WARN,
+                "token_theft".into(),
+                "silent_thief".into()
+            ),
+            (
+                tracing::Level::WARN,
+                "token_theft".into(),
+                "orphaned_branch".into()
+            ),
+            (
+                tracing::Level::WARN,
+                "superseded_access_token".into(),
+                "orphaned_branch".into()
+            ),
+        ]
+    );
+    let all = format!("{:?}", capture.events()) + &capture.text();
+    for t in r0.seen.iter().chain(&sibling.seen).chain(&b.seen) {
+        assert!(!all.contains(t.as_str()), "a token in the log: {t}");
     }
 }
 
@@ -1724,6 +1837,7 @@ per_backend!("security", H, (flavor = "current_thread");
     item5_strict_parsing_and_size_caps,
     item7_only_hashes_stored_no_secrets_in_logs_or_debug,
     item8_theft_revokes_and_emits_a_security_event,
+    item8b_reuse_kinds_in_security_events,
     item9_cookie_flags_prefix_mode_and_clearing,
     item10_revocation_is_committed_before_return,
     review2_no_session_cookie_nothing_cleared,

@@ -481,3 +481,101 @@ async fn key_pairs_are_stored_as_text_and_shared_by_every_instance() {
     })
     .await;
 }
+
+/// A database made by the schema before migration 0005 (migrations 0001 and
+/// 0004 only, applied by sqlx from a copy of those two files) with a live
+/// session in it: the embedded migrations bring it up to date without losing
+/// the row, and the session refreshes, promotes (writing the new columns)
+/// and refreshes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0004_database_upgrades_and_its_sessions_still_refresh() {
+    use tessera_testkit::flow::{login, refresh, verify};
+    on_every_backend("upgrade from 0004", |backend, url| async move {
+        let dir_name = match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            _ => "mysql",
+        };
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dir_name);
+        let old = std::env::temp_dir().join(format!(
+            "tessera-upgrade-0004-{dir_name}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&old).unwrap();
+        for f in ["0001_tessera_tables.sql", "0004_change_log.sql"] {
+            std::fs::copy(source.join(f), old.join(f)).unwrap();
+        }
+        let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+        assert_eq!(migrator.iter().count(), 2);
+        let store = connect_with(&url, StoreOptions::new().run_migrations(false))
+            .await
+            .unwrap();
+        match &store {
+            SqlStore::Sqlite(s) => migrator.run(s.pool()).await.unwrap(),
+            SqlStore::Postgres(s) => migrator.run(s.pool()).await.unwrap(),
+            SqlStore::MySql(s) => migrator.run(s.pool()).await.unwrap(),
+            _ => unreachable!(),
+        }
+        std::fs::remove_dir_all(&old).unwrap();
+        // The old schema has no history columns.
+        let columns = "SELECT committed_hash_1 FROM tessera_sessions";
+        let missing = match &store {
+            SqlStore::Sqlite(s) => sqlx::query(columns).fetch_all(s.pool()).await.is_err(),
+            SqlStore::Postgres(s) => sqlx::query(columns).fetch_all(s.pool()).await.is_err(),
+            SqlStore::MySql(s) => sqlx::query(columns).fetch_all(s.pool()).await.is_err(),
+            _ => unreachable!(),
+        };
+        assert!(
+            missing,
+            "{backend}: the 0004 schema already has 0005's columns"
+        );
+        // A session made on it (creating one touches no new column).
+        let config = || {
+            tessera::Config::builder()
+                .with_change_feed(None)
+                .build()
+                .unwrap()
+        };
+        let m = tessera::SessionManager::new(config(), store.clone())
+            .await
+            .unwrap();
+        let mut b = login(&m, "upgraded", serde_json::json!({"p": 1})).await;
+        let handle = verify(&m, &mut b).await.unwrap().handle().to_owned();
+        store.close().await;
+
+        // Upgrade: connect runs the embedded migrations, 0005 among them.
+        let store = connect(&url).await.unwrap();
+        let row = store.load_session(&handle).await.unwrap().expect("the row");
+        assert_eq!(
+            (
+                row.committed_hash_1,
+                row.previous_hash_2,
+                row.superseded_at_ms
+            ),
+            (None, None, None),
+            "{backend}: an upgraded row has no history"
+        );
+        let m = tessera::SessionManager::new(config(), store.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            m.get_session_info(&handle).await.unwrap(),
+            serde_json::json!({"info": true})
+        );
+        refresh(&m, &mut b).await.unwrap();
+        verify(&m, &mut b).await.unwrap();
+        let row = store.load_session(&handle).await.unwrap().expect("the row");
+        assert!(
+            row.superseded_at_ms.is_some() && row.previous_hash_2.is_some(),
+            "{backend}: the promotion wrote the history"
+        );
+        // No grace window configured: the committed token's H1 is not kept.
+        assert_eq!(row.committed_hash_1, None);
+        refresh(&m, &mut b).await.unwrap();
+        verify(&m, &mut b).await.unwrap();
+        store.close().await;
+    })
+    .await;
+}

@@ -85,6 +85,9 @@ fn row() -> SessionRow {
         jwt_payload: r#"{"role":"fuzz"}"#.to_owned(),
         created_at_ms: NOW_MS - 1000,
         expires_at_ms: ROW_EXPIRES_MS,
+        committed_hash_1: None,
+        previous_hash_2: None,
+        superseded_at_ms: None,
     }
 }
 

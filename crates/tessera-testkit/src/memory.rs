@@ -72,6 +72,9 @@ struct Row {
     jwt_payload: String,
     created_at_ms: i64,
     expires_at_ms: i64,
+    committed_hash_1: Option<String>,
+    previous_hash_2: Option<String>,
+    superseded_at_ms: Option<i64>,
 }
 
 fn invalid(message: &'static str) -> StoreError {
@@ -141,6 +144,9 @@ impl Store for MemoryStore {
                 jwt_payload: session.jwt_payload.to_owned(),
                 created_at_ms: session.created_at_ms,
                 expires_at_ms: session.expires_at_ms,
+                committed_hash_1: None,
+                previous_hash_2: None,
+                superseded_at_ms: None,
             },
         );
         Ok(())
@@ -158,6 +164,9 @@ impl Store for MemoryStore {
                 jwt_payload: r.jwt_payload.clone(),
                 created_at_ms: r.created_at_ms,
                 expires_at_ms: r.expires_at_ms,
+                committed_hash_1: r.committed_hash_1.clone(),
+                previous_hash_2: r.previous_hash_2.clone(),
+                superseded_at_ms: r.superseded_at_ms,
             }))
     }
 
@@ -175,13 +184,23 @@ impl Store for MemoryStore {
         now_ms: i64,
     ) -> StoreResult<bool> {
         check_hash(promotion.new_hash_2)?;
+        if let Some(h1) = promotion.new_hash_1 {
+            check_hash(h1)?;
+        }
         let mut state = self.lock();
         match state.sessions.get_mut(promotion.session_handle) {
             Some(r)
                 if r.expires_at_ms > now_ms
-                    && r.refresh_token_hash_2 == promotion.expected_hash_2 =>
+                    && r.refresh_token_hash_2 == promotion.expected_hash_2
+                    && (r.committed_hash_1.is_none()
+                        || r.superseded_at_ms
+                            .is_none_or(|t| t <= promotion.not_superseded_after_ms)) =>
             {
-                r.refresh_token_hash_2 = promotion.new_hash_2.to_owned();
+                let previous =
+                    std::mem::replace(&mut r.refresh_token_hash_2, promotion.new_hash_2.to_owned());
+                r.previous_hash_2 = Some(previous);
+                r.committed_hash_1 = promotion.new_hash_1.map(str::to_owned);
+                r.superseded_at_ms = Some(now_ms);
                 r.expires_at_ms = promotion.new_expires_at_ms;
                 Ok(true)
             }

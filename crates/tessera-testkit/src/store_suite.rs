@@ -23,6 +23,7 @@ pub type Handles = (Arc<dyn Store>, Arc<dyn Store>);
 pub const CASES: &[&str] = &[
     "round_trip",
     "compare_and_set",
+    "promotion_history",
     "liveness_and_listings",
     "session_info",
     "delete_expired",
@@ -47,6 +48,7 @@ where
         match *case {
             "round_trip" => round_trip(label, handles).await,
             "compare_and_set" => compare_and_set(label, handles).await,
+            "promotion_history" => promotion_history(label, handles).await,
             "liveness_and_listings" => liveness_and_listings(handles).await,
             "session_info" => session_info(label, handles).await,
             "delete_expired" => delete_expired(label, handles).await,
@@ -234,7 +236,9 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
                 session_handle: "h",
                 expected_hash_2: &hash('x'),
                 new_hash_2: &hash('b'),
-                new_expires_at_ms: 5_000
+                new_expires_at_ms: 5_000,
+                new_hash_1: Some(&hash('1')),
+                not_superseded_after_ms: i64::MAX,
             },
             500,
         )
@@ -246,7 +250,9 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
                 session_handle: "nope",
                 expected_hash_2: &hash('a'),
                 new_hash_2: &hash('b'),
-                new_expires_at_ms: 5_000
+                new_expires_at_ms: 5_000,
+                new_hash_1: Some(&hash('1')),
+                not_superseded_after_ms: i64::MAX,
             },
             500,
         )
@@ -265,7 +271,9 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
                 session_handle: "h",
                 expected_hash_2: &hash('a'),
                 new_hash_2: &hash('b'),
-                new_expires_at_ms: 2_000
+                new_expires_at_ms: 2_000,
+                new_hash_1: Some(&hash('1')),
+                not_superseded_after_ms: i64::MAX,
             },
             500,
         )
@@ -277,7 +285,9 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
                 session_handle: "h",
                 expected_hash_2: &hash('a'),
                 new_hash_2: &hash('c'),
-                new_expires_at_ms: 3_000
+                new_expires_at_ms: 3_000,
+                new_hash_1: Some(&hash('1')),
+                not_superseded_after_ms: i64::MAX,
             },
             500,
         )
@@ -296,7 +306,9 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
                 session_handle: "h",
                 expected_hash_2: &hash('b'),
                 new_hash_2: &hash('b'),
-                new_expires_at_ms: 2_000
+                new_expires_at_ms: 2_000,
+                new_hash_1: Some(&hash('1')),
+                not_superseded_after_ms: i64::MAX,
             },
             500,
         )
@@ -310,7 +322,9 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
                 session_handle: "h",
                 expected_hash_2: &hash('b'),
                 new_hash_2: &hash('c'),
-                new_expires_at_ms: 9_000
+                new_expires_at_ms: 9_000,
+                new_hash_1: Some(&hash('1')),
+                not_superseded_after_ms: i64::MAX,
             },
             2_000,
         )
@@ -335,6 +349,8 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
                     expected_hash_2: &hash('b'),
                     new_hash_2: &new,
                     new_expires_at_ms: 3_000,
+                    new_hash_1: Some(&hash('1')),
+                    not_superseded_after_ms: i64::MAX,
                 },
                 500,
             )
@@ -350,6 +366,137 @@ async fn compare_and_set(label: &str, (store, other): Handles) {
     let row = store.load_session("h").await.unwrap().unwrap();
     assert_ne!(row.refresh_token_hash_2, hash('b'));
     assert_eq!(row.expires_at_ms, 3_000);
+}
+
+/// What a promotion remembers for the refresh grace window: the committed
+/// token's `H1`, the superseded `H2` and when (docs/PROTOCOL.md §3.9), and
+/// the freeze: no promotion while the last one is newer than
+/// `not_superseded_after_ms`.
+async fn promotion_history(label: &str, (store, other): Handles) {
+    let user = UserId::from("u");
+    insert(&*store, "h", &user, &hash('a'), 0, 10_000).await;
+    let row = store.load_session("h").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.committed_hash_1,
+            row.previous_hash_2,
+            row.superseded_at_ms
+        ),
+        (None, None, None),
+        "{label}: a new row has no history"
+    );
+    let promote = |expected: char, new: char, new_1: char, after: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .compare_and_set_refresh_hash(
+                    &Promotion {
+                        session_handle: "h",
+                        expected_hash_2: &hash(expected),
+                        new_hash_2: &hash(new),
+                        new_expires_at_ms: 20_000,
+                        new_hash_1: Some(&hash(new_1)),
+                        not_superseded_after_ms: after,
+                    },
+                    1_000,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // A row never promoted has no freeze, whatever the bound.
+    assert!(
+        promote('a', 'b', '1', i64::MIN).await,
+        "{label}: first promotion"
+    );
+    let row = other.load_session("h").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.refresh_token_hash_2.as_str(),
+            row.committed_hash_1.as_deref(),
+            row.previous_hash_2.as_deref(),
+            row.superseded_at_ms,
+            row.expires_at_ms
+        ),
+        (
+            hash('b').as_str(),
+            Some(hash('1').as_str()),
+            Some(hash('a').as_str()),
+            Some(1_000),
+            20_000
+        ),
+        "{label}: the promotion's history"
+    );
+    // Frozen: the last promotion (1000) is after the bound (999).
+    assert!(
+        !promote('b', 'c', '2', 999).await,
+        "{label}: promoted inside the freeze"
+    );
+    let row = other.load_session("h").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.refresh_token_hash_2.as_str(),
+            row.committed_hash_1.as_deref(),
+            row.previous_hash_2.as_deref()
+        ),
+        (
+            hash('b').as_str(),
+            Some(hash('1').as_str()),
+            Some(hash('a').as_str())
+        ),
+        "{label}: a refused promotion changed the history"
+    );
+    // At the bound the freeze is over; the history moves one generation.
+    assert!(
+        promote('b', 'c', '2', 1_000).await,
+        "{label}: after the freeze"
+    );
+    let row = other.load_session("h").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.refresh_token_hash_2.as_str(),
+            row.committed_hash_1.as_deref(),
+            row.previous_hash_2.as_deref()
+        ),
+        (
+            hash('c').as_str(),
+            Some(hash('2').as_str()),
+            Some(hash('b').as_str())
+        ),
+        "{label}: the second promotion's history"
+    );
+    // A promotion that keeps no H1 (no window configured) opens no freeze.
+    let bare = |expected: char, new: char, after: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .compare_and_set_refresh_hash(
+                    &Promotion {
+                        session_handle: "h",
+                        expected_hash_2: &hash(expected),
+                        new_hash_2: &hash(new),
+                        new_expires_at_ms: 20_000,
+                        new_hash_1: None,
+                        not_superseded_after_ms: after,
+                    },
+                    1_000,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!bare('c', 'd', 999).await, "{label}: still frozen");
+    assert!(
+        bare('c', 'd', 1_000).await,
+        "{label}: a promotion without H1"
+    );
+    let row = other.load_session("h").await.unwrap().unwrap();
+    assert_eq!(
+        (row.committed_hash_1, row.previous_hash_2.as_deref()),
+        (None, Some(hash('c').as_str())),
+        "{label}: no H1 kept"
+    );
+    assert!(bare('d', 'e', 999).await, "{label}: frozen without an H1");
 }
 
 async fn liveness_and_listings((store, other): Handles) {

@@ -149,6 +149,8 @@ pub struct Config {
     pub(crate) cookie_names: CookieNames,
     pub(crate) session_expired_status: u16,
     pub(crate) revoke_session_on_theft: bool,
+    /// The refresh grace window (docs/PROTOCOL.md §3.9); zero is off.
+    pub(crate) refresh_grace: Duration,
     pub(crate) change_feed: Option<ChangeFeedSettings>,
     pub(crate) clock: Arc<dyn Clock>,
     /// `with_reference_profile` and `with_current_sdk` (docs/PROTOCOL.md §9).
@@ -216,6 +218,7 @@ impl fmt::Debug for Config {
             .field("cookie_name_prefix", &self.cookie_name_prefix)
             .field("session_expired_status", &self.session_expired_status)
             .field("revoke_session_on_theft", &self.revoke_session_on_theft)
+            .field("refresh_grace", &self.refresh_grace)
             .field("change_feed", &self.change_feed)
             .field("reference_profile", &self.reference_profile)
             .field("current_sdk", &self.current_sdk)
@@ -232,6 +235,17 @@ impl Default for Config {
 /// The `iss` claim of asymmetrically signed access tokens unless
 /// `with_access_token_issuer` says otherwise.
 pub const DEFAULT_ACCESS_TOKEN_ISSUER: &str = "tessera";
+/// The refresh grace window SuperTokens core ships by default
+/// (`refresh_token_rotation_grace_period`, 30 s). Tessera's default is no
+/// window (the reference library's behaviour); this is the value to pass to
+/// [`ConfigBuilder::with_refresh_grace`] for SuperTokens core's behaviour,
+/// and the yardstick [`crate::ReuseKind::WithinGrace`] uses when no window is
+/// configured.
+pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(30);
+/// The longest refresh grace window the builder accepts: every reuse within
+/// the window goes unreported, so a long one would hide a thief who waits a
+/// few minutes.
+pub const REFRESH_GRACE_MAX: Duration = Duration::from_secs(300);
 
 /// Bounds from the reference library's configuration documentation.
 pub const ACCESS_TOKEN_VALIDITY_MIN: Duration = Duration::from_secs(10);
@@ -271,6 +285,7 @@ impl Config {
                 cookie_names: CookieNamePrefix::None.names(),
                 session_expired_status: 401,
                 revoke_session_on_theft: true,
+                refresh_grace: Duration::ZERO,
                 change_feed: Some(ChangeFeedSettings::default()),
                 clock: Arc::new(SystemClock),
                 reference_profile: true,
@@ -360,6 +375,10 @@ impl Config {
     pub fn revoke_session_on_theft(&self) -> bool {
         self.revoke_session_on_theft
     }
+    /// The refresh grace window; zero when there is none.
+    pub fn refresh_grace(&self) -> Duration {
+        self.refresh_grace
+    }
     /// The change feed's settings (`None`: no feed).
     pub fn change_feed(&self) -> Option<ChangeFeedSettings> {
         self.change_feed
@@ -418,6 +437,8 @@ pub enum ConfigSetting {
     ChangeFeed,
     /// `with_reference_profile` and `with_current_sdk`.
     ClientProfiles,
+    /// `with_refresh_grace`.
+    RefreshGrace,
 }
 
 /// A configuration value that cannot work, with what to change.
@@ -559,6 +580,27 @@ impl ConfigBuilder {
     /// Revoke the session when refresh-token reuse is detected (default on).
     pub fn with_revoke_session_on_theft(mut self, on: bool) -> Self {
         self.inner.revoke_session_on_theft = on;
+        self
+    }
+    /// A refresh grace window (docs/PROTOCOL.md §3.9): for `grace` after a
+    /// promotion, the token it superseded and that token's other children
+    /// are answered with a child of the committed token instead of being
+    /// reported as theft, and the committed token is not superseded again
+    /// (so the window cannot be chained). Off by default, as in the
+    /// reference library: a window hides a thief who reuses a token within
+    /// it, and the supertokens-website SDK serialises its refreshes so it
+    /// does not need one. Turn it on (SuperTokens core uses
+    /// [`DEFAULT_REFRESH_GRACE`], 30 s) for clients that refresh without
+    /// coordination: several tabs or threads, retries after a lost response.
+    /// At most [`REFRESH_GRACE_MAX`]; zero turns it off.
+    pub fn with_refresh_grace(mut self, grace: Duration) -> Self {
+        self.inner.refresh_grace = grace;
+        self
+    }
+    /// No refresh grace window (the default): any reuse of a superseded
+    /// refresh token is theft.
+    pub fn without_refresh_grace(mut self) -> Self {
+        self.inner.refresh_grace = Duration::ZERO;
         self
     }
     /// The change feed's settings, or `None` to run without one (then a
@@ -741,6 +783,16 @@ fn finish(mut c: Config) -> Result<Config, ConfigError> {
                  (give no audience instead of an empty one)",
             ));
         }
+    }
+    if c.refresh_grace > REFRESH_GRACE_MAX {
+        return Err(ConfigError::new(
+            ConfigSetting::RefreshGrace,
+            format!(
+                "refresh grace window is {} s; set it to at most {} s (or turn it off)",
+                c.refresh_grace.as_secs_f64(),
+                REFRESH_GRACE_MAX.as_secs()
+            ),
+        ));
     }
     if let Some(f) = c.change_feed {
         if f.poll_interval.is_zero() || f.poll_interval >= f.bound {

@@ -92,13 +92,67 @@ pub enum Error {
     /// A refresh token that had already been superseded was used again. The
     /// cookies have been cleared and, unless configured otherwise, the session
     /// revoked.
-    #[error("token theft detected for session {session_handle}")]
+    #[error("token theft detected for session {session_handle} ({reuse})")]
     TokenTheftDetected {
         /// Owner of the session whose token was reused.
         user_id: UserId,
         /// The session whose token was reused.
         session_handle: String,
+        /// Which kind of reuse it was, from what the session row remembers
+        /// (docs/PROTOCOL.md §3.9): a flaky client and an attack look
+        /// different here.
+        reuse: ReuseKind,
     },
+}
+
+/// How a reused refresh token relates to its session, as far as the row can
+/// tell (it keeps the committed token and the one the last promotion
+/// superseded, with the time of that promotion). Reported in
+/// [`Error::TokenTheftDetected`] and in the `tessera::security` events.
+///
+/// "The window" is the configured refresh grace window, or
+/// [`crate::DEFAULT_REFRESH_GRACE`] when none is configured (it is then only
+/// the yardstick of this classification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReuseKind {
+    /// The token the last promotion superseded, or a child of it (a sibling
+    /// of the committed token), less than the window after that promotion:
+    /// most likely one client's racing or retried refreshes. Reported as
+    /// theft only when no grace window is configured (inside a configured
+    /// window such a reuse is accepted).
+    WithinGrace,
+    /// A child of the superseded token that lost the promotion to its
+    /// sibling, presented after the window: two holders refreshed the same
+    /// token, and the one that lost came back late (an uncoordinated client
+    /// after a long pause, or a thief who refreshed a stolen token).
+    OrphanedBranch,
+    /// The superseded token itself, presented after the window: a copy of a
+    /// token its holder kept without using while another holder rotated
+    /// past it, the pattern of a stolen token replayed later.
+    SilentThief,
+    /// A token of this session the row does not know: two or more rotations
+    /// old (or from before the row kept its history). A long-kept copy.
+    StaleLineage,
+}
+
+impl ReuseKind {
+    /// A short name for logs: `within_grace`, `orphaned_branch`,
+    /// `silent_thief`, `stale_lineage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReuseKind::WithinGrace => "within_grace",
+            ReuseKind::OrphanedBranch => "orphaned_branch",
+            ReuseKind::SilentThief => "silent_thief",
+            ReuseKind::StaleLineage => "stale_lineage",
+        }
+    }
+}
+
+impl std::fmt::Display for ReuseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Error {

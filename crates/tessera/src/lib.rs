@@ -89,11 +89,12 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     ChangeFeedSettings, Config, ConfigBuilder, ConfigError, ConfigSetting, CookieNamePrefix,
     SameSite, SigningKeyFn, SigningKeySource, ACCESS_TOKEN_VALIDITY_MAX, ACCESS_TOKEN_VALIDITY_MIN,
-    DEFAULT_ACCESS_TOKEN_ISSUER, KEY_UPDATE_INTERVAL_MAX, KEY_UPDATE_INTERVAL_MIN,
-    REFRESH_TOKEN_VALIDITY_MAX, REFRESH_TOKEN_VALIDITY_MIN,
+    DEFAULT_ACCESS_TOKEN_ISSUER, DEFAULT_REFRESH_GRACE, KEY_UPDATE_INTERVAL_MAX,
+    KEY_UPDATE_INTERVAL_MIN, REFRESH_GRACE_MAX, REFRESH_TOKEN_VALIDITY_MAX,
+    REFRESH_TOKEN_VALIDITY_MIN,
 };
 pub use crypto::sha256_hex;
-pub use error::{BoxError, Error, GeneralKind, Result};
+pub use error::{BoxError, Error, GeneralKind, Result, ReuseKind};
 pub use http_io::{
     cookie_headers_conflict, find_cookie, http_date, ConflictingCookies, CookiePair, CookieSpec,
     RecordedResponse, RequestSource, ResponseChange, ResponseSink, ACCESS_TOKEN_COOKIE,

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::crypto::{ct_eq, random_handle, random_token, sha256_hex};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ReuseKind};
 use crate::feed::{self, Feed};
 use crate::http_io::{
     CookieSpec, RequestSource, ResponseSink, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_HEADER,
@@ -18,7 +18,7 @@ use crate::profile::{
     REFRESH_TOKEN_HEADER,
 };
 use crate::session::Session;
-use crate::store::{NewSession, Promotion, SessionSummary, Store};
+use crate::store::{NewSession, Promotion, SessionRow, SessionSummary, Store};
 use crate::tokens::{
     decode_claims, header_kid, open_refresh_token, parse_claims, seal_refresh_token,
     sign_access_token, signature_valid, split_token, ClaimsIn, ClaimsOut, SigningKey, SplitToken,
@@ -89,6 +89,11 @@ fn h(x: &str) -> String {
 
 fn secs_to_ms(d: std::time::Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// Whether `s` has the form of an `H1`/`H2`: 64 hex characters.
+fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Where `part` (a subslice of `whole`) lies in `whole`; for `get_session`.
@@ -715,15 +720,21 @@ impl SessionManager {
         let payload: &RawValue =
             serde_json::from_str(claims.pld).map_err(|_| Error::try_refresh("malformed claims"))?;
         let rt_hash_2 = h(claims.rt);
+        let prt_hash_2 = h(prt);
         let promoted = self
             .inner
             .store
             .compare_and_set_refresh_hash(
                 &Promotion {
                     session_handle: claims.sh,
-                    expected_hash_2: &h(prt),
+                    expected_hash_2: &prt_hash_2,
                     new_hash_2: &rt_hash_2,
                     new_expires_at_ms: now.saturating_add(secs_to_ms(cfg.refresh_token_validity)),
+                    // The row keeps it as the committed token's H1 when a
+                    // grace window needs it (§3.9); only a hash may go there
+                    // (every token Tessera signs has one).
+                    new_hash_1: (self.grace_ms() > 0 && is_hash(claims.rt)).then_some(claims.rt),
+                    not_superseded_after_ms: self.not_superseded_after(now),
                 },
                 now,
             )
@@ -733,7 +744,42 @@ impl SessionManager {
                 Some(row)
                     if row.expires_at_ms > now
                         && ct_eq(row.refresh_token_hash_2.as_bytes(), rt_hash_2.as_bytes()) => {}
+                // Within the grace window the committed token is frozen: a
+                // child of it is accepted unpromoted (a later use after the
+                // window promotes it).
+                Some(row)
+                    if row.expires_at_ms > now
+                        && self.grace_open(&row, now)
+                        && ct_eq(row.refresh_token_hash_2.as_bytes(), prt_hash_2.as_bytes()) => {}
+                // Within the grace window, an access token of the superseded
+                // generation (its refresh token is the superseded one or a
+                // sibling of the committed one): the client is sent to
+                // refresh, where its refresh token converges on the
+                // committed one (§3.9). No refresh token is minted from an
+                // access token.
+                Some(row)
+                    if row.expires_at_ms > now
+                        && self.grace_open(&row, now)
+                        && row.previous_hash_2.as_deref().is_some_and(|p| {
+                            ct_eq(p.as_bytes(), prt_hash_2.as_bytes())
+                                || ct_eq(p.as_bytes(), rt_hash_2.as_bytes())
+                        }) =>
+                {
+                    tracing::info!(
+                        target: "tessera::security",
+                        event = "superseded_access_token",
+                        reuse = ReuseKind::WithinGrace.as_str(),
+                        user_id = %row.user_id,
+                        session_handle = %row.session_handle,
+                        "an access token of the superseded generation was used within the refresh \
+                         grace window: the client is asked to refresh"
+                    );
+                    return Err(Error::try_refresh(
+                        "access token superseded within the grace window",
+                    ));
+                }
                 Some(row) if row.expires_at_ms > now => {
+                    let reuse = self.classify_reuse(&row, &rt_hash_2, Some(&prt_hash_2), now);
                     // Another child of the same refresh token was promoted
                     // first: someone else holds this session's refresh token
                     // (a thief who refreshed before this client, or two
@@ -743,6 +789,7 @@ impl SessionManager {
                     tracing::warn!(
                         target: "tessera::security",
                         event = "superseded_access_token",
+                        reuse = reuse.as_str(),
                         user_id = %row.user_id,
                         session_handle = %row.session_handle,
                         "an access token whose refresh token lost to another child of the same \
@@ -829,6 +876,81 @@ impl SessionManager {
         }
     }
 
+    // -- the refresh grace window (§3.9) -----------------------------------
+
+    /// The grace window in ms; 0 when off.
+    fn grace_ms(&self) -> i64 {
+        i64::try_from(self.inner.config.refresh_grace.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// [`Promotion::not_superseded_after_ms`] for a promotion at `now`.
+    fn not_superseded_after(&self, now: i64) -> i64 {
+        match self.grace_ms() {
+            0 => i64::MAX,
+            g => now.saturating_sub(g),
+        }
+    }
+
+    /// Whether the row's grace window is open at `now`: a window is
+    /// configured, the last promotion kept the committed token's `H1` (it
+    /// does only with a window configured) and was less than the window ago.
+    /// The store's freeze ([`Promotion::not_superseded_after_ms`]) applies on
+    /// the same condition.
+    fn grace_open(&self, row: &SessionRow, now: i64) -> bool {
+        let g = self.grace_ms();
+        g > 0
+            && row.committed_hash_1.is_some()
+            && row
+                .superseded_at_ms
+                .is_some_and(|t| now < t.saturating_add(g))
+    }
+
+    /// Whether the token of `hash_2` (with parent `parent_hash_2`) is the
+    /// one the row's last promotion superseded, or a child of it.
+    fn is_previous_generation(
+        &self,
+        row: &SessionRow,
+        hash_2: &str,
+        parent_hash_2: Option<&str>,
+    ) -> bool {
+        row.previous_hash_2.as_deref().is_some_and(|p| {
+            ct_eq(p.as_bytes(), hash_2.as_bytes())
+                || parent_hash_2.is_some_and(|q| ct_eq(p.as_bytes(), q.as_bytes()))
+        })
+    }
+
+    /// Which kind of reuse a refused token is ([`ReuseKind`]).
+    fn classify_reuse(
+        &self,
+        row: &SessionRow,
+        hash_2: &str,
+        parent_hash_2: Option<&str>,
+        now: i64,
+    ) -> ReuseKind {
+        let Some(previous) = row.previous_hash_2.as_deref() else {
+            return ReuseKind::StaleLineage;
+        };
+        let is_previous = ct_eq(previous.as_bytes(), hash_2.as_bytes());
+        let is_sibling = parent_hash_2.is_some_and(|q| ct_eq(previous.as_bytes(), q.as_bytes()));
+        if !is_previous && !is_sibling {
+            return ReuseKind::StaleLineage;
+        }
+        let window = match self.grace_ms() {
+            0 => secs_to_ms(crate::DEFAULT_REFRESH_GRACE),
+            g => g,
+        };
+        if row
+            .superseded_at_ms
+            .is_some_and(|t| now < t.saturating_add(window))
+        {
+            ReuseKind::WithinGrace
+        } else if is_sibling {
+            ReuseKind::OrphanedBranch
+        } else {
+            ReuseKind::SilentThief
+        }
+    }
+
     // -- refresh ------------------------------------------------------------
 
     /// Rotates the refresh token (docs/PROTOCOL.md §3.3): issues a
@@ -911,12 +1033,38 @@ impl SessionManager {
             };
             let committed = row.refresh_token_hash_2.as_bytes();
             let mut expires_at = row.expires_at_ms;
+            let is_child = parent_hash_2
+                .as_deref()
+                .is_some_and(|p| ct_eq(committed, p.as_bytes()));
+            // The H1 the child issued below names as its parent: R's own,
+            // unless the grace window answers with a child of the committed
+            // token instead.
+            let mut child_parent_1: &str = &r_hash_1;
+            let grace = self.grace_open(&row, now);
             if ct_eq(committed, r_hash_2.as_bytes()) {
                 // R is the committed token: issue a child; the row is unchanged.
-            } else if parent_hash_2
-                .as_deref()
-                .is_some_and(|p| ct_eq(committed, p.as_bytes()))
+            } else if grace
+                && (is_child
+                    || self.is_previous_generation(&row, &r_hash_2, parent_hash_2.as_deref()))
             {
+                // Within the grace window (§3.9): R is a child of the frozen
+                // committed token, the token the last promotion superseded,
+                // or a sibling of the committed token. Answer with a child of
+                // the committed token; the row is unchanged, so the committed
+                // token stays unique and the window is not extended.
+                child_parent_1 = row.committed_hash_1.as_deref().unwrap_or_default();
+                if !is_child {
+                    tracing::info!(
+                        target: "tessera::security",
+                        event = "refresh_reuse_within_grace",
+                        reuse = ReuseKind::WithinGrace.as_str(),
+                        user_id = %row.user_id,
+                        session_handle = %row.session_handle,
+                        "a superseded refresh token was reused within the refresh grace window: \
+                         answered with a child of the committed token"
+                    );
+                }
+            } else if is_child {
                 // R is an unpromoted child of the committed token: promote it.
                 expires_at = now.saturating_add(secs_to_ms(cfg.refresh_token_validity));
                 if !store
@@ -926,6 +1074,8 @@ impl SessionManager {
                             expected_hash_2: &row.refresh_token_hash_2,
                             new_hash_2: &r_hash_2,
                             new_expires_at_ms: expires_at,
+                            new_hash_1: (self.grace_ms() > 0).then_some(r_hash_1.as_str()),
+                            not_superseded_after_ms: self.not_superseded_after(now),
                         },
                         now,
                     )
@@ -934,6 +1084,7 @@ impl SessionManager {
                     continue;
                 }
             } else {
+                let reuse = self.classify_reuse(&row, &r_hash_2, parent_hash_2.as_deref(), now);
                 self.clear_session_tokens(transport, response);
                 if cfg.revoke_session_on_theft {
                     store.delete_session(handle).await?;
@@ -948,11 +1099,13 @@ impl SessionManager {
                     user_id = %row.user_id,
                     session_handle = %row.session_handle,
                     session_revoked = cfg.revoke_session_on_theft,
+                    reuse = reuse.as_str(),
                     "refresh token reuse: token theft detected"
                 );
                 return Err(Error::TokenTheftDetected {
                     user_id: row.user_id,
                     session_handle: row.session_handle,
+                    reuse,
                 });
             }
             let payload = RawValue::from_string(row.jwt_payload)
@@ -961,7 +1114,7 @@ impl SessionManager {
                 &self.inner.keys.refresh_key,
                 handle,
                 &row.user_id,
-                Some(&r_hash_1),
+                Some(child_parent_1),
             )?;
             let csrf = if cfg.anti_csrf && transport != Transport::CurrentHeader {
                 Some(random_token()?)
@@ -974,7 +1127,7 @@ impl SessionManager {
                 handle,
                 &row.user_id,
                 &h(&child),
-                Some(&r_hash_1),
+                Some(child_parent_1),
                 csrf.as_deref(),
                 &payload,
                 now,

@@ -119,6 +119,16 @@ pub struct SessionRow {
     pub created_at_ms: i64,
     /// Refresh expiry (ms).
     pub expires_at_ms: i64,
+    /// `H1` of the committed refresh token, written by a promotion (`None`
+    /// before the first one, and in rows made before migration 0005). The
+    /// refresh grace window issues children of the committed token with it
+    /// (docs/PROTOCOL.md §3.9).
+    pub committed_hash_1: Option<String>,
+    /// `H2` of the token the last promotion superseded (`None` before the
+    /// first promotion).
+    pub previous_hash_2: Option<String>,
+    /// When the last promotion happened (ms; `None` before the first one).
+    pub superseded_at_ms: Option<i64>,
 }
 
 impl fmt::Debug for SessionRow {
@@ -130,7 +140,8 @@ impl fmt::Debug for SessionRow {
             .field("jwt_payload", &"<redacted>")
             .field("created_at_ms", &self.created_at_ms)
             .field("expires_at_ms", &self.expires_at_ms)
-            .finish()
+            .field("superseded_at_ms", &self.superseded_at_ms)
+            .finish_non_exhaustive()
     }
 }
 
@@ -246,6 +257,15 @@ pub struct Promotion<'a> {
     pub new_hash_2: &'a str,
     /// The row's new refresh expiry, milliseconds since the Unix epoch.
     pub new_expires_at_ms: i64,
+    /// `H1` of the refresh token that becomes the committed one; the row
+    /// keeps it as `committed_hash_1` (`None` writes null there).
+    pub new_hash_1: Option<&'a str>,
+    /// The refresh grace window's freeze (docs/PROTOCOL.md §3.9): the
+    /// promotion happens only if the row's last promotion (`superseded_at`)
+    /// was at or before this time, or it has none, or it kept no
+    /// `committed_hash_1` (a promotion made without a window opens none).
+    /// `i64::MAX` when no grace window is configured.
+    pub not_superseded_after_ms: i64,
 }
 
 impl fmt::Debug for Promotion<'_> {
@@ -272,10 +292,15 @@ pub trait Store: Send + Sync + 'static {
     async fn session_is_live(&self, session_handle: &str, now_ms: i64) -> StoreResult<bool>;
 
     /// Atomically: if the row of `promotion.session_handle` exists, has
-    /// `expires_at_ms > now_ms` and its `refresh_token_hash_2` equals
-    /// `promotion.expected_hash_2`, set it to `promotion.new_hash_2` and
-    /// `expires_at_ms` to `promotion.new_expires_at_ms` and return `true`;
-    /// otherwise change nothing and return `false`.
+    /// `expires_at_ms > now_ms`, its `refresh_token_hash_2` equals
+    /// `promotion.expected_hash_2` and its `superseded_at` is null or at most
+    /// `promotion.not_superseded_after_ms` or its `committed_hash_1` is null,
+    /// set `refresh_token_hash_2` to
+    /// `promotion.new_hash_2`, `expires_at_ms` to
+    /// `promotion.new_expires_at_ms`, `committed_hash_1` to
+    /// `promotion.new_hash_1`, `previous_hash_2` to the hash it replaced and
+    /// `superseded_at` to `now_ms`, and return `true`; otherwise change
+    /// nothing and return `false`.
     async fn compare_and_set_refresh_hash(
         &self,
         promotion: &Promotion<'_>,

@@ -15,8 +15,8 @@ use http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
 use serde_json::json;
 use tessera::Clock as _;
 use tessera::{
-    ConfigBuilder, Error, SigningKeySource, UserId, ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE,
-    REFRESH_TOKEN_COOKIE,
+    ConfigBuilder, Error, ReuseKind, SigningKeySource, UserId, ACCESS_TOKEN_COOKIE,
+    ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE,
 };
 use tessera_testkit::forge::b64;
 
@@ -189,9 +189,13 @@ async fn theft_on_reuse_revokes_by_default(h: Harness) {
         Err(Error::TokenTheftDetected {
             user_id,
             session_handle,
+            reuse,
         }) => {
             assert_eq!(user_id, UserId::Int(7));
             assert_eq!(session_handle, s.handle());
+            // A sibling of the committed token, at once, without a grace
+            // window configured: classified by the default window.
+            assert_eq!(reuse, ReuseKind::WithinGrace);
         }
         other => panic!("expected theft, got {other:?}"),
     }

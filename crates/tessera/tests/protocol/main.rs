@@ -8,5 +8,6 @@ mod support;
 
 mod conformance;
 mod feed;
+mod grace;
 mod properties;
 mod races;

@@ -27,6 +27,15 @@
 //! The model does not decide the outcome of legal steps (that is the exact
 //! model of the conformance suite); it checks that what happened was allowed
 //! and that the properties above hold. Seeds are fixed and printed.
+//!
+//! A third configuration runs the walk with a 30 s refresh grace window
+//! (docs/PROTOCOL.md §3.9). The model then also keeps the token the last
+//! promotion superseded and when, the window freezes promotions, and inside
+//! it the superseded token and its children refresh to a child of the
+//! committed token and their access tokens are sent to refresh. P1 holds
+//! for everything older than the window; P2–P4 hold as they are (P4 runs
+//! after the window of the last promotion has closed). The uncoordinated
+//! client with many tabs is `grace.rs`.
 //! `TESSERA_SOAK_MODEL_SEEDS` sets the seeds per configuration (default 3).
 
 use std::collections::HashMap;
@@ -38,6 +47,7 @@ use tessera::{Error, SessionManager};
 use crate::support::*;
 
 const SESSIONS: usize = 8;
+
 const BATCHES: usize = 120;
 
 fn seeds() -> u64 {
@@ -60,6 +70,12 @@ struct Holder {
 struct SessionModel {
     parent: Vec<Option<u32>>,
     committed: u32,
+    /// The token the last promotion superseded, and when (ms).
+    previous: Option<(u32, i64)>,
+    /// How often the grace window acted: refreshes answered with a child of
+    /// the committed token instead of R's own, and access tokens of a child
+    /// accepted unpromoted (frozen).
+    grace_acted: (u32, u32),
     alive: bool,
     client: Holder,
     attacker: Option<Vec<Holder>>,
@@ -71,6 +87,8 @@ impl SessionModel {
         SessionModel {
             parent: vec![None],
             committed: 0,
+            previous: None,
+            grace_acted: (0, 0),
             alive: true,
             client: Holder {
                 browser,
@@ -79,6 +97,25 @@ impl SessionModel {
             attacker: with_attacker.then(Vec::new),
             attacker_refreshed: false,
         }
+    }
+
+    /// Whether the grace window (`grace_ms`, 0 = none) is open at `now`.
+    fn window_open(&self, grace_ms: i64, now: i64) -> bool {
+        grace_ms > 0 && self.previous.is_some_and(|(_, t)| now < t + grace_ms)
+    }
+
+    /// Whether `r` is the superseded token or a child of it, inside the
+    /// window.
+    fn within_grace(&self, r: u32, grace_ms: i64, now: i64) -> bool {
+        self.window_open(grace_ms, now)
+            && self
+                .previous
+                .is_some_and(|(p, _)| r == p || self.parent[r as usize] == Some(p))
+    }
+
+    fn promote(&mut self, to: u32, now: i64) {
+        self.previous = Some((self.committed, now));
+        self.committed = to;
     }
 
     fn is_superseded(&self, r: u32) -> bool {
@@ -122,7 +159,14 @@ fn outcome<T>(r: &Result<T, Error>) -> Outcome {
 }
 
 /// Checks one verify of `h` against the model and updates both.
-fn check_verify(s: &mut SessionModel, h: &mut Holder, got: Outcome, blacklisting: bool, ctx: &str) {
+fn check_verify(
+    s: &mut SessionModel,
+    h: &mut Holder,
+    got: Outcome,
+    blacklisting: bool,
+    (grace_ms, now): (i64, i64),
+    ctx: &str,
+) {
     let Some((r, (rt, prt))) = h.tokens else {
         assert_eq!(got, Outcome::Unauthorized, "{ctx}: verify without cookies");
         return;
@@ -137,7 +181,13 @@ fn check_verify(s: &mut SessionModel, h: &mut Holder, got: Outcome, blacklisting
                 // committed token's child, or once it is promoted.
                 assert!(s.alive, "{ctx}: promotion in a dead session");
                 if s.committed == p {
-                    s.committed = rt;
+                    // Promoted, unless the window freezes the committed
+                    // token (then accepted unpromoted).
+                    if !s.window_open(grace_ms, now) {
+                        s.promote(rt, now);
+                    } else {
+                        s.grace_acted.1 += 1;
+                    }
                 } else {
                     assert_eq!(
                         s.committed, rt,
@@ -150,10 +200,14 @@ fn check_verify(s: &mut SessionModel, h: &mut Holder, got: Outcome, blacklisting
         Outcome::TryRefresh => {}
         Outcome::Unauthorized => {
             // A child's token needs a live session whose committed token is
-            // its parent or itself; a promoted token needs a live session
-            // only when blacklisting makes verification ask the database.
+            // its parent or itself (or, inside the grace window, whose
+            // superseded token is; that is TryRefreshToken); a promoted token
+            // needs a live session only when blacklisting makes verification
+            // ask the database.
+            let superseded_gen = s.window_open(grace_ms, now)
+                && s.previous.is_some_and(|(q, _)| Some(q) == prt || q == rt);
             let legal = match prt {
-                Some(p) => !s.alive || (s.committed != p && s.committed != rt),
+                Some(p) => !s.alive || (s.committed != p && s.committed != rt && !superseded_gen),
                 None => blacklisting && !s.alive,
             };
             assert!(legal, "{ctx}: Unauthorized for a valid access token");
@@ -164,12 +218,20 @@ fn check_verify(s: &mut SessionModel, h: &mut Holder, got: Outcome, blacklisting
 }
 
 /// Checks one refresh of `h` against the model and updates both.
-fn check_refresh(s: &mut SessionModel, h: &mut Holder, got: Outcome, ctx: &str) {
+fn check_refresh(
+    s: &mut SessionModel,
+    h: &mut Holder,
+    got: Outcome,
+    (grace_ms, now): (i64, i64),
+    ctx: &str,
+) {
     let Some((r, _)) = h.tokens else {
         assert_eq!(got, Outcome::Unauthorized, "{ctx}: refresh without cookies");
         return;
     };
-    let legal = s.alive && (s.committed == r || s.parent[r as usize] == Some(s.committed));
+    let is_child = s.parent[r as usize] == Some(s.committed);
+    let open = s.window_open(grace_ms, now);
+    let legal = s.alive && (s.committed == r || is_child || s.within_grace(r, grace_ms, now));
     match got {
         Outcome::Ok => {
             assert!(
@@ -179,10 +241,20 @@ fn check_refresh(s: &mut SessionModel, h: &mut Holder, got: Outcome, ctx: &str) 
                 s.committed,
                 s.alive
             );
-            s.committed = r;
+            // The child's parent: R itself (committed, or promoted now), or
+            // inside the window the committed token.
+            let parent = if s.committed == r {
+                r
+            } else if is_child && !open {
+                s.promote(r, now);
+                r
+            } else {
+                s.grace_acted.0 += 1;
+                s.committed
+            };
             let child = s.parent.len() as u32;
-            s.parent.push(Some(r));
-            h.tokens = Some((child, (child, Some(r))));
+            s.parent.push(Some(parent));
+            h.tokens = Some((child, (child, Some(parent))));
         }
         Outcome::Theft => {
             assert!(
@@ -227,12 +299,18 @@ async fn run_step(m: SessionManager, step: Step, mut h: Holder) -> (Holder, Vec<
     (h, calls)
 }
 
-async fn attacker_and_client(h: Harness, blacklisting: bool) {
-    let m = h.manager(|c| c.with_blacklisting(blacklisting)).await;
+async fn attacker_and_client(h: Harness, blacklisting: bool, grace: Duration) {
+    let m = h
+        .manager(|c| c.with_blacklisting(blacklisting).with_refresh_grace(grace))
+        .await;
+    let grace_ms = grace.as_millis() as i64;
+    let clock = |h: &Harness| (grace_ms, tessera::Clock::now_ms(&*h.clock));
     let mut seen: HashMap<(Step, Outcome), u32> = HashMap::new();
     let mut thefts = 0;
+    let mut grace_acted = (0, 0);
     for seed in 1..=seeds() {
-        let mut x = (seed + 1000 * u64::from(blacklisting)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut x = (seed + 1000 * u64::from(blacklisting) + 7 * grace.as_secs())
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut next = move || {
             x ^= x << 13;
             x ^= x >> 7;
@@ -248,11 +326,16 @@ async fn attacker_and_client(h: Harness, blacklisting: bool) {
             if next() % 8 == 0 {
                 // Expire some access tokens (validity 1 h).
                 h.advance(Duration::from_secs(600 + next() % 3600));
+            } else if grace_ms > 0 && next() % 3 == 0 {
+                // With a grace window: let windows close now and then.
+                h.advance(Duration::from_secs(next() % 40));
             }
             // A slot whose session is over and whose client is logged out
             // gets a new session (keeps the walk where the decisions are).
             for (i, s) in sessions.iter_mut().enumerate() {
                 if !s.alive && s.client.tokens.is_none() && next() % 3 == 0 {
+                    grace_acted.0 += s.grace_acted.0;
+                    grace_acted.1 += s.grace_acted.1;
                     let user = format!("p{seed}-{i}-{batch}");
                     *s =
                         SessionModel::new(login(&m, user, json!(null)).await, s.attacker.is_some());
@@ -312,9 +395,9 @@ async fn attacker_and_client(h: Harness, blacklisting: bool) {
                         "blacklisting {blacklisting} seed {seed} batch {batch} session {i} {step:?} call {n}"
                     );
                     if is_verify {
-                        check_verify(s, &mut model_h, got, blacklisting, &ctx);
+                        check_verify(s, &mut model_h, got, blacklisting, clock(&h), &ctx);
                     } else {
-                        check_refresh(s, &mut model_h, got, &ctx);
+                        check_refresh(s, &mut model_h, got, clock(&h), &ctx);
                     }
                     if !attacker && !flagged_before {
                         assert!(
@@ -347,8 +430,16 @@ async fn attacker_and_client(h: Harness, blacklisting: bool) {
             }
         }
 
+        for s in &sessions {
+            grace_acted.0 += s.grace_acted.0;
+            grace_acted.1 += s.grace_acted.1;
+        }
         // P4: intact clients refresh and promote; every attacker copy is
-        // then superseded and replaying it is theft.
+        // then superseded and replaying it is theft. With a grace window,
+        // after it has closed both before the promotion and after it.
+        if grace_ms > 0 {
+            h.advance(grace + Duration::from_secs(1));
+        }
         for (i, s) in sessions.iter_mut().enumerate() {
             if !s.alive || s.client.tokens.is_none() {
                 continue;
@@ -356,19 +447,22 @@ async fn attacker_and_client(h: Harness, blacklisting: bool) {
             let ctx = format!("blacklisting {blacklisting} seed {seed} final session {i}");
             let mut c = s.client.clone();
             let r = refresh(&m, &mut c.browser).await;
-            check_refresh(s, &mut c, outcome(&r), &ctx);
+            check_refresh(s, &mut c, outcome(&r), clock(&h), &ctx);
             if r.is_err() {
                 // Only possible after an attacker refreshed in this session.
                 assert!(s.attacker_refreshed, "{ctx}: P2 at the end");
                 continue;
             }
             let r = verify(&m, &mut c.browser).await;
-            check_verify(s, &mut c, outcome(&r), blacklisting, &ctx);
+            check_verify(s, &mut c, outcome(&r), blacklisting, clock(&h), &ctx);
             if r.is_err() {
                 assert!(s.attacker_refreshed, "{ctx}: P2 at the end");
                 continue;
             }
             s.client = c;
+            if grace_ms > 0 {
+                h.advance(grace + Duration::from_secs(1));
+            }
             let copies = s.attacker.take().unwrap_or_default();
             let mut replayed = 0;
             for mut a in copies {
@@ -377,7 +471,7 @@ async fn attacker_and_client(h: Harness, blacklisting: bool) {
                 }
                 let r = refresh(&m, &mut a.browser).await;
                 let got = outcome(&r);
-                check_refresh(s, &mut a, got, &ctx);
+                check_refresh(s, &mut a, got, clock(&h), &ctx);
                 assert_ne!(got, Outcome::Ok, "{ctx}: P4: a copy still refreshes");
                 if replayed == 0 {
                     assert_eq!(got, Outcome::Theft, "{ctx}: P4: replay not seen as theft");
@@ -402,7 +496,19 @@ async fn attacker_and_client(h: Harness, blacklisting: bool) {
             }
         }
     }
-    eprintln!("properties (blacklisting {blacklisting}): {thefts} thefts; steps {seen:?}");
+    eprintln!(
+        "properties (blacklisting {blacklisting}, grace {grace:?}): {thefts} thefts; steps {seen:?}"
+    );
+    if grace_ms > 0 {
+        let (g, f) = grace_acted;
+        eprintln!(
+            "properties (grace): {g} refreshes answered by the window, {f} frozen verifications"
+        );
+        assert!(
+            g >= 2 && f >= 2,
+            "the grace window too rarely acted: {g}, {f}"
+        );
+    }
     // The walk must reach the interesting cases, or it proves little.
     for kind in [
         (Step::ClientVerify, Outcome::Ok),
@@ -420,15 +526,20 @@ async fn attacker_and_client(h: Harness, blacklisting: bool) {
 }
 
 async fn attacker_with_copies_without_blacklisting(h: Harness) {
-    attacker_and_client(h, false).await;
+    attacker_and_client(h, false, Duration::ZERO).await;
 }
 
 async fn attacker_with_copies_with_blacklisting(h: Harness) {
-    attacker_and_client(h, true).await;
+    attacker_and_client(h, true, Duration::ZERO).await;
+}
+
+async fn attacker_with_copies_with_a_grace_window(h: Harness) {
+    attacker_and_client(h, false, Duration::from_secs(30)).await;
 }
 
 crate::per_backend!(
     "properties";
     attacker_with_copies_without_blacklisting,
     attacker_with_copies_with_blacklisting,
+    attacker_with_copies_with_a_grace_window,
 );
