@@ -233,6 +233,22 @@ pub(crate) fn build(
     }
     builder = builder.with_current_sdk(current_sdk(config)?);
     if config
+        .get_item("REFRESH_TOKEN_GRACE_PERIOD")
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        let secs = number(config, "REFRESH_TOKEN_GRACE_PERIOD")?;
+        if !(0.0..=tessera::REFRESH_GRACE_MAX.as_secs_f64()).contains(&secs) {
+            return Err(err(format!(
+                "SUPER_TOKENS: REFRESH_TOKEN_GRACE_PERIOD must be between 0 (off) and {} seconds, not {}",
+                tessera::REFRESH_GRACE_MAX.as_secs(),
+                shown(secs)
+            )));
+        }
+        builder = builder.with_refresh_grace(Duration::from_secs_f64(secs));
+    }
+    if config
         .get_item("ACCESS_TOKEN_ALGORITHM")
         .ok()
         .flatten()

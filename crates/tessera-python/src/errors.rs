@@ -93,11 +93,13 @@ pub(crate) fn to_py(py: Python<'_>, error: tessera::Error) -> PyErr {
             "SuperTokensTryRefreshTokenException",
             reason.to_owned(),
         ),
-        // The reuse kind is in the core's `tessera::security` log event;
-        // the Python exception keeps the reference library's two arguments.
+        // The exception keeps the reference library's two arguments; the
+        // reuse kind (also in the core's `tessera::security` log event) is
+        // Tessera's extra attribute `reuse_kind`.
         tessera::Error::TokenTheftDetected {
             user_id,
             session_handle,
+            reuse,
             ..
         } => {
             let class = match THEFT.import(py, MODULE, "SuperTokensTokenTheftException") {
@@ -105,7 +107,10 @@ pub(crate) fn to_py(py: Python<'_>, error: tessera::Error) -> PyErr {
                 Err(import_failed) => return import_failed,
             };
             match class.call1((user_id_to_py(py, &user_id), session_handle)) {
-                Ok(instance) => PyErr::from_value(instance),
+                Ok(instance) => match instance.setattr("reuse_kind", reuse.as_str()) {
+                    Ok(()) => PyErr::from_value(instance),
+                    Err(e) => e,
+                },
                 Err(e) => e,
             }
         }

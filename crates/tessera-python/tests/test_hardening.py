@@ -13,6 +13,7 @@ from django.test import Client
 from tessera_django import _native, supertokens
 from tessera_django.exceptions import (
     SuperTokensGeneralException,
+    SuperTokensTokenTheftException,
     SuperTokensUnauthorizedException,
 )
 
@@ -298,3 +299,51 @@ def test_two_refresh_token_cookies_are_unauthorized(user_id):
     with pytest.raises(SuperTokensUnauthorizedException):
         supertokens.refresh_session(request, HttpResponse())
     assert supertokens.get_all_session_handles_for_user(user_id + "-attacker")  # nothing revoked
+
+
+def test_the_theft_exception_says_which_kind_of_reuse(login, clock):
+    """reuse_kind (Tessera's addition): the superseded refresh token reused
+    soon after the refresh is "within_grace" (what a flaky client does; no
+    grace window is configured, so it is still theft, only classified), and
+    the same reuse later is "silent_thief"."""
+    for wait, kind in ((1, "within_grace"), (3600, "silent_thief")):
+        s = login()
+        old = dict(s.jar)
+        s.refresh()
+        supertokens.get_session(s.request(), HttpResponse(), True)  # commits the child
+        clock.advance(wait)
+        with pytest.raises(SuperTokensTokenTheftException) as caught:
+            supertokens.refresh_session(support.request(old), HttpResponse())
+        assert caught.value.get_reuse_kind() == kind
+        assert caught.value.reuse_kind == kind
+
+
+def test_a_grace_period_lets_a_client_reuse_the_replaced_refresh_token(settings, login, clock):
+    """REFRESH_TOKEN_GRACE_PERIOD (off by default): within it, the refresh
+    token a refresh replaced is answered with working tokens (a second tab
+    that refreshed with it too), not theft; after it, theft as before."""
+    settings.SUPER_TOKENS = {"REFRESH_TOKEN_GRACE_PERIOD": 30}
+    s = login()
+    old = dict(s.jar)
+    s.refresh()
+    supertokens.get_session(s.request(), HttpResponse(), True)  # commits the child
+    clock.advance(5)
+    response = HttpResponse()
+    supertokens.refresh_session(support.request(old), response)
+    tab = {**old, **support.values(response)}
+    session = supertokens.get_session(support.request(tab, anti_csrf=response["anti-csrf"]), HttpResponse(), True)
+    assert session.get_handle() == s.session.get_handle()
+    assert supertokens.get_all_session_handles_for_user(s.session.get_user_id()) == [session.get_handle()]
+    clock.advance(60)
+    with pytest.raises(SuperTokensTokenTheftException) as caught:
+        supertokens.refresh_session(support.request(old), HttpResponse())
+    assert caught.value.get_reuse_kind() == "silent_thief"
+
+
+def test_the_grace_period_is_bounded(settings):
+    from tessera_django import _state
+
+    for bad in (-1, 301, "30", True):
+        settings.SUPER_TOKENS = {"REFRESH_TOKEN_GRACE_PERIOD": bad}
+        with pytest.raises(SuperTokensGeneralException, match="REFRESH_TOKEN_GRACE_PERIOD"):
+            _state.get()

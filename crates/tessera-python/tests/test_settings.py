@@ -49,6 +49,7 @@ def test_defaults_are_the_reference_librarys():
         "ACCESS_TOKEN_ALGORITHM": "HS256",
         "ACCESS_TOKEN_ISSUER": "tessera",
         "ACCESS_TOKEN_AUDIENCE": None,
+        "REFRESH_TOKEN_GRACE_PERIOD": 0,
     }
 
 

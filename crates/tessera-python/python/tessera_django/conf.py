@@ -55,6 +55,11 @@ key                                           default        notes
                                                              ``tessera_django.views.jwks`` for other services
 ``ACCESS_TOKEN_ISSUER``                       ``"tessera"``  new; the ``iss`` claim (key-pair algorithms only)
 ``ACCESS_TOKEN_AUDIENCE``                     ``None``       new; the ``aud`` claim (key-pair algorithms only)
+``REFRESH_TOKEN_GRACE_PERIOD``                ``0``          new; seconds (0 to 300) after a refresh during which
+                                                             the replaced refresh token (or a sibling) is
+                                                             answered with fresh tokens instead of theft:
+                                                             for clients without a cross-tab lock. 0: off,
+                                                             the reference library's behaviour
 ============================================  =============  ==============================================
 
 The validities and the key interval accept any positive number, as the
@@ -117,6 +122,7 @@ EXTRA_DEFAULTS: Dict[str, Any] = {
     "ACCESS_TOKEN_ALGORITHM": "HS256",
     "ACCESS_TOKEN_ISSUER": "tessera",
     "ACCESS_TOKEN_AUDIENCE": None,
+    "REFRESH_TOKEN_GRACE_PERIOD": 0,
 }
 
 #: The keys of ``CURRENT_SDK`` and their defaults (the SDK's own default

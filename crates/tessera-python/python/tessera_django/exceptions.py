@@ -26,7 +26,7 @@ SuperTokensTokenTheftException         a refresh token was reused. Cookies have
 =====================================  ===========================================
 """
 
-from typing import Any, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 __all__ = [
     "SuperTokensException",
@@ -78,12 +78,26 @@ class SuperTokensTryRefreshTokenException(SuperTokensException):
 
 
 class SuperTokensTokenTheftException(SuperTokensException):
-    """A refresh token was used after it had been replaced."""
+    """A refresh token was used after it had been replaced.
+
+    ``reuse_kind`` (Tessera's addition; ``None`` when raised by other code)
+    says which kind of reuse it was, so that a flaky client can be told from
+    an attack (docs/PROTOCOL.md §3.9): ``"within_grace"`` (a superseded token
+    or a sibling reused soon after the refresh: usually a client without a
+    cross-tab lock), ``"orphaned_branch"`` (a sibling, later),
+    ``"silent_thief"`` (the superseded token itself, later) or
+    ``"stale_lineage"`` (a token two or more rotations old)."""
+
+    reuse_kind: Optional[str] = None
 
     def __init__(self, user_id: Union[str, int], session_handle: str) -> None:
         super().__init__("token theft detected")
         self.user_id = user_id
         self.session_handle = session_handle
+
+    def get_reuse_kind(self) -> Optional[str]:
+        """Which kind of reuse it was (see the class documentation)."""
+        return self.reuse_kind
 
     def get_user_id(self) -> Union[str, int]:
         """The owner of the session whose refresh token was reused."""
