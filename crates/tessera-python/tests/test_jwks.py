@@ -15,7 +15,7 @@ import pytest
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from tessera_django import _state, supertokens
+from tessera_django import _native, _state, supertokens
 from tessera_django.exceptions import SuperTokensTryRefreshTokenException
 from tessera_django.testing import frozen_clock
 
@@ -28,12 +28,21 @@ AUDIENCE = "orders-api"
 
 
 @pytest.fixture
-def keyed(settings, request):
+def keyed(settings, request, tmp_path):
     alg = request.param
+    url = f"sqlite://{tmp_path / 'jwks.sqlite'}"
+    _native.migrate(url)
     settings.SUPER_TOKENS = {
         "ACCESS_TOKEN_ALGORITHM": alg,
         "ACCESS_TOKEN_ISSUER": ISSUER,
         "ACCESS_TOKEN_AUDIENCE": AUDIENCE,
+        # A database of its own: the managers earlier tests built (other
+        # algorithms, HS256 included) may still be alive with their change
+        # feeds, and each would take a shared key table back to its own
+        # algorithm, as differently configured instances sharing one
+        # database do (PROTOCOL.md §5.6). Key storage itself is tested on
+        # every backend by the Rust suites.
+        "DATABASE_URL": url,
     }
     settings.ROOT_URLCONF = "testproject.urls_jwks"
     return alg
