@@ -16,7 +16,7 @@ use crate::layer::SessionExpiredMarker;
 ///
 /// | kind | status | body |
 /// |---|---|---|
-/// | `Unauthorized` | session-expired status | `{"error":"unauthorized"}` |
+/// | `Unauthorized` | session-expired status | `{"error":"unauthorized"}`; ended by a configured lifetime: `{"error":"unauthorized","reason":"idle_timeout"}` or `"absolute_lifetime"` |
 /// | `TryRefreshToken` | session-expired status | `{"error":"try_refresh_token"}` |
 /// | `TokenTheftDetected` | session-expired status | `{"error":"token_theft_detected"}` |
 /// | `General`, kind `Unavailable` or `Timeout` | 503, `Retry-After: 1` | `{"error":"unavailable"}` |
@@ -97,13 +97,23 @@ impl std::error::Error for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let kind = self.kind();
-        let body: &'static str = match kind {
-            "unauthorized" => r#"{"error":"unauthorized"}"#,
-            "try_refresh_token" => r#"{"error":"try_refresh_token"}"#,
-            "token_theft_detected" => r#"{"error":"token_theft_detected"}"#,
-            "unavailable" => r#"{"error":"unavailable"}"#,
-            "invalid_argument" => r#"{"error":"invalid_argument"}"#,
-            _ => r#"{"error":"internal"}"#,
+        let body: &'static str = match (kind, self.0.session_end()) {
+            // A session ended by the idle timeout or the absolute lifetime
+            // says which, so that the front end can tell the user.
+            ("unauthorized", Some(tessera::SessionEnd::IdleTimeout)) => {
+                r#"{"error":"unauthorized","reason":"idle_timeout"}"#
+            }
+            ("unauthorized", Some(tessera::SessionEnd::AbsoluteLifetime)) => {
+                r#"{"error":"unauthorized","reason":"absolute_lifetime"}"#
+            }
+            (kind, _) => match kind {
+                "unauthorized" => r#"{"error":"unauthorized"}"#,
+                "try_refresh_token" => r#"{"error":"try_refresh_token"}"#,
+                "token_theft_detected" => r#"{"error":"token_theft_detected"}"#,
+                "unavailable" => r#"{"error":"unavailable"}"#,
+                "invalid_argument" => r#"{"error":"invalid_argument"}"#,
+                _ => r#"{"error":"internal"}"#,
+            },
         };
         let general_status = match kind {
             "unavailable" => Some(StatusCode::SERVICE_UNAVAILABLE),

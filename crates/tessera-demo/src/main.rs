@@ -105,6 +105,28 @@ struct Cli {
     )]
     access_token_algorithm: AccessTokenAlgorithm,
 
+    /// Refresh grace window in seconds (0, the default, turns it off): a
+    /// superseded refresh token reused this soon after its rotation gets a
+    /// child of the committed one instead of counting as theft.
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_DEMO_REFRESH_GRACE_SECS",
+        default_value_t = 0.0
+    )]
+    refresh_grace_secs: f64,
+
+    /// Idle timeout in seconds (default none): a session whose tokens were
+    /// not rotated for this long is gone. Longer than the access-token
+    /// validity.
+    #[arg(long, global = true, env = "TESSERA_DEMO_IDLE_TIMEOUT_SECS")]
+    idle_timeout_secs: Option<f64>,
+
+    /// Absolute session lifetime in seconds (default none): a session older
+    /// than this is gone whatever its refreshes.
+    #[arg(long, global = true, env = "TESSERA_DEMO_ABSOLUTE_LIFETIME_SECS")]
+    absolute_lifetime_secs: Option<f64>,
+
     /// Seconds a client may take to send a request's headers (and how long
     /// an idle keep-alive connection stays open); then it is disconnected.
     #[arg(
@@ -177,13 +199,38 @@ fn database_kind(url: &str) -> &'static str {
 /// `rotate-key` message depends on it.
 pub(crate) const ACCEPT_PREVIOUS_SIGNING_KEY: bool = false;
 
-fn config(
-    access_token_secs: f64,
-    algorithm: AccessTokenAlgorithm,
-) -> Result<Config, Box<dyn std::error::Error>> {
+/// A duration flag in seconds: `what` names it in the error.
+fn secs_flag(
+    value: f64,
+    what: &str,
+    zero_ok: bool,
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    if !(value.is_finite() && (value > 0.0 || (zero_ok && value == 0.0))) || value > 1e12 {
+        let expected = if zero_ok {
+            "zero or a positive"
+        } else {
+            "a positive"
+        };
+        return Err(format!("{what} must be {expected} number of seconds").into());
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn config(cli: &Cli) -> Result<Config, Box<dyn std::error::Error>> {
+    let access_token_secs = cli.access_token_secs;
+    let algorithm = cli.access_token_algorithm;
     if !(access_token_secs.is_finite() && access_token_secs > 0.0) {
         return Err("--access-token-secs must be a positive number".into());
     }
+    let grace = secs_flag(cli.refresh_grace_secs, "--refresh-grace-secs", true)?;
+    let idle = cli
+        .idle_timeout_secs
+        .map(|v| secs_flag(v, "--idle-timeout-secs", false))
+        .transpose()?;
+    let absolute = cli
+        .absolute_lifetime_secs
+        .map(|v| secs_flag(v, "--absolute-lifetime-secs", false))
+        .transpose()?;
     // Development configuration: plain HTTP on localhost, so no `Secure`.
     let mut b = Config::builder()
         .with_cookie_secure(false)
@@ -194,7 +241,10 @@ fn config(
         // keep the 4.2.0 profile.
         .with_current_sdk(Some(tessera::CurrentSdk::new("/auth")))
         .with_access_token_validity(Duration::from_secs_f64(access_token_secs))
-        .with_access_token_algorithm(algorithm);
+        .with_access_token_algorithm(algorithm)
+        .with_refresh_grace(grace)
+        .with_idle_timeout(idle)
+        .with_absolute_lifetime(absolute);
     if access_token_secs < 10.0 {
         eprintln!(
             "warning: access-token validity {access_token_secs} s is below the 10 s minimum; \
@@ -237,6 +287,8 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    // Checked here, reported only by the commands that use it.
+    let config = config(&cli);
     let url = cli.database;
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Walkthrough = command {
@@ -248,11 +300,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let users = users::Users::open(&store)
         .await
         .map_err(|e| format!("cannot create the users table: {e}"))?;
-    let manager = SessionManager::new(
-        config(cli.access_token_secs, cli.access_token_algorithm)?,
-        store,
-    )
-    .await?;
+    let manager = SessionManager::new(config?, store).await?;
     match command {
         Command::Serve => {
             println!(
@@ -304,6 +352,46 @@ mod tests {
             redact_url("postgres://u:p@ss@h/db"),
             "postgres://u:***@h/db"
         );
+    }
+
+    #[test]
+    fn lifetime_flags_reach_the_config() {
+        let c = config(&Cli::try_parse_from(["tessera-demo"]).unwrap()).unwrap();
+        assert_eq!(c.refresh_grace(), Duration::ZERO);
+        assert_eq!(c.idle_timeout(), None);
+        assert_eq!(c.absolute_lifetime(), None);
+        let cli = Cli::try_parse_from([
+            "tessera-demo",
+            "--refresh-grace-secs",
+            "30",
+            "--idle-timeout-secs",
+            "900",
+            "--absolute-lifetime-secs",
+            "86400",
+        ])
+        .unwrap();
+        let c = config(&cli).unwrap();
+        assert_eq!(c.refresh_grace(), Duration::from_secs(30));
+        assert_eq!(c.idle_timeout(), Some(Duration::from_secs(900)));
+        assert_eq!(c.absolute_lifetime(), Some(Duration::from_secs(86400)));
+        for (flag, value, says) in [
+            ("--refresh-grace-secs", "-1", "--refresh-grace-secs"),
+            ("--refresh-grace-secs", "NaN", "--refresh-grace-secs"),
+            ("--idle-timeout-secs", "0", "--idle-timeout-secs"),
+            // Not longer than the 60 s access-token validity.
+            ("--idle-timeout-secs", "60", "idle timeout"),
+            ("--absolute-lifetime-secs", "0", "--absolute-lifetime-secs"),
+            (
+                "--absolute-lifetime-secs",
+                "inf",
+                "--absolute-lifetime-secs",
+            ),
+        ] {
+            let arg = format!("{flag}={value}");
+            let cli = Cli::try_parse_from(["tessera-demo", arg.as_str()]).unwrap();
+            let e = config(&cli).unwrap_err().to_string();
+            assert!(e.contains(says), "{flag} {value}: {e}");
+        }
     }
 
     #[test]

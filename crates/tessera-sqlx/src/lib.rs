@@ -106,8 +106,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera::{
-    Change, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys,
-    Store, StoreError, StoreResult, StoredKey, UserId,
+    Change, ExpiryCutoff, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary,
+    SigningKeys, Store, StoreError, StoreResult, StoredKey, UserId,
 };
 
 mod changes;
@@ -443,12 +443,16 @@ impl Store for SqlStore {
         delegate!(self, s => s.update_session_info(session_handle, session_info, now_ms))
     }
 
-    async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
-        delegate!(self, s => s.delete_expired_sessions(now_ms, batch_size))
+    async fn delete_expired_sessions(
+        &self,
+        cutoff: ExpiryCutoff,
+        batch_size: u32,
+    ) -> StoreResult<u64> {
+        delegate!(self, s => s.delete_expired_sessions(cutoff, batch_size))
     }
 
-    async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
-        delegate!(self, s => s.count_expired_sessions(now_ms))
+    async fn count_expired_sessions(&self, cutoff: ExpiryCutoff) -> StoreResult<u64> {
+        delegate!(self, s => s.count_expired_sessions(cutoff))
     }
 
     async fn refresh_token_key(&self, candidate: &StoredKey) -> StoreResult<StoredKey> {

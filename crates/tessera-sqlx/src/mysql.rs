@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{Executor, MySql, MySqlConnection};
 use tessera::{
-    Change, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys,
-    Store, StoreResult, StoredKey, UserId,
+    Change, ExpiryCutoff, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary,
+    SigningKeys, Store, StoreResult, StoredKey, UserId,
 };
 
 use crate::changes::{self, Revoke, RevokeTx};
@@ -697,35 +697,59 @@ impl Store for MySqlStore {
         .await
     }
 
-    async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
+    async fn delete_expired_sessions(
+        &self,
+        cutoff: ExpiryCutoff,
+        batch_size: u32,
+    ) -> StoreResult<u64> {
         call(
             self.call_timeout,
             "delete_expired_sessions",
             |_| async move {
-                // One autocommit statement walking the expires_at index.
-                let done = sqlx::query(
-                "DELETE FROM tessera_sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
-            )
-            .bind(now_ms)
-            .bind(batch_size)
-            .execute(&self.pool)
-            .await?;
+                // One autocommit statement walking the expires_at index
+                // (without lifetimes) or the table (with them).
+                let done = if cutoff.has_lifetimes() {
+                    sqlx::query(
+                        "DELETE FROM tessera_sessions WHERE expires_at <= ? \
+                         OR COALESCE(superseded_at, created_at) <= ? OR created_at <= ? \
+                         ORDER BY expires_at LIMIT ?",
+                    )
+                    .bind(cutoff.now_ms)
+                    .bind(cutoff.idle_bound())
+                    .bind(cutoff.created_bound())
+                    .bind(batch_size)
+                    .execute(&self.pool)
+                    .await?
+                } else {
+                    sqlx::query(
+                        "DELETE FROM tessera_sessions WHERE expires_at <= ? \
+                         ORDER BY expires_at LIMIT ?",
+                    )
+                    .bind(cutoff.now_ms)
+                    .bind(batch_size)
+                    .execute(&self.pool)
+                    .await?
+                };
                 Ok(done.rows_affected())
             },
         )
         .await
     }
 
-    async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
+    async fn count_expired_sessions(&self, cutoff: ExpiryCutoff) -> StoreResult<u64> {
         call(
             self.call_timeout,
             "count_expired_sessions",
             |_| async move {
-                let (n,): (i64,) =
-                    sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?")
-                        .bind(now_ms)
-                        .fetch_one(&self.pool)
-                        .await?;
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ? \
+                     OR COALESCE(superseded_at, created_at) <= ? OR created_at <= ?",
+                )
+                .bind(cutoff.now_ms)
+                .bind(cutoff.idle_bound())
+                .bind(cutoff.created_bound())
+                .fetch_one(&self.pool)
+                .await?;
                 Ok(count(n)?)
             },
         )

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres};
 use tessera::{
-    Change, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys,
-    Store, StoreResult, StoredKey, UserId,
+    Change, ExpiryCutoff, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary,
+    SigningKeys, Store, StoreResult, StoredKey, UserId,
 };
 
 use crate::changes;
@@ -451,7 +451,11 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
+    async fn delete_expired_sessions(
+        &self,
+        cutoff: ExpiryCutoff,
+        batch_size: u32,
+    ) -> StoreResult<u64> {
         call(
             self.call_timeout,
             "delete_expired_sessions",
@@ -461,31 +465,44 @@ impl Store for PostgresStore {
                 // second cleaner); a later batch picks them up. `= ANY(ARRAY(…))`
                 // rather than `IN (…)` so that the outer delete probes the primary
                 // key instead of hash-joining against a scan of the whole table.
-                let done = sqlx::query(
+                // With lifetimes the subselect reads the table instead.
+                let sql = if cutoff.has_lifetimes() {
                     "DELETE FROM tessera_sessions WHERE session_handle = ANY(ARRAY(\
                  SELECT session_handle FROM tessera_sessions WHERE expires_at <= $1 \
-                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
-                )
-                .bind(now_ms)
-                .bind(i64::from(batch_size))
-                .execute(&self.pool)
-                .await?;
+                 OR COALESCE(superseded_at, created_at) <= $3 OR created_at <= $4 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))"
+                } else {
+                    "DELETE FROM tessera_sessions WHERE session_handle = ANY(ARRAY(\
+                 SELECT session_handle FROM tessera_sessions WHERE expires_at <= $1 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))"
+                };
+                let mut q = sqlx::query(sql)
+                    .bind(cutoff.now_ms)
+                    .bind(i64::from(batch_size));
+                if cutoff.has_lifetimes() {
+                    q = q.bind(cutoff.idle_bound()).bind(cutoff.created_bound());
+                }
+                let done = q.execute(&self.pool).await?;
                 Ok(done.rows_affected())
             },
         )
         .await
     }
 
-    async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
+    async fn count_expired_sessions(&self, cutoff: ExpiryCutoff) -> StoreResult<u64> {
         call(
             self.call_timeout,
             "count_expired_sessions",
             |_| async move {
-                let (n,): (i64,) =
-                    sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= $1")
-                        .bind(now_ms)
-                        .fetch_one(&self.pool)
-                        .await?;
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= $1 \
+                     OR COALESCE(superseded_at, created_at) <= $2 OR created_at <= $3",
+                )
+                .bind(cutoff.now_ms)
+                .bind(cutoff.idle_bound())
+                .bind(cutoff.created_bound())
+                .fetch_one(&self.pool)
+                .await?;
                 Ok(count(n)?)
             },
         )

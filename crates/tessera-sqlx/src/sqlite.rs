@@ -9,8 +9,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Sqlite, SqliteConnection};
 use tessera::{
-    Change, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary, SigningKeys,
-    Store, StoreResult, StoredKey, UserId,
+    Change, ExpiryCutoff, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary,
+    SigningKeys, Store, StoreResult, StoredKey, UserId,
 };
 
 use crate::changes::{self, Revoke, RevokeTx};
@@ -441,30 +441,47 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
+    async fn delete_expired_sessions(
+        &self,
+        cutoff: ExpiryCutoff,
+        batch_size: u32,
+    ) -> StoreResult<u64> {
         call(NO_DEADLINE, "delete_expired_sessions", |_| async move {
-            // One autocommit statement; the subselect walks the expires_at index.
-            let done = sqlx::query(
+            // One autocommit statement; the subselect walks the expires_at
+            // index (without lifetimes) or the table (with them).
+            let sql = if cutoff.has_lifetimes() {
                 "DELETE FROM tessera_sessions WHERE rowid IN (\
                  SELECT rowid FROM tessera_sessions WHERE expires_at <= ?1 \
-                 ORDER BY expires_at LIMIT ?2)",
-            )
-            .bind(now_ms)
-            .bind(i64::from(batch_size))
-            .execute(&self.pool)
-            .await?;
+                 OR COALESCE(superseded_at, created_at) <= ?3 OR created_at <= ?4 \
+                 ORDER BY expires_at LIMIT ?2)"
+            } else {
+                "DELETE FROM tessera_sessions WHERE rowid IN (\
+                 SELECT rowid FROM tessera_sessions WHERE expires_at <= ?1 \
+                 ORDER BY expires_at LIMIT ?2)"
+            };
+            let mut q = sqlx::query(sql)
+                .bind(cutoff.now_ms)
+                .bind(i64::from(batch_size));
+            if cutoff.has_lifetimes() {
+                q = q.bind(cutoff.idle_bound()).bind(cutoff.created_bound());
+            }
+            let done = q.execute(&self.pool).await?;
             Ok(done.rows_affected())
         })
         .await
     }
 
-    async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
+    async fn count_expired_sessions(&self, cutoff: ExpiryCutoff) -> StoreResult<u64> {
         call(NO_DEADLINE, "count_expired_sessions", |_| async move {
-            let (n,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?1")
-                    .bind(now_ms)
-                    .fetch_one(&self.pool)
-                    .await?;
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM tessera_sessions WHERE expires_at <= ?1 \
+                 OR COALESCE(superseded_at, created_at) <= ?2 OR created_at <= ?3",
+            )
+            .bind(cutoff.now_ms)
+            .bind(cutoff.idle_bound())
+            .bind(cutoff.created_bound())
+            .fetch_one(&self.pool)
+            .await?;
             Ok(count(n)?)
         })
         .await

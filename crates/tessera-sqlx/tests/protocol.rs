@@ -16,6 +16,8 @@ mod conformance;
 mod feed;
 #[path = "../../tessera/tests/protocol/grace.rs"]
 mod grace;
+#[path = "../../tessera/tests/protocol/lifetimes.rs"]
+mod lifetimes;
 #[path = "../../tessera/tests/protocol/properties.rs"]
 mod properties;
 #[path = "../../tessera/tests/protocol/races.rs"]

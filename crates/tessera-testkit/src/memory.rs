@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use tessera::{
-    Change, ChangeKind, GeneralKind, NewSession, Promotion, RotationDecision, SessionRow,
-    SessionSummary, SigningKeys, Store, StoreError, StoreResult, StoredKey, UserId,
+    Change, ChangeKind, ExpiryCutoff, GeneralKind, NewSession, Promotion, RotationDecision,
+    SessionRow, SessionSummary, SigningKeys, Store, StoreError, StoreResult, StoredKey, UserId,
     MAX_USER_ID_STORAGE_LEN,
 };
 
@@ -286,12 +286,18 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64> {
+    async fn delete_expired_sessions(
+        &self,
+        cutoff: ExpiryCutoff,
+        batch_size: u32,
+    ) -> StoreResult<u64> {
         let mut state = self.lock();
         let mut expired: Vec<(i64, String)> = state
             .sessions
             .iter()
-            .filter(|(_, r)| r.expires_at_ms <= now_ms)
+            .filter(|(_, r)| {
+                cutoff.is_expired(r.expires_at_ms, r.created_at_ms, r.superseded_at_ms)
+            })
             .map(|(h, r)| (r.expires_at_ms, h.clone()))
             .collect();
         // Oldest first, as the SQL stores walk their expiry index.
@@ -303,12 +309,12 @@ impl Store for MemoryStore {
         Ok(expired.len() as u64)
     }
 
-    async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
+    async fn count_expired_sessions(&self, cutoff: ExpiryCutoff) -> StoreResult<u64> {
         Ok(self
             .lock()
             .sessions
             .values()
-            .filter(|r| r.expires_at_ms <= now_ms)
+            .filter(|r| cutoff.is_expired(r.expires_at_ms, r.created_at_ms, r.superseded_at_ms))
             .count() as u64)
     }
 

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera::{
-    Change, ChangeKind, GeneralKind, NewSession, Promotion, SessionSummary, SigningKeys, Store,
-    StoredKey, UserId,
+    Change, ChangeKind, ExpiryCutoff, GeneralKind, NewSession, Promotion, SessionSummary,
+    SigningKeys, Store, StoredKey, UserId,
 };
 
 /// Two handles on one fresh database.
@@ -27,6 +27,7 @@ pub const CASES: &[&str] = &[
     "liveness_and_listings",
     "session_info",
     "delete_expired",
+    "delete_expired_lifetimes",
     "refresh_token_key",
     "signing_keys_rotation",
     "signing_keys_panic",
@@ -52,6 +53,7 @@ where
             "liveness_and_listings" => liveness_and_listings(handles).await,
             "session_info" => session_info(label, handles).await,
             "delete_expired" => delete_expired(label, handles).await,
+            "delete_expired_lifetimes" => delete_expired_lifetimes(label, handles).await,
             "refresh_token_key" => refresh_token_key(label, handles).await,
             "signing_keys_rotation" => signing_keys_rotation(label, handles).await,
             "signing_keys_panic" => signing_keys_panic(label, handles).await,
@@ -590,20 +592,121 @@ async fn delete_expired(label: &str, (store, other): Handles) {
     let now = 1_000;
     insert(&*store, "edge", &user, &hash('a'), 0, now).await;
 
-    assert_eq!(other.count_expired_sessions(now).await.unwrap(), 26);
+    assert_eq!(
+        other
+            .count_expired_sessions(ExpiryCutoff::at(now))
+            .await
+            .unwrap(),
+        26
+    );
     let mut batches = Vec::new();
     loop {
-        let n = store.delete_expired_sessions(now, 10).await.unwrap();
+        let n = store
+            .delete_expired_sessions(ExpiryCutoff::at(now), 10)
+            .await
+            .unwrap();
         batches.push(n);
         if n == 0 {
             break;
         }
     }
     assert_eq!(batches, [10, 10, 6, 0], "{label}");
-    assert_eq!(other.count_expired_sessions(now).await.unwrap(), 0);
-    assert_eq!(store.delete_expired_sessions(now, 0).await.unwrap(), 0);
+    assert_eq!(
+        other
+            .count_expired_sessions(ExpiryCutoff::at(now))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_expired_sessions(ExpiryCutoff::at(now), 0)
+            .await
+            .unwrap(),
+        0
+    );
     let left = other.session_handles_for_user(&user).await.unwrap();
     assert_eq!(left, ["live0", "live1", "live2", "live3", "live4"]);
+}
+
+/// Cleanup with an idle timeout and an absolute lifetime: a row's activity
+/// is its last promotion (`superseded_at`) or its creation; the bounds are
+/// inclusive, like the refresh expiry's.
+async fn delete_expired_lifetimes(label: &str, (store, other): Handles) {
+    let user = UserId::from("u");
+    let far = 1_000_000;
+    // (handle, created_at, promoted at, expires_at)
+    let rows: &[(&str, i64, Option<i64>, i64)] = &[
+        ("fresh", 900, None, far),
+        ("idle", 400, None, far),
+        ("idle_edge", 500, None, far),
+        ("promoted", 200, Some(800), far),
+        ("promoted_idle", 300, Some(450), far),
+        ("old", 100, Some(950), far),
+        ("refresh_expired", 900, None, 1_000),
+    ];
+    for &(handle, created, promoted, expires) in rows {
+        insert(&*store, handle, &user, &hash('a'), created, expires).await;
+        if let Some(at) = promoted {
+            assert!(
+                store
+                    .compare_and_set_refresh_hash(
+                        &Promotion {
+                            session_handle: handle,
+                            expected_hash_2: &hash('a'),
+                            new_hash_2: &hash('b'),
+                            new_expires_at_ms: expires,
+                            new_hash_1: None,
+                            not_superseded_after_ms: i64::MAX,
+                        },
+                        at,
+                    )
+                    .await
+                    .unwrap(),
+                "{label}: promote {handle}"
+            );
+        }
+    }
+    let now = 1_000;
+    let both = ExpiryCutoff {
+        now_ms: now,
+        idle_cutoff_ms: Some(500),
+        created_cutoff_ms: Some(100),
+    };
+    let idle_only = ExpiryCutoff {
+        created_cutoff_ms: None,
+        ..both
+    };
+    let created_only = ExpiryCutoff {
+        idle_cutoff_ms: None,
+        ..both
+    };
+    let count = |c| {
+        let other = other.clone();
+        async move { other.count_expired_sessions(c).await.unwrap() }
+    };
+    assert_eq!(
+        count(ExpiryCutoff::at(now)).await,
+        1,
+        "{label}: expiry only"
+    );
+    assert_eq!(count(idle_only).await, 4, "{label}: idle timeout");
+    assert_eq!(count(created_only).await, 2, "{label}: absolute lifetime");
+    assert_eq!(count(both).await, 5, "{label}: both");
+    let mut batches = Vec::new();
+    loop {
+        let n = store.delete_expired_sessions(both, 2).await.unwrap();
+        batches.push(n);
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(batches, [2, 2, 1, 0], "{label}");
+    assert_eq!(count(both).await, 0, "{label}");
+    let left = other.session_handles_for_user(&user).await.unwrap();
+    let mut left: Vec<&str> = left.iter().map(String::as_str).collect();
+    left.sort_unstable();
+    assert_eq!(left, ["fresh", "promoted"], "{label}");
 }
 
 async fn refresh_token_key(label: &str, (first, second): Handles) {

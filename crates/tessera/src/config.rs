@@ -151,6 +151,9 @@ pub struct Config {
     pub(crate) revoke_session_on_theft: bool,
     /// The refresh grace window (docs/PROTOCOL.md §3.9); zero is off.
     pub(crate) refresh_grace: Duration,
+    /// Optional idle timeout and absolute lifetime (docs/PROTOCOL.md §3.10).
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) absolute_lifetime: Option<Duration>,
     pub(crate) change_feed: Option<ChangeFeedSettings>,
     pub(crate) clock: Arc<dyn Clock>,
     /// `with_reference_profile` and `with_current_sdk` (docs/PROTOCOL.md §9).
@@ -219,6 +222,8 @@ impl fmt::Debug for Config {
             .field("session_expired_status", &self.session_expired_status)
             .field("revoke_session_on_theft", &self.revoke_session_on_theft)
             .field("refresh_grace", &self.refresh_grace)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("absolute_lifetime", &self.absolute_lifetime)
             .field("change_feed", &self.change_feed)
             .field("reference_profile", &self.reference_profile)
             .field("current_sdk", &self.current_sdk)
@@ -286,6 +291,8 @@ impl Config {
                 session_expired_status: 401,
                 revoke_session_on_theft: true,
                 refresh_grace: Duration::ZERO,
+                idle_timeout: None,
+                absolute_lifetime: None,
                 change_feed: Some(ChangeFeedSettings::default()),
                 clock: Arc::new(SystemClock),
                 reference_profile: true,
@@ -379,6 +386,14 @@ impl Config {
     pub fn refresh_grace(&self) -> Duration {
         self.refresh_grace
     }
+    /// The idle timeout (`None`: none, the default).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+    /// The absolute session lifetime (`None`: none, the default).
+    pub fn absolute_lifetime(&self) -> Option<Duration> {
+        self.absolute_lifetime
+    }
     /// The change feed's settings (`None`: no feed).
     pub fn change_feed(&self) -> Option<ChangeFeedSettings> {
         self.change_feed
@@ -439,6 +454,10 @@ pub enum ConfigSetting {
     ClientProfiles,
     /// `with_refresh_grace`.
     RefreshGrace,
+    /// `with_idle_timeout`.
+    IdleTimeout,
+    /// `with_absolute_lifetime`.
+    AbsoluteLifetime,
 }
 
 /// A configuration value that cannot work, with what to change.
@@ -601,6 +620,26 @@ impl ConfigBuilder {
     /// refresh token is theft.
     pub fn without_refresh_grace(mut self) -> Self {
         self.inner.refresh_grace = Duration::ZERO;
+        self
+    }
+    /// The idle timeout, or `None` for none (the default): a session whose
+    /// refresh tokens have not been rotated for this long (no promotion,
+    /// docs/PROTOCOL.md §3.10) is gone. Its next refresh is Unauthorized with
+    /// the reason `idle_timeout` ([`crate::SessionEnd::IdleTimeout`]), and
+    /// cleanup removes it. Must be longer than the access-token validity: an
+    /// active client rotates once per access token, so a shorter timeout
+    /// would end every session between two refreshes.
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.inner.idle_timeout = timeout;
+        self
+    }
+    /// The absolute lifetime, or `None` for none (the default): a session
+    /// created longer ago than this is gone whatever its refreshes. Its next
+    /// refresh is Unauthorized with the reason `absolute_lifetime`
+    /// ([`crate::SessionEnd::AbsoluteLifetime`]), and cleanup removes it.
+    /// Must be positive.
+    pub fn with_absolute_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.inner.absolute_lifetime = lifetime;
         self
     }
     /// The change feed's settings, or `None` to run without one (then a
@@ -794,6 +833,27 @@ fn finish(mut c: Config) -> Result<Config, ConfigError> {
             ),
         ));
     }
+    if let Some(idle) = c.idle_timeout {
+        if idle <= c.access_token_validity {
+            return Err(ConfigError::new(
+                ConfigSetting::IdleTimeout,
+                format!(
+                    "idle timeout is {} s, not longer than the access-token validity ({} s): \
+                     every session would end between two refreshes; make it longer or turn it off",
+                    idle.as_secs_f64(),
+                    c.access_token_validity.as_secs_f64()
+                ),
+            ));
+        }
+    }
+    if let Some(abs) = c.absolute_lifetime {
+        if abs.is_zero() {
+            return Err(ConfigError::new(
+                ConfigSetting::AbsoluteLifetime,
+                "absolute session lifetime is 0 s; it must be positive (or turn it off)",
+            ));
+        }
+    }
     if let Some(f) = c.change_feed {
         if f.poll_interval.is_zero() || f.poll_interval >= f.bound {
             return Err(ConfigError::new(
@@ -953,6 +1013,43 @@ mod tests {
             c.signing_key,
             SigningKeySource::Dynamic { update_interval } if update_interval == Duration::from_secs(86400)
         ));
+    }
+
+    #[test]
+    fn idle_timeout_must_outlast_the_access_token() {
+        assert_eq!(Config::default().idle_timeout(), None);
+        let b = || Config::builder().with_access_token_validity(Duration::from_secs(600));
+        for idle in [
+            Duration::from_secs(600),
+            Duration::from_secs(10),
+            Duration::ZERO,
+        ] {
+            let e = b().with_idle_timeout(Some(idle)).build().unwrap_err();
+            assert_eq!(e.setting(), ConfigSetting::IdleTimeout);
+            assert!(e.message().contains("access-token validity"), "{e}");
+        }
+        let c = b()
+            .with_idle_timeout(Some(Duration::from_secs(601)))
+            .build()
+            .unwrap();
+        assert_eq!(c.idle_timeout(), Some(Duration::from_secs(601)));
+        assert!(b().with_idle_timeout(None).build().is_ok());
+    }
+
+    #[test]
+    fn absolute_lifetime_must_be_positive() {
+        assert_eq!(Config::default().absolute_lifetime(), None);
+        let e = Config::builder()
+            .with_absolute_lifetime(Some(Duration::ZERO))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), ConfigSetting::AbsoluteLifetime);
+        assert!(e.message().contains("must be positive"), "{e}");
+        let c = Config::builder()
+            .with_absolute_lifetime(Some(Duration::from_secs(1)))
+            .build()
+            .unwrap();
+        assert_eq!(c.absolute_lifetime(), Some(Duration::from_secs(1)));
     }
 
     #[test]

@@ -155,7 +155,50 @@ impl std::fmt::Display for ReuseKind {
     }
 }
 
+/// Which configured limit ended a session (docs/PROTOCOL.md §3.10). The
+/// refresh that finds it is [`Error::Unauthorized`] whose reason is
+/// [`SessionEnd::as_str`]; [`Error::session_end`] reads it back, so an
+/// application can tell the user why they must sign in again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SessionEnd {
+    /// No refresh token of the session was rotated for the idle timeout.
+    IdleTimeout,
+    /// The session is older than the absolute lifetime.
+    AbsoluteLifetime,
+}
+
+impl SessionEnd {
+    /// The reason of the Unauthorized error: `idle_timeout`,
+    /// `absolute_lifetime`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionEnd::IdleTimeout => "idle_timeout",
+            SessionEnd::AbsoluteLifetime => "absolute_lifetime",
+        }
+    }
+}
+
+impl std::fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Error {
+    /// Which configured limit ended the session, for an Unauthorized error
+    /// caused by one; `None` otherwise.
+    pub fn session_end(&self) -> Option<SessionEnd> {
+        match self {
+            Error::Unauthorized { reason } => {
+                [SessionEnd::IdleTimeout, SessionEnd::AbsoluteLifetime]
+                    .into_iter()
+                    .find(|e| e.as_str() == *reason)
+            }
+            _ => None,
+        }
+    }
+
     /// An [`GeneralKind::Internal`] general error with a message and no
     /// source.
     pub fn general(message: impl Into<Cow<'static, str>>) -> Self {
@@ -263,5 +306,15 @@ mod tests {
         );
         assert_eq!(Error::unauthorized("x").general_kind(), None);
         assert!(!Error::try_refresh("x").is_retryable());
+        assert_eq!(
+            Error::unauthorized("idle_timeout").session_end(),
+            Some(SessionEnd::IdleTimeout)
+        );
+        assert_eq!(
+            Error::unauthorized("absolute_lifetime").session_end(),
+            Some(SessionEnd::AbsoluteLifetime)
+        );
+        assert_eq!(Error::unauthorized("session expired").session_end(), None);
+        assert_eq!(Error::try_refresh("idle_timeout").session_end(), None);
     }
 }

@@ -94,7 +94,7 @@ pub use config::{
     REFRESH_TOKEN_VALIDITY_MIN,
 };
 pub use crypto::sha256_hex;
-pub use error::{BoxError, Error, GeneralKind, Result, ReuseKind};
+pub use error::{BoxError, Error, GeneralKind, Result, ReuseKind, SessionEnd};
 pub use http_io::{
     cookie_headers_conflict, find_cookie, http_date, ConflictingCookies, CookiePair, CookieSpec,
     RecordedResponse, RequestSource, ResponseChange, ResponseSink, ACCESS_TOKEN_COOKIE,
@@ -109,8 +109,8 @@ pub use profile::{
 };
 pub use session::Session;
 pub use store::{
-    Change, ChangeKind, NewSession, Promotion, RotationDecision, SessionRow, SessionSummary,
-    SigningKeys, Store, StoreError, StoreResult, StoredKey, REFRESH_TOKEN_KEY_NAME,
+    Change, ChangeKind, ExpiryCutoff, NewSession, Promotion, RotationDecision, SessionRow,
+    SessionSummary, SigningKeys, Store, StoreError, StoreResult, StoredKey, REFRESH_TOKEN_KEY_NAME,
 };
 pub use user_id::{UserId, MAX_USER_ID_STORAGE_LEN};
 

@@ -1,13 +1,14 @@
 //! The session operations of docs/PROTOCOL.md §3.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::config::Config;
 use crate::crypto::{ct_eq, random_handle, random_token, sha256_hex};
-use crate::error::{Error, Result, ReuseKind};
+use crate::error::{Error, Result, ReuseKind, SessionEnd};
 use crate::feed::{self, Feed};
 use crate::http_io::{
     CookieSpec, RequestSource, ResponseSink, ANTI_CSRF_HEADER, ID_REFRESH_TOKEN_HEADER,
@@ -18,7 +19,7 @@ use crate::profile::{
     REFRESH_TOKEN_HEADER,
 };
 use crate::session::Session;
-use crate::store::{NewSession, Promotion, SessionRow, SessionSummary, Store};
+use crate::store::{ExpiryCutoff, NewSession, Promotion, SessionRow, SessionSummary, Store};
 use crate::tokens::{
     decode_claims, header_kid, open_refresh_token, parse_claims, seal_refresh_token,
     sign_access_token, signature_valid, split_token, ClaimsIn, ClaimsOut, SigningKey, SplitToken,
@@ -876,6 +877,34 @@ impl SessionManager {
         }
     }
 
+    // -- idle timeout and absolute lifetime (§3.10) -------------------------
+
+    /// What cleanup removes at `now`.
+    fn expiry_cutoff(&self, now: i64) -> ExpiryCutoff {
+        let cfg = &self.inner.config;
+        let before =
+            |d: Duration| now.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        ExpiryCutoff {
+            now_ms: now,
+            idle_cutoff_ms: cfg.idle_timeout.map(before),
+            created_cutoff_ms: cfg.absolute_lifetime.map(before),
+        }
+    }
+
+    /// Which configured limit has ended the session of `row` at `now`, if
+    /// any. The absolute lifetime is reported first: it ends the session
+    /// whatever the client does.
+    fn session_end(&self, row: &SessionRow, now: i64) -> Option<SessionEnd> {
+        let cutoff = self.expiry_cutoff(now);
+        if row.created_at_ms <= cutoff.created_bound() {
+            Some(SessionEnd::AbsoluteLifetime)
+        } else if row.superseded_at_ms.unwrap_or(row.created_at_ms) <= cutoff.idle_bound() {
+            Some(SessionEnd::IdleTimeout)
+        } else {
+            None
+        }
+    }
+
     // -- the refresh grace window (§3.9) -----------------------------------
 
     /// The grace window in ms; 0 when off.
@@ -1031,6 +1060,22 @@ impl SessionManager {
                     ))
                 }
             };
+            // The idle timeout and the absolute lifetime (§3.10): such a
+            // session is gone. The row is removed before the answer clears
+            // the tokens, so a failing delete leaves the response untouched.
+            if let Some(end) = self.session_end(&row, now) {
+                store.delete_session(handle).await?;
+                if let Some(f) = &self.inner.feed {
+                    f.note_revoked(handle);
+                }
+                tracing::info!(
+                    user_id = %row.user_id,
+                    session_handle = %row.session_handle,
+                    reason = end.as_str(),
+                    "tessera: session ended by its configured lifetime"
+                );
+                return Err(self.unauthorized(request, response, transport, end.as_str()));
+            }
             let committed = row.refresh_token_hash_2.as_bytes();
             let mut expires_at = row.expires_at_ms;
             let is_child = parent_hash_2
@@ -1262,7 +1307,7 @@ impl SessionManager {
             let n = self
                 .inner
                 .store
-                .delete_expired_sessions(now, batch_size)
+                .delete_expired_sessions(self.expiry_cutoff(now), batch_size)
                 .await?;
             total += n;
             progress(total);
@@ -1280,7 +1325,11 @@ impl SessionManager {
 
     /// Number of expired sessions awaiting removal.
     pub async fn count_expired_sessions(&self) -> Result<u64> {
-        Ok(self.inner.store.count_expired_sessions(self.now()).await?)
+        Ok(self
+            .inner
+            .store
+            .count_expired_sessions(self.expiry_cutoff(self.now()))
+            .await?)
     }
 
     /// The access-token public keys as a JWKS document with its cache

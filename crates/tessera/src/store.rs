@@ -277,6 +277,61 @@ impl fmt::Debug for Promotion<'_> {
     }
 }
 
+/// Which rows cleanup removes: the argument of
+/// [`Store::delete_expired_sessions`] and [`Store::count_expired_sessions`].
+/// A row is expired when `expires_at_ms <= now_ms`, or, when the idle
+/// timeout is configured, its last activity (`superseded_at`, the time of
+/// its last promotion, or `created_at` before the first one) is at or before
+/// `idle_cutoff_ms`, or, when the absolute lifetime is configured, its
+/// `created_at` is at or before `created_cutoff_ms` (docs/PROTOCOL.md §3.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryCutoff {
+    /// Now (ms); rows with `expires_at_ms <= now_ms` are expired.
+    pub now_ms: i64,
+    /// `now - idle timeout` (ms), `None` without an idle timeout.
+    pub idle_cutoff_ms: Option<i64>,
+    /// `now - absolute lifetime` (ms), `None` without an absolute lifetime.
+    pub created_cutoff_ms: Option<i64>,
+}
+
+impl ExpiryCutoff {
+    /// Only the refresh expiry: no idle timeout, no absolute lifetime.
+    pub fn at(now_ms: i64) -> Self {
+        ExpiryCutoff {
+            now_ms,
+            idle_cutoff_ms: None,
+            created_cutoff_ms: None,
+        }
+    }
+
+    /// Whether an idle timeout or an absolute lifetime is part of it.
+    pub fn has_lifetimes(&self) -> bool {
+        self.idle_cutoff_ms.is_some() || self.created_cutoff_ms.is_some()
+    }
+
+    /// The idle cutoff for SQL: `i64::MIN` (matches no row) when off.
+    pub fn idle_bound(&self) -> i64 {
+        self.idle_cutoff_ms.unwrap_or(i64::MIN)
+    }
+
+    /// The creation cutoff for SQL: `i64::MIN` (matches no row) when off.
+    pub fn created_bound(&self) -> i64 {
+        self.created_cutoff_ms.unwrap_or(i64::MIN)
+    }
+
+    /// Whether a row with these times is expired.
+    pub fn is_expired(
+        &self,
+        expires_at_ms: i64,
+        created_at_ms: i64,
+        superseded_at_ms: Option<i64>,
+    ) -> bool {
+        expires_at_ms <= self.now_ms
+            || superseded_at_ms.unwrap_or(created_at_ms) <= self.idle_bound()
+            || created_at_ms <= self.created_bound()
+    }
+}
+
 /// Where sessions and keys live. One implementation per database; see the
 /// `tessera-sqlx` crate. Every method must be atomic and must not leave
 /// half-written state when it fails.
@@ -340,13 +395,18 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> StoreResult<bool>;
 
-    /// Deletes at most `batch_size` rows with `expires_at_ms <= now_ms`, in
-    /// one short transaction, and returns how many. The core calls it in a
-    /// loop so that no lock is held for long.
-    async fn delete_expired_sessions(&self, now_ms: i64, batch_size: u32) -> StoreResult<u64>;
+    /// Deletes at most `batch_size` rows that are expired by `cutoff`
+    /// ([`ExpiryCutoff::is_expired`]), in one short transaction, and returns
+    /// how many. The core calls it in a loop so that no lock is held for
+    /// long.
+    async fn delete_expired_sessions(
+        &self,
+        cutoff: ExpiryCutoff,
+        batch_size: u32,
+    ) -> StoreResult<u64>;
 
-    /// Number of rows with `expires_at_ms <= now_ms` (progress reporting).
-    async fn count_expired_sessions(&self, now_ms: i64) -> StoreResult<u64>;
+    /// Number of rows expired by `cutoff` (progress reporting).
+    async fn count_expired_sessions(&self, cutoff: ExpiryCutoff) -> StoreResult<u64>;
 
     /// The refresh-token sealing key (the row [`REFRESH_TOKEN_KEY_NAME`]),
     /// first storing `candidate` if there is none. Concurrent callers all get

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::json;
 use tessera::{
-    Change, ChangeFeedSettings, Error, NewSession, Promotion, RotationDecision, SessionManager,
-    SessionRow, SessionSummary, SigningKeys, Store, StoreError, StoreResult, StoredKey, UserId,
+    Change, ChangeFeedSettings, Error, ExpiryCutoff, NewSession, Promotion, RotationDecision,
+    SessionManager, SessionRow, SessionSummary, SigningKeys, Store, StoreError, StoreResult,
+    StoredKey, UserId,
 };
 
 use crate::support::*;
@@ -176,11 +177,11 @@ impl Store for Switched {
     async fn update_session_info(&self, h: &str, info: &str, now: i64) -> StoreResult<bool> {
         self.inner.update_session_info(h, info, now).await
     }
-    async fn delete_expired_sessions(&self, now: i64, batch: u32) -> StoreResult<u64> {
-        self.inner.delete_expired_sessions(now, batch).await
+    async fn delete_expired_sessions(&self, c: ExpiryCutoff, batch: u32) -> StoreResult<u64> {
+        self.inner.delete_expired_sessions(c, batch).await
     }
-    async fn count_expired_sessions(&self, now: i64) -> StoreResult<u64> {
-        self.inner.count_expired_sessions(now).await
+    async fn count_expired_sessions(&self, c: ExpiryCutoff) -> StoreResult<u64> {
+        self.inner.count_expired_sessions(c).await
     }
     async fn refresh_token_key(&self, c: &StoredKey) -> StoreResult<StoredKey> {
         self.inner.refresh_token_key(c).await

@@ -9,5 +9,6 @@ mod support;
 mod conformance;
 mod feed;
 mod grace;
+mod lifetimes;
 mod properties;
 mod races;
