@@ -232,6 +232,9 @@ pub(crate) fn build(
         builder = builder.with_reference_profile(boolean(config, "REFERENCE_PROFILE")?);
     }
     builder = builder.with_current_sdk(current_sdk(config)?);
+    builder = builder
+        .with_idle_timeout(optional_seconds(config, "IDLE_TIMEOUT")?)
+        .with_absolute_lifetime(optional_seconds(config, "ABSOLUTE_LIFETIME")?);
     if config
         .get_item("REFRESH_TOKEN_GRACE_PERIOD")
         .ok()
@@ -285,6 +288,28 @@ pub(crate) fn build(
     builder
         .build()
         .map_err(|e| err(format!("SUPER_TOKENS: {e}")))
+}
+
+/// An optional number of seconds (`None` or absent: not set); zero,
+/// negative and non-numbers are refused, longer than 1000 years is 1000
+/// years.
+fn optional_seconds(config: &Bound<'_, PyDict>, key: &str) -> tessera::Result<Option<Duration>> {
+    match config.get_item(key).ok().flatten() {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(_) => {
+            let secs = number(config, key)?;
+            if secs <= 0.0 {
+                return Err(err(format!(
+                    "SUPER_TOKENS: {key} must be None or a positive number of seconds, not {}",
+                    shown(secs)
+                )));
+            }
+            Ok(Some(Duration::from_secs_f64(
+                secs.min(LONGEST.as_secs_f64()),
+            )))
+        }
+    }
 }
 
 /// `CURRENT_SDK`: `None`, or a dict with `API_BASE_PATH`, `COOKIE` and

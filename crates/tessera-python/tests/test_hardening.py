@@ -347,3 +347,38 @@ def test_the_grace_period_is_bounded(settings):
         settings.SUPER_TOKENS = {"REFRESH_TOKEN_GRACE_PERIOD": bad}
         with pytest.raises(SuperTokensGeneralException, match="REFRESH_TOKEN_GRACE_PERIOD"):
             _state.get()
+
+
+def test_idle_timeout_and_absolute_lifetime_end_a_session_at_refresh(settings, login, clock, user_id):
+    """IDLE_TIMEOUT and ABSOLUTE_LIFETIME (seconds, off by default): the
+    refresh of a session past either answers Unauthorized naming which, and
+    the session is gone."""
+    settings.SUPER_TOKENS = {"ACCESS_TOKEN_VALIDITY": 60, "IDLE_TIMEOUT": 600, "ABSOLUTE_LIFETIME": 3000}
+    idle = login(uid=f"{user_id}-idle")
+    clock.advance(601)
+    with pytest.raises(SuperTokensUnauthorizedException, match="idle_timeout"):
+        idle.refresh()
+    assert supertokens.get_all_session_handles_for_user(f"{user_id}-idle") == []
+    # Refreshing (and using the new tokens) keeps a session alive; the
+    # absolute lifetime ends it anyway.
+    busy = login(uid=f"{user_id}-busy")
+    for _ in range(5):
+        clock.advance(500)
+        busy.refresh()
+        supertokens.get_session(busy.request(), HttpResponse(), True)
+    clock.advance(550)  # 3050 s old, 550 s since the last rotation
+    with pytest.raises(SuperTokensUnauthorizedException, match="absolute_lifetime"):
+        busy.refresh()
+    assert supertokens.get_all_session_handles_for_user(f"{user_id}-busy") == []
+
+
+def test_lifetime_settings_are_checked(settings):
+    from tessera_django import _state
+
+    for key, bad in (("IDLE_TIMEOUT", 0), ("ABSOLUTE_LIFETIME", -5), ("IDLE_TIMEOUT", "600")):
+        settings.SUPER_TOKENS = {key: bad}
+        with pytest.raises(SuperTokensGeneralException, match=key):
+            _state.get()
+    settings.SUPER_TOKENS = {"IDLE_TIMEOUT": 30, "ACCESS_TOKEN_VALIDITY": 60}
+    with pytest.raises(SuperTokensGeneralException, match="idle"):
+        _state.get()

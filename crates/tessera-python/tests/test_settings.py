@@ -50,6 +50,8 @@ def test_defaults_are_the_reference_librarys():
         "ACCESS_TOKEN_ISSUER": "tessera",
         "ACCESS_TOKEN_AUDIENCE": None,
         "REFRESH_TOKEN_GRACE_PERIOD": 0,
+        "IDLE_TIMEOUT": None,
+        "ABSOLUTE_LIFETIME": None,
     }
 
 

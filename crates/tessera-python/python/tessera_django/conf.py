@@ -60,6 +60,13 @@ key                                           default        notes
                                                              answered with fresh tokens instead of theft:
                                                              for clients without a cross-tab lock. 0: off,
                                                              the reference library's behaviour
+``IDLE_TIMEOUT``                              ``None``       new; seconds: a session whose tokens were not
+                                                             rotated for this long ends at its next refresh
+                                                             (``SuperTokensUnauthorizedException("idle_timeout")``);
+                                                             longer than ``ACCESS_TOKEN_VALIDITY``
+``ABSOLUTE_LIFETIME``                         ``None``       new; seconds: a session older than this ends at
+                                                             its next refresh, whatever its refreshes
+                                                             (``SuperTokensUnauthorizedException("absolute_lifetime")``)
 ============================================  =============  ==============================================
 
 The validities and the key interval accept any positive number, as the
@@ -123,6 +130,8 @@ EXTRA_DEFAULTS: Dict[str, Any] = {
     "ACCESS_TOKEN_ISSUER": "tessera",
     "ACCESS_TOKEN_AUDIENCE": None,
     "REFRESH_TOKEN_GRACE_PERIOD": 0,
+    "IDLE_TIMEOUT": None,
+    "ABSOLUTE_LIFETIME": None,
 }
 
 #: The keys of ``CURRENT_SDK`` and their defaults (the SDK's own default
