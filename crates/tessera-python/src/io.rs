@@ -268,14 +268,6 @@ impl RequestSource for RequestValues {
         .map(str::as_bytes)
     }
 
-    fn authorization_header(&self) -> Option<&[u8]> {
-        self.authorization.as_deref().map(str::as_bytes)
-    }
-
-    fn auth_mode_header(&self) -> Option<&[u8]> {
-        self.auth_mode.as_deref().map(str::as_bytes)
-    }
-
     /// Two cookies of one of `names` with different values in the raw
     /// `Cookie` header (Django's `COOKIES` would silently keep one of them).
     /// Values are still read from `COOKIES`; this is only an extra scan.

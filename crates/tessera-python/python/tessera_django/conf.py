@@ -185,11 +185,7 @@ def load() -> TesseraSettings:
         user = {}
     if not isinstance(user, dict):
         raise _fail(f"must be a dict, not {type(user).__name__}")
-    for key in user:
-        if key not in DEFAULTS:
-            close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise _fail(f"unknown key {key!r}{hint}")
+    _refuse_unknown_keys(user, DEFAULTS, "")
     merged = {**DEFAULTS, **user}
 
     key_function = merged["ACCESS_TOKEN_SIGNING_KEY_GET_FUNCTION"]
@@ -228,6 +224,16 @@ def load() -> TesseraSettings:
     )
 
 
+def _refuse_unknown_keys(given: Dict[Any, Any], known: Dict[str, Any], where: str) -> None:
+    """Raises for the first key of ``given`` not in ``known``, with a "did
+    you mean" hint: a typo would otherwise silently keep a default."""
+    for key in given:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise _fail(f"unknown key {key!r}{where}{hint}")
+
+
 def _current_sdk(value: Any) -> Optional[Dict[str, Any]]:
     """``CURRENT_SDK`` with its defaults filled in (``None`` stays ``None``).
     Unknown keys are refused like unknown top-level keys; the types are
@@ -236,11 +242,7 @@ def _current_sdk(value: Any) -> Optional[Dict[str, Any]]:
         return None
     if not isinstance(value, dict):
         raise _fail(f"CURRENT_SDK must be None or a dict, not {type(value).__name__}")
-    for key in value:
-        if key not in CURRENT_SDK_DEFAULTS:
-            close = difflib.get_close_matches(str(key), CURRENT_SDK_DEFAULTS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise _fail(f"unknown key {key!r} in CURRENT_SDK{hint}")
+    _refuse_unknown_keys(value, CURRENT_SDK_DEFAULTS, " in CURRENT_SDK")
     return {**CURRENT_SDK_DEFAULTS, **value}
 
 

@@ -126,12 +126,10 @@ def response_for_exception(exception: SuperTokensException, request: Any = None)
         return HttpResponse("Internal Server Error", status=500, content_type="text/plain")
     status = _state.settings().session_expired_status
     recorded: Optional[PendingResponse] = getattr(exception, RECORDED_ATTRIBUTE, None)
-    if isinstance(exception, SuperTokensTryRefreshTokenException):
+    try_refresh = isinstance(exception, SuperTokensTryRefreshTokenException)
+    if try_refresh:
         response = JsonResponse({"message": "try refresh token"}, status=status)
-        if isinstance(recorded, PendingResponse):
-            recorded.apply_to(response)
-        return response
-    if isinstance(exception, SuperTokensTokenTheftException):
+    elif isinstance(exception, SuperTokensTokenTheftException):
         logger.warning(
             "refresh token reuse (token theft) for session %s", exception.get_session_handle()
         )
@@ -139,17 +137,18 @@ def response_for_exception(exception: SuperTokensException, request: Any = None)
     else:
         response = JsonResponse({"message": "unauthorised"}, status=status)
     if isinstance(recorded, PendingResponse):
-        # What the core cleared, and how: the request's own transport (the
-        # reference profile's cookies, the current SDK's cookies and
-        # front-token, or header mode's empty token headers), and only if
-        # the request carried a session token (docs/PROTOCOL.md §4.2, §9.5).
+        # What the core wrote before raising: the clearing, the way the
+        # request carried the tokens (the reference profile's cookies, the
+        # current SDK's cookies and front-token, or header mode's empty
+        # token headers), and only if the request carried a session token
+        # (docs/PROTOCOL.md §4.2, §9.5).
         recorded.apply_to(response)
-        return response
-    try:
-        if request is None or _carries_session_cookie(request):
-            _state.get().clear_session_cookies(ResponseWriter(response))
-    except SuperTokensGeneralException:
-        logger.exception("Tessera could not clear the session cookies")
+    elif not try_refresh:
+        try:
+            if request is None or _carries_session_cookie(request):
+                _state.get().clear_session_cookies(ResponseWriter(response))
+        except SuperTokensGeneralException:
+            logger.exception("Tessera could not clear the session cookies")
     return response
 
 
