@@ -14,7 +14,7 @@ use tessera::{
 use crate::changes::{self, Revoke, RevokeTx};
 use crate::common::{
     check_hash, check_new_session, corrupt, count, db, decode_key, encode_key, session_row,
-    session_summary, user_id_column, SESSION_COLUMNS,
+    session_summary, user_id_column, SESSION_COLUMNS, SUMMARY_COLUMNS,
 };
 use crate::keys::{self, KeySql};
 use crate::tx::{call, transaction, Begin, CallResult};
@@ -462,8 +462,8 @@ impl Store for MySqlStore {
             }
             sqlx::query(
                 "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
-             session_info, jwt_payload, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             session_info, jwt_payload, created_at, expires_at, user_agent, client_address, \
+             device_label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(session.session_handle)
             .bind(user_id_column(session.user_id)?)
@@ -472,6 +472,9 @@ impl Store for MySqlStore {
             .bind(session.jwt_payload)
             .bind(session.created_at_ms)
             .bind(session.expires_at_ms)
+            .bind(session.user_agent)
+            .bind(session.client_address)
+            .bind(session.device_label)
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -632,17 +635,35 @@ impl Store for MySqlStore {
         now_ms: i64,
     ) -> StoreResult<Vec<SessionSummary>> {
         call(self.call_timeout, "sessions_for_user", |_| async move {
-            let rows: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
-                "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
-             WHERE user_id = ? AND expires_at > ? ORDER BY created_at, session_handle",
-            )
+            // Text columns come back as bytes (`utf8mb4_bin`), decoded here.
+            #[allow(clippy::type_complexity)]
+            let rows: Vec<(
+                Vec<u8>,
+                i64,
+                i64,
+                Option<i64>,
+                Option<Vec<u8>>,
+                Option<Vec<u8>>,
+                Option<Vec<u8>>,
+            )> = sqlx::query_as(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM tessera_sessions \
+                 WHERE user_id = ? AND expires_at > ? ORDER BY created_at, session_handle"
+            ))
             .bind(user_id.to_storage())
             .bind(now_ms)
             .fetch_all(&self.pool)
             .await?;
             rows.into_iter()
-                .map(|(handle, created, expires)| {
-                    Ok(session_summary((text(handle)?, created, expires)))
+                .map(|(handle, created, expires, refreshed, ua, addr, label)| {
+                    Ok(session_summary((
+                        text(handle)?,
+                        created,
+                        expires,
+                        refreshed,
+                        ua.map(text).transpose()?,
+                        addr.map(text).transpose()?,
+                        label.map(text).transpose()?,
+                    )))
                 })
                 .collect()
         })

@@ -17,6 +17,7 @@ use crate::changes::{self, Revoke, RevokeTx};
 use crate::common::{
     check_hash, check_new_session, count, db, decode_key, encode_key, retry_sqlite_setup,
     session_row, session_summary, user_id_column, SessionColumns, SummaryColumns, SESSION_COLUMNS,
+    SUMMARY_COLUMNS,
 };
 use crate::keys::{self, KeySql};
 use crate::tx::{call, transaction, Begin, CallResult};
@@ -258,8 +259,8 @@ impl Store for SqliteStore {
             }
             sqlx::query(
                 "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
-                 session_info, jwt_payload, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 session_info, jwt_payload, created_at, expires_at, user_agent, client_address, \
+                 device_label) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .bind(session.session_handle)
             .bind(user_id_column(session.user_id)?)
@@ -268,6 +269,9 @@ impl Store for SqliteStore {
             .bind(session.jwt_payload)
             .bind(session.created_at_ms)
             .bind(session.expires_at_ms)
+            .bind(session.user_agent)
+            .bind(session.client_address)
+            .bind(session.device_label)
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -388,10 +392,10 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> StoreResult<Vec<SessionSummary>> {
         call(NO_DEADLINE, "sessions_for_user", |_| async move {
-            let rows: Vec<SummaryColumns> = sqlx::query_as(
-                "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
-                 WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at, session_handle",
-            )
+            let rows: Vec<SummaryColumns> = sqlx::query_as(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM tessera_sessions \
+                 WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at, session_handle"
+            ))
             .bind(user_id.to_storage())
             .bind(now_ms)
             .fetch_all(&self.pool)

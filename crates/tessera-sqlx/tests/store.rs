@@ -242,6 +242,9 @@ async fn a_cancelled_rotation_writes_nothing_and_holds_no_lock() {
                 jwt_payload: "{}",
                 created_at_ms: 0,
                 expires_at_ms: 10,
+                user_agent: None,
+                client_address: None,
+                device_label: None,
             }),
         )
         .await
