@@ -228,6 +228,14 @@ pub(crate) fn check_new_session(session: &NewSession<'_>) -> StoreResult<()> {
     check_device(session)
 }
 
+/// Whether a new row has any device column to write. Without one, the stores
+/// insert only the columns of the schema before migration 0006.
+pub(crate) fn has_device(session: &NewSession<'_>) -> bool {
+    session.user_agent.is_some()
+        || session.client_address.is_some()
+        || session.device_label.is_some()
+}
+
 /// The device columns against their widths (`VARCHAR(256)`, `VARCHAR(45)`,
 /// `VARCHAR(128)`): the core cuts what it stores to fit, so only a caller
 /// that builds a [`NewSession`] itself can get this wrong.

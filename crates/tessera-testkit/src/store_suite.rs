@@ -567,7 +567,7 @@ async fn liveness_and_listings((store, other): Handles) {
 async fn devices(label: &str, (store, other): Handles) {
     let user = UserId::from("device-user");
     // At the widths of the columns, with multibyte text.
-    let user_agent = format!("Mozilla/5.0 Zoë 🦀 {}", "x".repeat(233));
+    let user_agent = format!("Mozilla/5.0 Zoë 🦀 {}", "x".repeat(234));
     assert_eq!(user_agent.len(), tessera::MAX_USER_AGENT_LEN);
     let label_text = format!("Alice’s phone {}", "é".repeat(56));
     assert!(label_text.len() <= tessera::MAX_DEVICE_LABEL_LEN);
