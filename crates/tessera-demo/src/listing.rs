@@ -129,6 +129,7 @@ impl Users {
                     session_handle,
                     created_at_ms,
                     expires_at_ms,
+                    ..SessionSummary::default()
                 },
             )
             .collect())

@@ -6,7 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use tessera::{
     GeneralKind, NewSession, SessionRow, SessionSummary, StoreError, StoreResult, StoredKey,
-    UserId, MAX_USER_ID_STORAGE_LEN,
+    UserId, MAX_CLIENT_ADDRESS_LEN, MAX_DEVICE_LABEL_LEN, MAX_USER_AGENT_LEN,
+    MAX_USER_ID_STORAGE_LEN,
 };
 
 /// Row name of the access-token key that signs new tokens.
@@ -163,16 +164,41 @@ pub(crate) fn session_row(columns: SessionColumns) -> StoreResult<SessionRow> {
     })
 }
 
-/// The columns the session listing selects: `session_handle`, `created_at`,
-/// `expires_at`.
-pub(crate) type SummaryColumns = (String, i64, i64);
+/// The columns the session listing selects, in this order:
+/// [`SUMMARY_COLUMNS`].
+pub(crate) type SummaryColumns = (
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The `SELECT` list of [`SummaryColumns`]: the handle and times, the last
+/// promotion (migration 0005) and the device columns (migration 0006).
+pub(crate) const SUMMARY_COLUMNS: &str = "session_handle, created_at, expires_at, superseded_at, \
+     user_agent, client_address, device_label";
 
 pub(crate) fn session_summary(columns: SummaryColumns) -> SessionSummary {
-    let (session_handle, created_at_ms, expires_at_ms) = columns;
+    let (
+        session_handle,
+        created_at_ms,
+        expires_at_ms,
+        last_refreshed_at_ms,
+        user_agent,
+        client_address,
+        device_label,
+    ) = columns;
     SessionSummary {
         session_handle,
         created_at_ms,
         expires_at_ms,
+        last_refreshed_at_ms,
+        user_agent,
+        client_address,
+        device_label,
     }
 }
 
@@ -199,6 +225,30 @@ pub(crate) fn user_id_column(user_id: &UserId) -> StoreResult<String> {
 pub(crate) fn check_new_session(session: &NewSession<'_>) -> StoreResult<()> {
     check_handle(session.session_handle)?;
     check_hash(session.refresh_token_hash_2)?;
+    check_device(session)
+}
+
+/// Whether a new row has any device column to write. Without one, the stores
+/// insert only the columns of the schema before migration 0006.
+pub(crate) fn has_device(session: &NewSession<'_>) -> bool {
+    session.user_agent.is_some()
+        || session.client_address.is_some()
+        || session.device_label.is_some()
+}
+
+/// The device columns against their widths (`VARCHAR(256)`, `VARCHAR(45)`,
+/// `VARCHAR(128)`): the core cuts what it stores to fit, so only a caller
+/// that builds a [`NewSession`] itself can get this wrong.
+pub(crate) fn check_device(session: &NewSession<'_>) -> StoreResult<()> {
+    let fits = |v: Option<&str>, cap: usize| v.is_none_or(|v| v.len() <= cap);
+    if !fits(session.user_agent, MAX_USER_AGENT_LEN)
+        || !fits(session.client_address, MAX_CLIENT_ADDRESS_LEN)
+        || !fits(session.device_label, MAX_DEVICE_LABEL_LEN)
+    {
+        return Err(invalid(
+            "user agent, client address or device label is too long for the session store",
+        ));
+    }
     Ok(())
 }
 

@@ -13,8 +13,8 @@ use tessera::{
 
 use crate::changes::{self, Revoke, RevokeTx};
 use crate::common::{
-    check_hash, check_new_session, corrupt, count, db, decode_key, encode_key, session_row,
-    session_summary, user_id_column, SESSION_COLUMNS,
+    check_hash, check_new_session, corrupt, count, db, decode_key, encode_key, has_device,
+    session_row, session_summary, user_id_column, SESSION_COLUMNS, SUMMARY_COLUMNS,
 };
 use crate::keys::{self, KeySql};
 use crate::tx::{call, transaction, Begin, CallResult};
@@ -25,6 +25,18 @@ use crate::{StoreOptions, DEFAULT_CALL_TIMEOUT};
 const GALERA_SESSION_SETUP: &str = "SET SESSION wsrep_sync_wait = @@SESSION.wsrep_sync_wait | 3";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+
+/// Inserts a session row with its device columns (migration 0006).
+const INSERT_SESSION: &str = "INSERT INTO tessera_sessions (session_handle, user_id, \
+     refresh_token_hash_2, session_info, jwt_payload, created_at, expires_at, user_agent, \
+     client_address, device_label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Inserts a session row without device information: only the columns the
+/// schema had before migration 0006, so that a session without any can still
+/// be created on a database not yet migrated (during a rolling upgrade).
+const INSERT_SESSION_WITHOUT_DEVICE: &str = "INSERT INTO tessera_sessions (session_handle, \
+     user_id, refresh_token_hash_2, session_info, jwt_payload, created_at, expires_at) \
+     VALUES (?, ?, ?, ?, ?, ?, ?)";
 
 /// A [`Store`] on MySQL or MariaDB (InnoDB).
 ///
@@ -460,20 +472,26 @@ impl Store for MySqlStore {
             if attempt.is_retry() && self.holds_new_session(session).await? {
                 return Ok(());
             }
-            sqlx::query(
-                "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
-             session_info, jwt_payload, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
+            let device = has_device(session);
+            let mut insert = sqlx::query(if device {
+                INSERT_SESSION
+            } else {
+                INSERT_SESSION_WITHOUT_DEVICE
+            })
             .bind(session.session_handle)
             .bind(user_id_column(session.user_id)?)
             .bind(session.refresh_token_hash_2)
             .bind(session.session_info)
             .bind(session.jwt_payload)
             .bind(session.created_at_ms)
-            .bind(session.expires_at_ms)
-            .execute(&self.pool)
-            .await?;
+            .bind(session.expires_at_ms);
+            if device {
+                insert = insert
+                    .bind(session.user_agent)
+                    .bind(session.client_address)
+                    .bind(session.device_label);
+            }
+            insert.execute(&self.pool).await?;
             Ok(())
         })
         .await
@@ -632,17 +650,35 @@ impl Store for MySqlStore {
         now_ms: i64,
     ) -> StoreResult<Vec<SessionSummary>> {
         call(self.call_timeout, "sessions_for_user", |_| async move {
-            let rows: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
-                "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
-             WHERE user_id = ? AND expires_at > ? ORDER BY created_at, session_handle",
-            )
+            // Text columns come back as bytes (`utf8mb4_bin`), decoded here.
+            #[allow(clippy::type_complexity)]
+            let rows: Vec<(
+                Vec<u8>,
+                i64,
+                i64,
+                Option<i64>,
+                Option<Vec<u8>>,
+                Option<Vec<u8>>,
+                Option<Vec<u8>>,
+            )> = sqlx::query_as(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM tessera_sessions \
+                 WHERE user_id = ? AND expires_at > ? ORDER BY created_at, session_handle"
+            ))
             .bind(user_id.to_storage())
             .bind(now_ms)
             .fetch_all(&self.pool)
             .await?;
             rows.into_iter()
-                .map(|(handle, created, expires)| {
-                    Ok(session_summary((text(handle)?, created, expires)))
+                .map(|(handle, created, expires, refreshed, ua, addr, label)| {
+                    Ok(session_summary((
+                        text(handle)?,
+                        created,
+                        expires,
+                        refreshed,
+                        ua.map(text).transpose()?,
+                        addr.map(text).transpose()?,
+                        label.map(text).transpose()?,
+                    )))
                 })
                 .collect()
         })

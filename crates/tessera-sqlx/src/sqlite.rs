@@ -15,14 +15,27 @@ use tessera::{
 
 use crate::changes::{self, Revoke, RevokeTx};
 use crate::common::{
-    check_hash, check_new_session, count, db, decode_key, encode_key, retry_sqlite_setup,
-    session_row, session_summary, user_id_column, SessionColumns, SummaryColumns, SESSION_COLUMNS,
+    check_hash, check_new_session, count, db, decode_key, encode_key, has_device,
+    retry_sqlite_setup, session_row, session_summary, user_id_column, SessionColumns,
+    SummaryColumns, SESSION_COLUMNS, SUMMARY_COLUMNS,
 };
 use crate::keys::{self, KeySql};
 use crate::tx::{call, transaction, Begin, CallResult};
 use crate::StoreOptions;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Inserts a session row with its device columns (migration 0006).
+const INSERT_SESSION: &str = "INSERT INTO tessera_sessions (session_handle, user_id, \
+     refresh_token_hash_2, session_info, jwt_payload, created_at, expires_at, user_agent, \
+     client_address, device_label) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// Inserts a session row without device information: only the columns the
+/// schema had before migration 0006, so that a session without any can still
+/// be created on a database not yet migrated (during a rolling upgrade).
+const INSERT_SESSION_WITHOUT_DEVICE: &str = "INSERT INTO tessera_sessions (session_handle, \
+     user_id, refresh_token_hash_2, session_info, jwt_payload, created_at, expires_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -256,20 +269,26 @@ impl Store for SqliteStore {
             if attempt.is_retry() && self.holds_new_session(session).await? {
                 return Ok(());
             }
-            sqlx::query(
-                "INSERT INTO tessera_sessions (session_handle, user_id, refresh_token_hash_2, \
-                 session_info, jwt_payload, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
+            let device = has_device(session);
+            let mut insert = sqlx::query(if device {
+                INSERT_SESSION
+            } else {
+                INSERT_SESSION_WITHOUT_DEVICE
+            })
             .bind(session.session_handle)
             .bind(user_id_column(session.user_id)?)
             .bind(session.refresh_token_hash_2)
             .bind(session.session_info)
             .bind(session.jwt_payload)
             .bind(session.created_at_ms)
-            .bind(session.expires_at_ms)
-            .execute(&self.pool)
-            .await?;
+            .bind(session.expires_at_ms);
+            if device {
+                insert = insert
+                    .bind(session.user_agent)
+                    .bind(session.client_address)
+                    .bind(session.device_label);
+            }
+            insert.execute(&self.pool).await?;
             Ok(())
         })
         .await
@@ -388,10 +407,10 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> StoreResult<Vec<SessionSummary>> {
         call(NO_DEADLINE, "sessions_for_user", |_| async move {
-            let rows: Vec<SummaryColumns> = sqlx::query_as(
-                "SELECT session_handle, created_at, expires_at FROM tessera_sessions \
-                 WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at, session_handle",
-            )
+            let rows: Vec<SummaryColumns> = sqlx::query_as(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM tessera_sessions \
+                 WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at, session_handle"
+            ))
             .bind(user_id.to_storage())
             .bind(now_ms)
             .fetch_all(&self.pool)

@@ -251,6 +251,9 @@ async fn a_session_is_revoked_on_another_node_straight_after_its_create() {
                 jwt_payload: payload,
                 created_at_ms: 1,
                 expires_at_ms: i64::MAX,
+                user_agent: None,
+                client_address: None,
+                device_label: None,
             })
             .await
             .unwrap();

@@ -12,6 +12,8 @@ mod support;
 
 #[path = "../../tessera/tests/protocol/conformance.rs"]
 mod conformance;
+#[path = "../../tessera/tests/protocol/devices.rs"]
+mod devices;
 #[path = "../../tessera/tests/protocol/feed.rs"]
 mod feed;
 #[path = "../../tessera/tests/protocol/grace.rs"]

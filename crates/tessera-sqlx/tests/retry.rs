@@ -64,6 +64,9 @@ fn session<'a>(handle: &'a str, user: &'a UserId, h2: &'a str) -> NewSession<'a>
         jwt_payload: "{}",
         created_at_ms: 1_000,
         expires_at_ms: 10_000_000,
+        user_agent: None,
+        client_address: None,
+        device_label: None,
     }
 }
 

@@ -965,6 +965,9 @@ async fn item7_only_hashes_stored_no_secrets_in_logs_or_debug(h: H) {
             jwt_payload: &json!({"p": marker_payload}).to_string(),
             created_at_ms: 0,
             expires_at_ms: 1,
+            user_agent: None,
+            client_address: None,
+            device_label: None,
         }
     ));
     for e in [

@@ -242,6 +242,9 @@ async fn a_cancelled_rotation_writes_nothing_and_holds_no_lock() {
                 jwt_payload: "{}",
                 created_at_ms: 0,
                 expires_at_ms: 10,
+                user_agent: None,
+                client_address: None,
+                device_label: None,
             }),
         )
         .await
@@ -588,6 +591,144 @@ async fn a_0004_database_upgrades_and_its_sessions_still_refresh() {
         assert_eq!(row.committed_hash_1, None);
         refresh(&m, &mut b).await.unwrap();
         verify(&m, &mut b).await.unwrap();
+        store.close().await;
+    })
+    .await;
+}
+
+/// A database made by the schema before migration 0006 (migrations 0001 to
+/// 0005 only, applied by sqlx from a copy of those files) with a session in
+/// it that has been refreshed once: the embedded migrations add the device
+/// columns without losing the row or its history. The session still
+/// refreshes, its info and last refresh are intact, its device fields are
+/// `None`, and a session created afterwards records its device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0005_database_upgrades_and_its_sessions_still_refresh() {
+    use tessera_testkit::flow::{login, refresh, verify};
+    on_every_backend("upgrade from 0005", |backend, url| async move {
+        let dir_name = match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            _ => "mysql",
+        };
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dir_name);
+        let old = std::env::temp_dir().join(format!(
+            "tessera-upgrade-0005-{dir_name}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&old).unwrap();
+        for f in [
+            "0001_tessera_tables.sql",
+            "0004_change_log.sql",
+            "0005_session_lifecycle.sql",
+        ] {
+            std::fs::copy(source.join(f), old.join(f)).unwrap();
+        }
+        let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+        assert_eq!(migrator.iter().count(), 3);
+        let store = connect_with(&url, StoreOptions::new().run_migrations(false))
+            .await
+            .unwrap();
+        if backend == Backend::Galera {
+            // As in the 0004 upgrade test: the Galera database arrives
+            // migrated; start from an empty one.
+            for table in [
+                "tessera_sessions",
+                "tessera_keys",
+                "tessera_changes",
+                "_sqlx_migrations",
+            ] {
+                raw(&store, &format!("DROP TABLE IF EXISTS {table}")).await;
+            }
+        }
+        match &store {
+            SqlStore::Sqlite(s) => migrator.run(s.pool()).await.unwrap(),
+            SqlStore::Postgres(s) => migrator.run(s.pool()).await.unwrap(),
+            SqlStore::MySql(s) => migrator.run(s.pool()).await.unwrap(),
+            _ => unreachable!(),
+        }
+        std::fs::remove_dir_all(&old).unwrap();
+        let probe = "SELECT user_agent, client_address, device_label FROM tessera_sessions";
+        let missing = match &store {
+            SqlStore::Sqlite(s) => sqlx::query(probe).fetch_all(s.pool()).await.is_err(),
+            SqlStore::Postgres(s) => sqlx::query(probe).fetch_all(s.pool()).await.is_err(),
+            SqlStore::MySql(s) => sqlx::query(probe).fetch_all(s.pool()).await.is_err(),
+            _ => unreachable!(),
+        };
+        assert!(
+            missing,
+            "{backend}: the 0005 schema already has 0006's columns"
+        );
+        let config = || {
+            tessera::Config::builder()
+                .with_change_feed(None)
+                .build()
+                .unwrap()
+        };
+        // A session made and refreshed on the old schema (one without device
+        // information writes only the old columns).
+        let m = tessera::SessionManager::new(config(), store.clone())
+            .await
+            .unwrap();
+        let user = UserId::from("upgraded");
+        let mut b = login(&m, user.clone(), serde_json::json!({"p": 1})).await;
+        let handle = verify(&m, &mut b).await.unwrap().handle().to_owned();
+        refresh(&m, &mut b).await.unwrap();
+        verify(&m, &mut b).await.unwrap();
+        let before = store.load_session(&handle).await.unwrap().expect("the row");
+        assert!(before.superseded_at_ms.is_some(), "{backend}: promoted");
+        store.close().await;
+
+        // Upgrade: connect runs the embedded migrations, 0006 among them.
+        let store = connect(&url).await.unwrap();
+        let after = store.load_session(&handle).await.unwrap().expect("the row");
+        assert_eq!(after, before, "{backend}: the row is unchanged");
+        let m = tessera::SessionManager::new(config(), store.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            m.get_session_info(&handle).await.unwrap(),
+            serde_json::json!({"info": true})
+        );
+        let listed = m.list_sessions_for_user(&user).await.unwrap();
+        assert_eq!(listed.len(), 1, "{backend}");
+        assert_eq!(listed[0].session_handle, handle);
+        assert_eq!(listed[0].created_at_ms, before.created_at_ms);
+        assert_eq!(listed[0].last_refreshed_at_ms, before.superseded_at_ms);
+        assert_eq!(
+            (
+                &listed[0].user_agent,
+                &listed[0].client_address,
+                &listed[0].device_label
+            ),
+            (&None, &None, &None),
+            "{backend}: an upgraded row has no device"
+        );
+        refresh(&m, &mut b).await.unwrap();
+        verify(&m, &mut b).await.unwrap();
+        refresh(&m, &mut b).await.unwrap();
+        verify(&m, &mut b).await.unwrap();
+
+        // A session created now records its device.
+        let mut resp = http::HeaderMap::new();
+        m.create_new_session_with_device(
+            tessera::Transport::Reference,
+            &mut resp,
+            user.clone(),
+            serde_json::json!({}),
+            serde_json::json!({}),
+            tessera::SessionDevice::default()
+                .with_user_agent("upgrade-test/1")
+                .with_label("laptop"),
+        )
+        .await
+        .unwrap();
+        let listed = m.list_sessions_for_user(&user).await.unwrap();
+        assert_eq!(listed.len(), 2, "{backend}");
+        assert_eq!(listed[1].user_agent.as_deref(), Some("upgrade-test/1"));
+        assert_eq!(listed[1].device_label.as_deref(), Some("laptop"));
         store.close().await;
     })
     .await;

@@ -251,6 +251,9 @@ impl Harness {
                     jwt_payload: &row.jwt_payload,
                     created_at_ms: row.created_at_ms,
                     expires_at_ms: row.expires_at_ms,
+                    user_agent: None,
+                    client_address: None,
+                    device_label: None,
                 })
                 .await
                 .expect("insert");

@@ -75,6 +75,9 @@ struct Row {
     committed_hash_1: Option<String>,
     previous_hash_2: Option<String>,
     superseded_at_ms: Option<i64>,
+    user_agent: Option<String>,
+    client_address: Option<String>,
+    device_label: Option<String>,
 }
 
 fn invalid(message: &'static str) -> StoreError {
@@ -86,6 +89,19 @@ fn check_handle(handle: &str) -> StoreResult<()> {
         return Err(invalid(
             "session handle must be 1 to 64 bytes and not end with a space",
         ));
+    }
+    Ok(())
+}
+
+/// The device columns' widths (`VARCHAR(256)`, `VARCHAR(45)`,
+/// `VARCHAR(128)`); the core cuts its values to fit.
+fn check_device(session: &NewSession<'_>) -> StoreResult<()> {
+    let fits = |v: Option<&str>, cap: usize| v.is_none_or(|v| v.len() <= cap);
+    if !fits(session.user_agent, tessera::MAX_USER_AGENT_LEN)
+        || !fits(session.client_address, tessera::MAX_CLIENT_ADDRESS_LEN)
+        || !fits(session.device_label, tessera::MAX_DEVICE_LABEL_LEN)
+    {
+        return Err(invalid("a device field is too long for the session store"));
     }
     Ok(())
 }
@@ -128,6 +144,7 @@ impl Store for MemoryStore {
     async fn insert_session(&self, session: &NewSession<'_>) -> StoreResult<()> {
         check_handle(session.session_handle)?;
         check_hash(session.refresh_token_hash_2)?;
+        check_device(session)?;
         if session.user_id.to_storage().len() > MAX_USER_ID_STORAGE_LEN {
             return Err(invalid("user id is too long for the session store"));
         }
@@ -147,6 +164,9 @@ impl Store for MemoryStore {
                 committed_hash_1: None,
                 previous_hash_2: None,
                 superseded_at_ms: None,
+                user_agent: session.user_agent.map(str::to_owned),
+                client_address: session.client_address.map(str::to_owned),
+                device_label: session.device_label.map(str::to_owned),
             },
         );
         Ok(())
@@ -253,6 +273,10 @@ impl Store for MemoryStore {
                 session_handle: h.clone(),
                 created_at_ms: r.created_at_ms,
                 expires_at_ms: r.expires_at_ms,
+                last_refreshed_at_ms: r.superseded_at_ms,
+                user_agent: r.user_agent.clone(),
+                client_address: r.client_address.clone(),
+                device_label: r.device_label.clone(),
             })
             .collect())
     }

@@ -25,6 +25,7 @@ pub const CASES: &[&str] = &[
     "compare_and_set",
     "promotion_history",
     "liveness_and_listings",
+    "devices",
     "session_info",
     "delete_expired",
     "delete_expired_lifetimes",
@@ -51,6 +52,7 @@ where
             "compare_and_set" => compare_and_set(label, handles).await,
             "promotion_history" => promotion_history(label, handles).await,
             "liveness_and_listings" => liveness_and_listings(handles).await,
+            "devices" => devices(label, handles).await,
             "session_info" => session_info(label, handles).await,
             "delete_expired" => delete_expired(label, handles).await,
             "delete_expired_lifetimes" => delete_expired_lifetimes(label, handles).await,
@@ -94,6 +96,9 @@ pub async fn insert(
             jwt_payload: r#"{"role":"admin"}"#,
             created_at_ms,
             expires_at_ms,
+            user_agent: None,
+            client_address: None,
+            device_label: None,
         })
         .await
         .unwrap();
@@ -113,6 +118,9 @@ async fn round_trip(label: &str, (store, other): Handles) {
             jwt_payload: payload,
             created_at_ms: 1_000,
             expires_at_ms: 9_000,
+            user_agent: None,
+            client_address: None,
+            device_label: None,
         })
         .await
         .unwrap();
@@ -191,6 +199,9 @@ async fn round_trip(label: &str, (store, other): Handles) {
         jwt_payload: "{}",
         created_at_ms: 0,
         expires_at_ms: 1,
+        user_agent: None,
+        client_address: None,
+        device_label: None,
     };
     static SEVEN: std::sync::LazyLock<UserId> = std::sync::LazyLock::new(|| UserId::from("7"));
     static LONG: std::sync::LazyLock<UserId> =
@@ -524,12 +535,14 @@ async fn liveness_and_listings((store, other): Handles) {
             SessionSummary {
                 session_handle: "h2".into(),
                 created_at_ms: 200,
-                expires_at_ms: 5_000
+                expires_at_ms: 5_000,
+                ..SessionSummary::default()
             },
             SessionSummary {
                 session_handle: "h3".into(),
                 created_at_ms: 300,
-                expires_at_ms: 5_000
+                expires_at_ms: 5_000,
+                ..SessionSummary::default()
             },
         ]
     );
@@ -545,6 +558,152 @@ async fn liveness_and_listings((store, other): Handles) {
         .unwrap()
         .is_empty());
     assert!(other.load_session("other").await.unwrap().is_some());
+}
+
+/// The device columns (migration 0006) and the last refresh in listings:
+/// what `insert_session` is given comes back from `sessions_for_user` as it
+/// was, absent fields stay `None`, and `last_refreshed_at_ms` is the time of
+/// the last promotion.
+async fn devices(label: &str, (store, other): Handles) {
+    let user = UserId::from("device-user");
+    // At the widths of the columns, with multibyte text.
+    let user_agent = format!("Mozilla/5.0 Zoë 🦀 {}", "x".repeat(234));
+    assert_eq!(user_agent.len(), tessera::MAX_USER_AGENT_LEN);
+    let label_text = format!("Alice’s phone {}", "é".repeat(56));
+    assert!(label_text.len() <= tessera::MAX_DEVICE_LABEL_LEN);
+    let address = "2001:db8:85a3::8a2e:370:7334";
+    store
+        .insert_session(&NewSession {
+            session_handle: "with-device",
+            user_id: &user,
+            refresh_token_hash_2: &hash('a'),
+            session_info: "{}",
+            jwt_payload: "{}",
+            created_at_ms: 100,
+            expires_at_ms: 10_000,
+            user_agent: Some(&user_agent),
+            client_address: Some(address),
+            device_label: Some(&label_text),
+        })
+        .await
+        .unwrap();
+    store
+        .insert_session(&NewSession {
+            session_handle: "agent-only",
+            user_id: &user,
+            refresh_token_hash_2: &hash('b'),
+            session_info: "{}",
+            jwt_payload: "{}",
+            created_at_ms: 200,
+            expires_at_ms: 10_000,
+            user_agent: Some("curl/8.5.0"),
+            client_address: None,
+            device_label: None,
+        })
+        .await
+        .unwrap();
+    insert(&*store, "bare", &user, &hash('c'), 300, 10_000).await;
+
+    let listed = other.sessions_for_user(&user, 1_000).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            SessionSummary {
+                session_handle: "with-device".into(),
+                created_at_ms: 100,
+                expires_at_ms: 10_000,
+                last_refreshed_at_ms: None,
+                user_agent: Some(user_agent.clone()),
+                client_address: Some(address.into()),
+                device_label: Some(label_text.clone()),
+            },
+            SessionSummary {
+                session_handle: "agent-only".into(),
+                created_at_ms: 200,
+                expires_at_ms: 10_000,
+                last_refreshed_at_ms: None,
+                user_agent: Some("curl/8.5.0".into()),
+                client_address: None,
+                device_label: None,
+            },
+            SessionSummary {
+                session_handle: "bare".into(),
+                created_at_ms: 300,
+                expires_at_ms: 10_000,
+                ..SessionSummary::default()
+            },
+        ],
+        "{label}: device fields round-trip; absent ones stay None"
+    );
+    assert_eq!(listed[0].last_active_at_ms(), 100);
+
+    // A promotion sets the last refresh to its time and leaves the device
+    // columns as they were.
+    assert!(store
+        .compare_and_set_refresh_hash(
+            &Promotion {
+                session_handle: "with-device",
+                expected_hash_2: &hash('a'),
+                new_hash_2: &hash('d'),
+                new_expires_at_ms: 20_000,
+                new_hash_1: None,
+                not_superseded_after_ms: i64::MAX,
+            },
+            2_500,
+        )
+        .await
+        .unwrap());
+    let listed = other.sessions_for_user(&user, 3_000).await.unwrap();
+    assert_eq!(
+        (
+            listed[0].last_refreshed_at_ms,
+            listed[0].last_active_at_ms(),
+            listed[0].expires_at_ms
+        ),
+        (Some(2_500), 2_500, 20_000),
+        "{label}: the last refresh is the promotion's time"
+    );
+    assert_eq!(
+        (
+            listed[0].user_agent.as_deref(),
+            listed[0].client_address.as_deref(),
+            listed[0].device_label.as_deref()
+        ),
+        (
+            Some(user_agent.as_str()),
+            Some(address),
+            Some(label_text.as_str())
+        ),
+        "{label}: a promotion keeps the device columns"
+    );
+    assert_eq!(
+        listed[1].last_refreshed_at_ms, None,
+        "{label}: only the promoted row has a last refresh"
+    );
+
+    // Wider than a column: refused by every store alike, never cut there.
+    let too_long = "x".repeat(tessera::MAX_USER_AGENT_LEN + 1);
+    let e = store
+        .insert_session(&NewSession {
+            session_handle: "too-long",
+            user_id: &user,
+            refresh_token_hash_2: &hash('e'),
+            session_info: "{}",
+            jwt_payload: "{}",
+            created_at_ms: 400,
+            expires_at_ms: 10_000,
+            user_agent: Some(&too_long),
+            client_address: None,
+            device_label: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        GeneralKind::InvalidArgument,
+        "{label}: an over-long user agent"
+    );
+    assert!(other.load_session("too-long").await.unwrap().is_none());
 }
 
 async fn session_info(label: &str, (store, other): Handles) {

@@ -155,6 +155,9 @@ pub struct Config {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) absolute_lifetime: Option<Duration>,
     pub(crate) change_feed: Option<ChangeFeedSettings>,
+    /// Whether new sessions keep the client address (personal data; off by
+    /// default).
+    pub(crate) record_client_address: bool,
     pub(crate) clock: Arc<dyn Clock>,
     /// `with_reference_profile` and `with_current_sdk` (docs/PROTOCOL.md §9).
     pub(crate) reference_profile: bool,
@@ -225,6 +228,7 @@ impl fmt::Debug for Config {
             .field("idle_timeout", &self.idle_timeout)
             .field("absolute_lifetime", &self.absolute_lifetime)
             .field("change_feed", &self.change_feed)
+            .field("record_client_address", &self.record_client_address)
             .field("reference_profile", &self.reference_profile)
             .field("current_sdk", &self.current_sdk)
             .finish_non_exhaustive()
@@ -294,6 +298,7 @@ impl Config {
                 idle_timeout: None,
                 absolute_lifetime: None,
                 change_feed: Some(ChangeFeedSettings::default()),
+                record_client_address: false,
                 clock: Arc::new(SystemClock),
                 reference_profile: true,
                 current_sdk: None,
@@ -393,6 +398,11 @@ impl Config {
     /// The absolute session lifetime (`None`: none, the default).
     pub fn absolute_lifetime(&self) -> Option<Duration> {
         self.absolute_lifetime
+    }
+    /// Whether new sessions keep their client address (default `false`;
+    /// [`ConfigBuilder::with_record_client_address`]).
+    pub fn record_client_address(&self) -> bool {
+        self.record_client_address
     }
     /// The change feed's settings (`None`: no feed).
     pub fn change_feed(&self) -> Option<ChangeFeedSettings> {
@@ -640,6 +650,22 @@ impl ConfigBuilder {
     /// Must be positive.
     pub fn with_absolute_lifetime(mut self, lifetime: Option<Duration>) -> Self {
         self.inner.absolute_lifetime = lifetime;
+        self
+    }
+    /// Whether a new session keeps the client address it was created from
+    /// (`tessera_sessions.client_address`, listed by
+    /// [`crate::SessionManager::list_sessions_for_user`]). Off by default.
+    ///
+    /// An IP address is personal data in most jurisdictions (under the GDPR,
+    /// for one): turning this on is the operator's decision, and with it
+    /// the duty to say so to users and to keep the address no longer than
+    /// the session (the row, and the address with it, is deleted at
+    /// sign-out, revocation or cleanup). Off, the core drops an address the
+    /// caller supplied before anything is stored, so integrations can always
+    /// pass one (docs/PROTOCOL.md §3.1). The user agent and the device label
+    /// are kept either way.
+    pub fn with_record_client_address(mut self, on: bool) -> Self {
+        self.inner.record_client_address = on;
         self
     }
     /// The change feed's settings, or `None` to run without one (then a

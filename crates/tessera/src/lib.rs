@@ -73,6 +73,7 @@
 mod clock;
 mod config;
 mod crypto;
+mod device;
 mod error;
 mod feed;
 mod http_io;
@@ -94,6 +95,7 @@ pub use config::{
     REFRESH_TOKEN_VALIDITY_MIN,
 };
 pub use crypto::sha256_hex;
+pub use device::{SessionDevice, MAX_CLIENT_ADDRESS_LEN, MAX_DEVICE_LABEL_LEN, MAX_USER_AGENT_LEN};
 pub use error::{BoxError, Error, GeneralKind, Result, ReuseKind, SessionEnd};
 pub use http_io::{
     cookie_headers_conflict, find_cookie, http_date, ConflictingCookies, CookiePair, CookieSpec,

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::crypto::{ct_eq, random_handle, random_token, sha256_hex};
+use crate::device::SessionDevice;
 use crate::error::{Error, Result, ReuseKind, SessionEnd};
 use crate::feed::{self, Feed};
 use crate::http_io::{
@@ -176,7 +177,10 @@ impl SessionManager {
 
     /// [`SessionManager::create_new_session`] with the transport chosen from
     /// the sign-in request: its `st-auth-mode` preference where the
-    /// configuration allows it (docs/PROTOCOL.md §9.2).
+    /// configuration allows it (docs/PROTOCOL.md §9.2). The session records
+    /// the request's `User-Agent` ([`SessionDevice::from_request`]); to add
+    /// the client address or a label, call
+    /// [`SessionManager::create_new_session_with_device`].
     pub async fn create_new_session_for_request(
         &self,
         request: &(impl RequestSource + ?Sized),
@@ -186,8 +190,15 @@ impl SessionManager {
         session_info: Value,
     ) -> Result<Session> {
         let transport = self.transport_for_new_session(request);
-        self.create_new_session_with(transport, response, user_id, jwt_payload, session_info)
-            .await
+        self.create_new_session_with_device(
+            transport,
+            response,
+            user_id,
+            jwt_payload,
+            session_info,
+            SessionDevice::from_request(request),
+        )
+        .await
     }
 
     /// The transport a session created for `request` gets (§9.2).
@@ -200,6 +211,7 @@ impl SessionManager {
 
     /// [`SessionManager::create_new_session`] with an explicit transport.
     /// A transport the configuration does not allow is an invalid argument.
+    /// The session records no device information.
     pub async fn create_new_session_with(
         &self,
         transport: Transport,
@@ -207,6 +219,32 @@ impl SessionManager {
         user_id: impl Into<UserId>,
         jwt_payload: Value,
         session_info: Value,
+    ) -> Result<Session> {
+        self.create_new_session_with_device(
+            transport,
+            response,
+            user_id,
+            jwt_payload,
+            session_info,
+            SessionDevice::default(),
+        )
+        .await
+    }
+
+    /// [`SessionManager::create_new_session_with`], recording `device` in the
+    /// session's row for [`SessionManager::list_sessions_for_user`]
+    /// (docs/PROTOCOL.md §3.1). The user agent and label are cleaned and cut
+    /// to their caps, never refused; the client address is dropped unless
+    /// [`crate::ConfigBuilder::with_record_client_address`] is on. Refreshes
+    /// never rewrite these fields.
+    pub async fn create_new_session_with_device(
+        &self,
+        transport: Transport,
+        response: &mut (impl ResponseSink + ?Sized),
+        user_id: impl Into<UserId>,
+        jwt_payload: Value,
+        session_info: Value,
+        device: SessionDevice,
     ) -> Result<Session> {
         if !self.inner.config.profiles.allows(transport) {
             return Err(Error::invalid_argument(
@@ -235,6 +273,7 @@ impl SessionManager {
         } else {
             None
         };
+        let device = device.to_columns(cfg.record_client_address);
         let refresh_hash_1 = h(&refresh);
         let (access, access_exp) = self.sign(
             &ring.current,
@@ -256,6 +295,9 @@ impl SessionManager {
                 jwt_payload: payload.get(),
                 created_at_ms: now,
                 expires_at_ms: expires_at,
+                user_agent: device.user_agent.as_deref(),
+                client_address: device.client_address.as_deref(),
+                device_label: device.label.as_deref(),
             })
             .await?;
         // Only after the row is committed do we hand out tokens.
@@ -1290,7 +1332,10 @@ impl SessionManager {
         Ok(self.inner.store.session_handles_for_user(user_id).await?)
     }
 
-    /// The user's live sessions with creation and expiry times.
+    /// The user's live sessions (refresh expiry in the future), in creation
+    /// order, with their creation, last-refresh and expiry times and the
+    /// device each was created from ([`SessionSummary`]). One read; nothing
+    /// is written.
     pub async fn list_sessions_for_user(&self, user_id: &UserId) -> Result<Vec<SessionSummary>> {
         Ok(self
             .inner

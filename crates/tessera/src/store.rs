@@ -71,7 +71,14 @@ impl std::error::Error for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A session row as inserted by `create_new_session`. `Debug` shows the
-/// handle, user id and times, never the session info or the JWT payload.
+/// handle, user id, times and device fields, never the session info or the
+/// JWT payload.
+///
+/// The device fields come from [`crate::SessionDevice`], already cleaned and
+/// capped by the core (at most [`crate::MAX_USER_AGENT_LEN`],
+/// [`crate::MAX_CLIENT_ADDRESS_LEN`] and [`crate::MAX_DEVICE_LABEL_LEN`]
+/// bytes); a store keeps them as given, `None` as null. The client address is
+/// `None` unless the configuration records addresses.
 #[derive(Clone)]
 pub struct NewSession<'a> {
     /// Random, unique, stable for the session's life.
@@ -88,6 +95,14 @@ pub struct NewSession<'a> {
     pub created_at_ms: i64,
     /// Refresh expiry, milliseconds since the Unix epoch.
     pub expires_at_ms: i64,
+    /// The client's `User-Agent` (`tessera_sessions.user_agent`).
+    pub user_agent: Option<&'a str>,
+    /// The client's IP address as text (`tessera_sessions.client_address`);
+    /// personal data, `None` unless `record_client_address` is on.
+    pub client_address: Option<&'a str>,
+    /// The application's label for the session
+    /// (`tessera_sessions.device_label`).
+    pub device_label: Option<&'a str>,
 }
 
 impl fmt::Debug for NewSession<'_> {
@@ -99,6 +114,9 @@ impl fmt::Debug for NewSession<'_> {
             .field("jwt_payload", &"<redacted>")
             .field("created_at_ms", &self.created_at_ms)
             .field("expires_at_ms", &self.expires_at_ms)
+            .field("user_agent", &self.user_agent)
+            .field("client_address", &self.client_address)
+            .field("device_label", &self.device_label)
             .finish_non_exhaustive()
     }
 }
@@ -145,8 +163,9 @@ impl fmt::Debug for SessionRow {
     }
 }
 
-/// One session of a user, for listings (admin tools, "your sessions" pages).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One session of a user, for listings (admin tools, "your sessions" pages;
+/// docs/PROTOCOL.md §3.5). Reading it writes nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionSummary {
     /// The session handle.
     pub session_handle: String,
@@ -154,6 +173,34 @@ pub struct SessionSummary {
     pub created_at_ms: i64,
     /// Refresh expiry (ms).
     pub expires_at_ms: i64,
+    /// When the session was last refreshed (ms): the row's `superseded_at`,
+    /// the time of its last promotion. A refresh counts when the tokens it
+    /// issued are first used (the promotion, docs/PROTOCOL.md §3.2), as for
+    /// the idle clock (§3.10); a refresh whose tokens the client never
+    /// presents does not move it. `None` before the first promotion, and in
+    /// rows made before migration 0005 until their next one. Neither
+    /// `get_session` nor the listing writes it.
+    pub last_refreshed_at_ms: Option<i64>,
+    /// The `User-Agent` of the sign-in request, capped at
+    /// [`crate::MAX_USER_AGENT_LEN`] bytes; `None` if there was none, and in
+    /// rows made before migration 0006.
+    pub user_agent: Option<String>,
+    /// The sign-in request's IP address as text, only if the configuration
+    /// recorded it ([`crate::ConfigBuilder::with_record_client_address`]).
+    /// Personal data.
+    pub client_address: Option<String>,
+    /// The application's label for the session, capped at
+    /// [`crate::MAX_DEVICE_LABEL_LEN`] bytes.
+    pub device_label: Option<String>,
+}
+
+impl SessionSummary {
+    /// The session's last activity the store knows of (ms): its last
+    /// refresh, or its creation before the first one. This is the time the
+    /// idle timeout counts from (docs/PROTOCOL.md §3.10).
+    pub fn last_active_at_ms(&self) -> i64 {
+        self.last_refreshed_at_ms.unwrap_or(self.created_at_ms)
+    }
 }
 
 /// A key kept in the database. `Debug` never shows the bytes.
@@ -372,7 +419,9 @@ pub trait Store: Send + Sync + 'static {
     /// as the reference library does), in creation order.
     async fn session_handles_for_user(&self, user_id: &UserId) -> StoreResult<Vec<String>>;
 
-    /// The user's sessions with `expires_at_ms > now_ms`, in creation order.
+    /// The user's sessions with `expires_at_ms > now_ms`, in creation order,
+    /// with their device columns and `superseded_at` as
+    /// [`SessionSummary::last_refreshed_at_ms`]. Reads only.
     async fn sessions_for_user(
         &self,
         user_id: &UserId,

@@ -7,6 +7,7 @@
 mod support;
 
 mod conformance;
+mod devices;
 mod feed;
 mod grace;
 mod lifetimes;

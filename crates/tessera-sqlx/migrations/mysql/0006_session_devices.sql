@@ -1,0 +1,13 @@
+-- What a session records about the client that created it (docs/PROTOCOL.md
+-- §2.1, §3.1). Written once, by the insert of create_new_session; refreshes
+-- never rewrite them. All three are optional, and rows made before this
+-- migration keep NULL. The core cleans and cuts the values to fit.
+--   user_agent      the sign-in request's User-Agent, at most 256 bytes
+--   client_address  its IP address as text (personal data; stored only when
+--                   the configuration records client addresses, off by default)
+--   device_label    a label the application gave the session, at most 128 bytes
+-- No index: the columns are read only with the rest of a user's rows.
+ALTER TABLE tessera_sessions
+    ADD COLUMN user_agent     VARCHAR(256) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+    ADD COLUMN client_address VARCHAR(45)  CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+    ADD COLUMN device_label   VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL;
