@@ -192,6 +192,15 @@ function fmt(ms) {
   return new Date(ms).toLocaleString();
 }
 
+// "just now", "2 min ago", "3 h ago", "5 days ago".
+function ago(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} days ago`;
+}
+
 async function loadMe() {
   const res = await api('GET', '/api/me');
   if (!res.ok) throw new Error(`GET /api/me: ${res.status}`);
@@ -232,6 +241,15 @@ async function loadSessions(cursor) {
       mark.textContent = 'this session';
       handle.append(' ', mark);
     }
+    // "Headless Chrome on Linux · 127.0.0.1 · last active 2 min ago": what
+    // the session recorded at sign-in (the address only when the server
+    // records addresses) and its last refresh.
+    const device = document.createElement('td');
+    device.className = 'device';
+    const parts = [s.label, s.device || 'unknown device', s.clientAddress].filter(Boolean);
+    parts.push(`last active ${ago(s.lastActiveAt)}`);
+    device.textContent = parts.join(' · ');
+    if (s.userAgent) device.title = s.userAgent;
     const created = document.createElement('td');
     created.textContent = fmt(s.createdAt);
     const expires = document.createElement('td');
@@ -243,7 +261,7 @@ async function loadSessions(cursor) {
     button.textContent = 'Revoke';
     button.addEventListener('click', () => guarded(() => revoke(s.handle, s.current)));
     actions.append(button);
-    tr.append(handle, created, expires, actions);
+    tr.append(device, handle, created, expires, actions);
     body.append(tr);
   }
 }

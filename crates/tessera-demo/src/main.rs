@@ -116,6 +116,17 @@ struct Cli {
     )]
     refresh_grace_secs: f64,
 
+    /// Record each session's client address (the sign-in request's peer
+    /// address) and show it in the session list. Off by default: an IP
+    /// address is personal data.
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_DEMO_RECORD_CLIENT_ADDRESS",
+        default_value_t = false
+    )]
+    record_client_address: bool,
+
     /// Idle timeout in seconds (default none): a session whose tokens were
     /// not rotated for this long is gone. Longer than the access-token
     /// validity.
@@ -243,6 +254,7 @@ fn config(cli: &Cli) -> Result<Config, Box<dyn std::error::Error>> {
         .with_access_token_validity(Duration::from_secs_f64(access_token_secs))
         .with_access_token_algorithm(algorithm)
         .with_refresh_grace(grace)
+        .with_record_client_address(cli.record_client_address)
         .with_idle_timeout(idle)
         .with_absolute_lifetime(absolute);
     if access_token_secs < 10.0 {
@@ -360,6 +372,9 @@ mod tests {
         assert_eq!(c.refresh_grace(), Duration::ZERO);
         assert_eq!(c.idle_timeout(), None);
         assert_eq!(c.absolute_lifetime(), None);
+        assert!(!c.record_client_address(), "addresses are off by default");
+        let cli = Cli::try_parse_from(["tessera-demo", "--record-client-address"]).unwrap();
+        assert!(config(&cli).unwrap().record_client_address());
         let cli = Cli::try_parse_from([
             "tessera-demo",
             "--refresh-grace-secs",

@@ -14,7 +14,7 @@
 //! | `POST /api/signup` `POST /api/signin` | `{username, password}` → a new session |
 //! | `GET /api/me` | user id, JWT payload, handle, session info, access-token expiry |
 //! | `PUT /api/me/info` | `{info}` replaces the session info |
-//! | `GET /api/sessions?limit=&cursor=` | one page of the user's sessions (default 50, at most 200), the current one marked, `next` the cursor of the next page or `null` |
+//! | `GET /api/sessions?limit=&cursor=` | one page of the user's sessions (default 50, at most 200): handle, `createdAt`, `lastRefreshedAt` (`null` before the first refresh), `lastActiveAt`, `expiresAt` (ms), `userAgent`, `device` (a short name for it), `clientAddress` (with `--record-client-address`, else `null`), `label`; the current one marked, `next` the cursor of the next page or `null` |
 //! | `DELETE /api/sessions/{handle}` | revoke one of the user's sessions |
 //! | `POST /api/logout` `POST /api/logout-all` | revoke this / every session of the user |
 //! | `POST <refresh path>` | the refresh API (`tessera_axum::refresh_router`) |
@@ -49,7 +49,7 @@ use tessera::{SessionManager, UserId};
 use tessera_axum::{Session, Tessera, TesseraLayer};
 
 use crate::limits::{self, FailureLimiter, HashError, HashPool};
-use crate::listing::Cursor;
+use crate::listing::{describe_user_agent, Cursor};
 use crate::users::{self, SignupError, Users};
 
 #[derive(Clone)]
@@ -566,8 +566,9 @@ async fn require_live(session: &Session) -> Result<(), AppError> {
 /// Sessions per page of `GET /api/sessions` unless `limit` says otherwise:
 /// more than a person has devices, small enough to render at once.
 const SESSIONS_PAGE_DEFAULT: u32 = 50;
-/// The largest `limit`: bounds the rows read and the response (about 150
-/// bytes of JSON per session, so 30 KB) whatever the client asks.
+/// The largest `limit`: bounds the rows read and the response (at most
+/// about 800 bytes of JSON per session with a 256-byte user agent, so
+/// 160 KB) whatever the client asks.
 const SESSIONS_PAGE_MAX: u32 = 200;
 
 #[derive(Deserialize)]
@@ -616,6 +617,12 @@ async fn list_sessions(
                 "handle": s.session_handle,
                 "createdAt": s.created_at_ms,
                 "expiresAt": s.expires_at_ms,
+                "lastRefreshedAt": s.last_refreshed_at_ms,
+                "lastActiveAt": s.last_active_at_ms(),
+                "userAgent": s.user_agent,
+                "device": s.user_agent.as_deref().map(describe_user_agent),
+                "clientAddress": s.client_address,
+                "label": s.device_label,
                 "current": s.session_handle == session.handle(),
             })
         })

@@ -22,6 +22,11 @@
 //!    call `revoke_session(handle)` (one durable `DELETE` each) until none is
 //!    left.
 //!
+//! With `TESSERA_BENCH_DEVICE` set, every session is created with a device
+//! (user agent, client address, label: the columns of migration 0006), and
+//! `TESSERA_BENCH_TASKS=1,8` limits the concurrencies; scripts/bench-baseline.sh
+//! uses both to compare refresh against an earlier revision.
+//!
 //! Throughput is operations completed divided by the phase's wall time; we
 //! report the median round and the spread, and latency percentiles over all
 //! operations of all rounds.
@@ -31,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use serde_json::json;
-use tessera::{Config, SessionManager, UserId};
+use tessera::{Config, SessionDevice, SessionManager, Transport, UserId};
 use tessera_bench::{
     durability_note, fmt_ns, fmt_rate, machine_summary, multi_thread_runtime, request_with_cookies,
     set_cookie_value, Latencies, Opts, Report,
@@ -79,6 +84,19 @@ impl Phase {
     }
 }
 
+/// The device every session carries with TESSERA_BENCH_DEVICE set
+/// (scripts/bench-baseline.sh): a typical 120-byte browser user agent, an
+/// address and a label, so the row is as wide as a real one.
+fn bench_device() -> SessionDevice {
+    SessionDevice::default()
+        .with_user_agent(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/156.0.0.0 Safari/537.36",
+        )
+        .with_client_address(std::net::IpAddr::from([203, 0, 113, 7]))
+        .with_label("benchmark laptop")
+}
+
 async fn create_phase(
     manager: &SessionManager,
     tasks: usize,
@@ -88,6 +106,7 @@ async fn create_phase(
     let start = Instant::now();
     let deadline = start + secs;
     let mut handles = Vec::new();
+    let with_device = std::env::var_os("TESSERA_BENCH_DEVICE").is_some();
     for t in 0..tasks {
         let m = manager.clone();
         handles.push(tokio::spawn(async move {
@@ -100,15 +119,26 @@ async fn create_phase(
                 i += 1;
                 let mut response = HeaderMap::new();
                 let t0 = Instant::now();
-                let session = m
-                    .create_new_session(
+                let session = if with_device {
+                    m.create_new_session_with_device(
+                        Transport::Reference,
+                        &mut response,
+                        UserId::from(user),
+                        json!({"role": "user"}),
+                        json!({"cart": []}),
+                        bench_device(),
+                    )
+                    .await
+                } else {
+                    m.create_new_session(
                         &mut response,
                         UserId::from(user),
                         json!({"role": "user"}),
                         json!({"cart": []}),
                     )
                     .await
-                    .expect("create_new_session");
+                }
+                .expect("create_new_session");
                 lat.0.push(t0.elapsed().as_nanos() as u64);
                 made.push(ClientSession {
                     handle: session.handle().to_owned(),
@@ -261,10 +291,13 @@ fn main() {
                 if tasks == concurrency[0] {
                     notes.push(durability_note(&store).await);
                 }
-                let manager =
-                    SessionManager::new(Config::builder().build().expect("config"), store.clone())
-                        .await
-                        .expect("manager");
+                let config = Config::builder()
+                    .with_record_client_address(std::env::var_os("TESSERA_BENCH_DEVICE").is_some())
+                    .build()
+                    .expect("config");
+                let manager = SessionManager::new(config, store.clone())
+                    .await
+                    .expect("manager");
                 let mut per_op: Vec<(Op, Vec<f64>, Latencies)> =
                     [Op::Create, Op::Refresh, Op::Revoke]
                         .into_iter()
