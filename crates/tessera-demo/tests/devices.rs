@@ -11,6 +11,11 @@ use common::{Browser, Demo};
 use serde_json::{json, Value};
 use tessera_sqlx::testing::{fresh_url, Backend};
 
+/// Access-token validity (s): long enough for a loaded machine to list
+/// before it expires, short enough to wait for.
+const ACCESS_SECS: &str = "3";
+const EXPIRED: Duration = Duration::from_millis(3_200);
+
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0";
 
 /// Signs in (signing up first if `signup`) with a `User-Agent` header; the
@@ -43,9 +48,9 @@ async fn the_session_list_shows_devices_addresses_only_when_recorded_and_last_re
     let recording = Demo::start(
         &db,
         &["--record-client-address", "--refresh-grace-secs", "30"],
-        "1",
+        ACCESS_SECS,
     );
-    let plain = Demo::start(&db, &[], "1");
+    let plain = Demo::start(&db, &[], ACCESS_SECS);
 
     let mut laptop = sign_in(&recording.base, "dana", FIREFOX, true).await;
     let mut phone = sign_in(&plain.base, "dana", "curl/8.5.0", false).await;
@@ -74,7 +79,7 @@ async fn the_session_list_shows_devices_addresses_only_when_recorded_and_last_re
 
     // After a refresh whose tokens are used, the session's last refresh is
     // its promotion time.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(EXPIRED).await;
     let r = laptop
         .send(&recording.base, "POST", "/refresh/", None)
         .await;
@@ -86,7 +91,10 @@ async fn the_session_list_shows_devices_addresses_only_when_recorded_and_last_re
     assert_eq!(l["lastActiveAt"], refreshed);
     assert_eq!(list[1]["lastRefreshedAt"], Value::Null, "the other session");
 
-    // Listing from the phone shows the same two, the phone's marked.
+    // Listing from the phone (after its own refresh) shows the same two,
+    // the phone's marked.
+    let r = phone.send(&plain.base, "POST", "/refresh/", None).await;
+    assert_eq!(r.status, 200);
     let list = sessions(&mut phone, &plain.base).await;
     assert_eq!(list.len(), 2);
     assert_eq!(list[1]["current"], true);
@@ -95,8 +103,8 @@ async fn the_session_list_shows_devices_addresses_only_when_recorded_and_last_re
 #[tokio::test]
 async fn a_second_copy_of_the_tokens_converges_within_the_grace_window_and_is_theft_without() {
     let db = fresh_url(Backend::Sqlite).await;
-    let grace = Demo::start(&db, &["--refresh-grace-secs", "30"], "1");
-    let strict = Demo::start(&db, &[], "1");
+    let grace = Demo::start(&db, &["--refresh-grace-secs", "30"], ACCESS_SECS);
+    let strict = Demo::start(&db, &[], ACCESS_SECS);
 
     for (demo, with_grace) in [(&grace, true), (&strict, false)] {
         let base = demo.base.as_str();
@@ -106,7 +114,7 @@ async fn a_second_copy_of_the_tokens_converges_within_the_grace_window_and_is_th
         // the first (another tab of a client without a shared lock, or an
         // app's second thread).
         let mut other = tab.clone();
-        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        tokio::time::sleep(EXPIRED).await;
         let r = tab.send(base, "POST", "/refresh/", None).await;
         assert_eq!(r.status, 200);
         // The first tab's new access token commits its refresh token.
