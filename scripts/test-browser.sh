@@ -9,6 +9,7 @@
 #  * e2e/bearer-client.sh     a non-browser client (curl) in Bearer mode against the demo
 #  * e2e/tests/review.test.mjs  findings of the outside review (logout CSRF, cookie tossing)
 #  * e2e/tests/demo.test.mjs  the demo's own page, screenshots in artifacts/
+#  * e2e/tests/demo-lifecycle.test.mjs  the demo with the grace window and client addresses: device list, convergence
 #  * crates/tessera-demo/tests/multi_instance.rs
 #                             two demo servers sharing one PostgreSQL database
 #
@@ -59,7 +60,7 @@ cargo build -q -p tessera-axum --example sdk_test_server
 
 step "browser tests (headless Chromium)"
 mkdir -p artifacts
-(cd e2e && node --test tests/sdk.test.mjs tests/sdk20.test.mjs tests/review.test.mjs tests/demo.test.mjs)
+(cd e2e && node --test tests/sdk.test.mjs tests/sdk20.test.mjs tests/review.test.mjs tests/demo.test.mjs tests/demo-lifecycle.test.mjs)
 
 step "supertokens-website 20.x against a Django project (e2e/django_project), cookie and header mode"
 # The Python of a virtual environment with tessera-django installed:
