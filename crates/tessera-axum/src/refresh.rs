@@ -29,14 +29,22 @@ pub const SDK_RESPONSE_HEADERS: [&str; 2] =
 /// with the new cookies and headers, or the session-expired status (see
 /// [`Error`]) with the cookies cleared. Reuse of a superseded refresh token
 /// answers `{"error":"token_theft_detected"}` and, by default, revokes the
-/// session.
+/// session. When the refresh grace window answered a superseded token
+/// (another tab or a retried request had refreshed first), the body is
+/// `{"status":"ok","converged":"within_grace"}` (docs/PROTOCOL.md §3.9);
+/// clients that only read the status see no difference.
 ///
 /// Mount it at the configured refresh path, which is also the refresh
 /// cookie's path (a browser sends the refresh cookie nowhere else);
 /// [`refresh_router`] does that for you.
 pub async fn refresh_handler(tessera: Tessera, headers: HeaderMap) -> Result<Response, Error> {
-    tessera.refresh_session(&headers).await?;
-    let mut res = r#"{"status":"ok"}"#.into_response();
+    let session = tessera.refresh_session(&headers).await?;
+    let body = if session.refresh_converged_within_grace() {
+        r#"{"status":"ok","converged":"within_grace"}"#
+    } else {
+        r#"{"status":"ok"}"#
+    };
+    let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -185,6 +185,29 @@ async fn theft_detected_over_http_revokes_the_session() {
     assert_eq!(r.json()["error"], "unauthorized");
 }
 
+/// Two tabs with one refresh token, with a grace window: the second refresh
+/// is answered (not theft), and its body says the window answered it; the
+/// first one's body is the plain `{"status":"ok"}`.
+#[tokio::test]
+async fn refresh_answered_by_the_grace_window_says_so() {
+    let h = Harness::new(|c| c.with_refresh_grace(Duration::from_secs(30))).await;
+    let addr = h.serve().await;
+    let mut a = logged_in(&h, addr, "8").await;
+    let mut b = a.clone();
+    let r = a.send(addr, "POST", "/refresh/", false, None).await;
+    assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
+    // The first tab's new access token promotes its refresh token.
+    assert_eq!(a.send(addr, "GET", "/me", false, None).await.status, 200);
+
+    let r = b.send(addr, "POST", "/refresh/", false, None).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"status": "ok", "converged": "within_grace"}))
+    );
+    assert_eq!(b.send(addr, "GET", "/me", false, None).await.status, 200);
+    assert_eq!(a.send(addr, "GET", "/me", false, None).await.status, 200);
+}
+
 #[tokio::test]
 async fn session_expired_status_is_configurable() {
     let h = Harness::new(|c| c.with_session_expired_status(440)).await;

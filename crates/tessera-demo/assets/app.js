@@ -93,7 +93,27 @@ function refreshOnce() {
       if (res.ok) {
         state.refreshCount += 1;
         $('refresh-count').textContent = String(state.refreshCount);
-        log('refreshed: new access and refresh tokens', 'ok');
+        let body = {};
+        try {
+          body = await res.json();
+        } catch (_) {
+          // The status is what counts; the body only explains.
+        }
+        if (body.converged === 'within_grace') {
+          // Another tab (or a retried request) refreshed with the same
+          // refresh token moments before. Without a grace window that reuse
+          // would be reported as token theft and end the session; inside
+          // the window the server answered with tokens of the current
+          // lineage instead (docs/PROTOCOL.md §3.9).
+          log(
+            'refreshed within the grace window: this tab sent a refresh token that another tab or ' +
+              'request had just replaced; instead of treating the reuse as theft, the server ' +
+              'issued tokens that continue the current one, so both tabs stay signed in',
+            'grace',
+          );
+        } else {
+          log('refreshed: new access and refresh tokens', 'ok');
+        }
         return 'ok';
       }
       const err = await errorOf(res);

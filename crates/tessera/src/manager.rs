@@ -1128,6 +1128,7 @@ impl SessionManager {
             // token instead.
             let mut child_parent_1: &str = &r_hash_1;
             let grace = self.grace_open(&row, now);
+            let mut converged = false;
             if ct_eq(committed, r_hash_2.as_bytes()) {
                 // R is the committed token: issue a child; the row is unchanged.
             } else if grace
@@ -1141,6 +1142,7 @@ impl SessionManager {
                 // token stays unique and the window is not extended.
                 child_parent_1 = row.committed_hash_1.as_deref().unwrap_or_default();
                 if !is_child {
+                    converged = true;
                     tracing::info!(
                         target: "tessera::security",
                         event = "refresh_reuse_within_grace",
@@ -1228,14 +1230,19 @@ impl SessionManager {
                 csrf.as_deref(),
                 (&row.user_id, payload.get()),
             )?;
-            return Ok(Session::new(
+            let session = Session::new(
                 self.clone(),
                 row.session_handle,
                 row.user_id,
                 payload,
                 access_exp,
                 transport,
-            ));
+            );
+            return Ok(if converged {
+                session.converged_within_grace()
+            } else {
+                session
+            });
         }
         // Other refreshes of this session kept changing its row: contention,
         // which a retry resolves.

@@ -29,6 +29,9 @@ pub struct Session {
     payload: OnceLock<Value>,
     access_token_expiry_ms: i64,
     transport: Transport,
+    /// Set by `refresh_session` when the refresh grace window answered a
+    /// superseded token (docs/PROTOCOL.md §3.9).
+    converged_within_grace: bool,
 }
 
 /// `Debug` shows the handle and the user id, and only the size of the JWT
@@ -91,7 +94,14 @@ impl Session {
             payload: OnceLock::new(),
             access_token_expiry_ms,
             transport,
+            converged_within_grace: false,
         }
+    }
+
+    /// Marks a session returned by a refresh that the grace window answered.
+    pub(crate) fn converged_within_grace(mut self) -> Self {
+        self.converged_within_grace = true;
+        self
     }
 
     /// The user id given at creation, with its type.
@@ -124,6 +134,19 @@ impl Session {
     /// session's answers (new tokens, cleared tokens) travel the same way.
     pub fn transport(&self) -> Transport {
         self.transport
+    }
+
+    /// Whether this session came from a refresh that presented a superseded
+    /// refresh token (the one the last promotion replaced, or a sibling of
+    /// the committed one) inside the refresh grace window, and was answered
+    /// with a child of the committed token instead of being reported as
+    /// theft (docs/PROTOCOL.md §3.9). Always `false` for sessions from
+    /// `create_new_session`, `get_session`, a refresh with the committed
+    /// token or its child, and without a grace window. An application can
+    /// log it or tell the client that another tab or a retried request had
+    /// refreshed first; the axum refresh API puts it in its answer.
+    pub fn refresh_converged_within_grace(&self) -> bool {
+        self.converged_within_grace
     }
 
     /// Deletes the session and clears its tokens (cookies, or in header

@@ -238,8 +238,17 @@ fn main() {
     let rt = multi_thread_runtime();
     let mut cells: Vec<Cell> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
+    // TESSERA_BENCH_TASKS=1,8 runs only those concurrencies
+    // (scripts/bench-baseline.sh).
+    let concurrency: Vec<usize> = match std::env::var("TESSERA_BENCH_TASKS") {
+        Ok(list) => list
+            .split(',')
+            .map(|t| t.trim().parse().expect("TESSERA_BENCH_TASKS: numbers"))
+            .collect(),
+        Err(_) => CONCURRENCY.to_vec(),
+    };
     for backend in opts.backends() {
-        for &tasks in &CONCURRENCY {
+        for &tasks in &concurrency {
             eprintln!("bench-store: {backend}, {tasks} task(s)");
             let url = rt.block_on(fresh_url(backend));
             let result = rt.block_on(async {
@@ -249,7 +258,7 @@ fn main() {
                 )
                 .await
                 .expect("connect");
-                if tasks == CONCURRENCY[0] {
+                if tasks == concurrency[0] {
                     notes.push(durability_note(&store).await);
                 }
                 let manager =

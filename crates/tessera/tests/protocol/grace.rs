@@ -66,14 +66,23 @@ async fn superseded_token_within_grace_converges(h: Harness) {
     let mut b = login(&m, "g1", json!(null)).await;
     let mut late = b.clone();
     let r0 = refresh_token(&b);
-    refresh(&m, &mut b).await.unwrap();
+    let first = refresh(&m, &mut b).await.unwrap();
+    assert!(
+        !first.refresh_converged_within_grace(),
+        "a refresh with the committed token is not a convergence"
+    );
     let handle = verify(&m, &mut b).await.unwrap().handle().to_owned();
     let c1 = committed(&m, &handle).await;
     assert_eq!(c1, h2(&refresh_token(&b)), "C1 promoted");
 
-    // R0 again, 29 s later: a child of C1, the row unchanged.
+    // R0 again, 29 s later: a child of C1, the row unchanged, and the
+    // session says the window answered it.
     h.advance(GRACE - Duration::from_secs(1));
-    refresh(&m, &mut late).await.unwrap();
+    let converged = refresh(&m, &mut late).await.unwrap();
+    assert!(
+        converged.refresh_converged_within_grace(),
+        "the window answered the superseded token"
+    );
     assert_eq!(committed(&m, &handle).await, c1, "the row is unchanged");
     // Its access token works (a child of the frozen committed token is
     // accepted unpromoted) and the other tab still works too.
@@ -154,7 +163,11 @@ async fn window_freezes_the_committed_token(h: Harness) {
     let c1 = committed(&m, &handle).await;
     for _ in 0..3 {
         h.advance(Duration::from_secs(5));
-        refresh(&m, &mut b).await.unwrap();
+        let frozen = refresh(&m, &mut b).await.unwrap();
+        assert!(
+            !frozen.refresh_converged_within_grace(),
+            "a child of the frozen committed token is no reuse"
+        );
         verify(&m, &mut b).await.unwrap();
         assert_eq!(
             committed(&m, &handle).await,
