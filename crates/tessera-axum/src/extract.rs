@@ -1,12 +1,13 @@
 //! The extractors: [`Session`], `Option<Session>` and the [`Tessera`] handle.
 
+use std::net::SocketAddr;
 use std::ops::Deref;
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 use http::Method;
 use serde_json::Value;
-use tessera::{RequestSource, SessionManager, UserId};
+use tessera::{RequestSource, SessionDevice, SessionManager, UserId};
 
 use crate::error::Error;
 use crate::layer::{Recorder, RequestContext};
@@ -225,6 +226,11 @@ pub struct Tessera {
     /// `st-auth-mode` preference within what the configuration allows
     /// (always the reference profile unless the current SDK is allowed).
     new_session_transport: tessera::Transport,
+    /// The client a session created on this request records: the
+    /// `User-Agent` header and the peer address of [`ConnectInfo`], if the
+    /// server provides it (the core keeps the address only with
+    /// `record_client_address` on).
+    device: SessionDevice,
 }
 
 impl std::fmt::Debug for Tessera {
@@ -239,9 +245,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Tessera {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let ctx = context(parts)?.clone();
         let new_session_transport = ctx.manager().transport_for_new_session(&*parts);
+        let mut device = SessionDevice::from_request(&*parts);
+        if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            device = device.with_client_address(peer.ip());
+        }
         Ok(Tessera {
             ctx,
             new_session_transport,
+            device,
         })
     }
 }
@@ -256,24 +267,53 @@ impl Tessera {
     /// Starts a session (log in); its cookies and headers go to this
     /// request's response. With the current SDK allowed, the request's
     /// `st-auth-mode` chooses cookies or headers within what the
-    /// configuration allows (docs/PROTOCOL.md §9.2).
+    /// configuration allows (docs/PROTOCOL.md §9.2). The session records this
+    /// request's device ([`Tessera::device`]).
     pub async fn create_new_session(
         &self,
         user_id: impl Into<UserId>,
         jwt_payload: Value,
         session_info: Value,
     ) -> Result<Session, Error> {
+        self.create_new_session_with_device(user_id, jwt_payload, session_info, self.device.clone())
+            .await
+    }
+
+    /// [`Tessera::create_new_session`] recording `device` instead of what the
+    /// request gave: start from [`Tessera::device`] to add a label, or set
+    /// the address a trusted proxy reported.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use tessera_axum::{Error, Tessera};
+    ///
+    /// async fn login(tessera: Tessera) -> Result<(), Error> {
+    ///     let device = tessera.device().clone().with_label("Alice's phone");
+    ///     tessera
+    ///         .create_new_session_with_device(42, json!({}), json!({}), device)
+    ///         .await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn create_new_session_with_device(
+        &self,
+        user_id: impl Into<UserId>,
+        jwt_payload: Value,
+        session_info: Value,
+        device: SessionDevice,
+    ) -> Result<Session, Error> {
         let user_id = user_id.into();
         let mut rec = Recorder::default();
         let r = self
             .ctx
             .manager()
-            .create_new_session_with(
+            .create_new_session_with_device(
                 self.new_session_transport,
                 &mut rec,
                 user_id,
                 jwt_payload,
                 session_info,
+                device,
             )
             .await;
         self.ctx.push(rec);
@@ -281,6 +321,15 @@ impl Tessera {
             inner: r?,
             ctx: self.ctx.clone(),
         })
+    }
+
+    /// The device a session created on this request records: the request's
+    /// `User-Agent`, and the peer address when the server was started with
+    /// connect info (`into_make_service_with_connect_info::<SocketAddr>()`).
+    /// Behind a reverse proxy that peer is the proxy; the core stores an
+    /// address only with `record_client_address` on.
+    pub fn device(&self) -> &SessionDevice {
+        &self.device
     }
 
     /// The transport a session created on this request gets.
