@@ -718,7 +718,6 @@ fn summary_dict(py: Python<'_>, row: &tessera::SessionSummary) -> PyResult<Py<Py
 /// The end of an async create, get or refresh on the loop's thread: the
 /// recorded cookies and headers written to `response`, then the session or
 /// the error.
-
 fn session_out(
     py: Python<'_>,
     response: Py<PyAny>,
