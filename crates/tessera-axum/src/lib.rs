@@ -16,7 +16,11 @@
 //!   for routes that work with or without a session.
 //! * [`Tessera`]: the per-request handle for logging in
 //!   (`create_new_session`), refreshing, clearing cookies, and the
-//!   [`tessera::SessionManager`] for by-handle and by-user operations.
+//!   [`tessera::SessionManager`] for by-handle and by-user operations. A
+//!   session it creates records the request's `User-Agent` and, when the
+//!   server is started with `into_make_service_with_connect_info::<SocketAddr>()`,
+//!   the peer address (kept only with `record_client_address` on);
+//!   `create_new_session_with_device` adds a label or sets the address.
 //! * [`refresh_router`] / [`refresh_handler`]: the refresh API, `POST` at the
 //!   configured refresh path. [`preflight`] answers CORS preflights.
 //! * [`current_sdk_router`]: with the current supertokens-website SDK

@@ -96,6 +96,8 @@ async fn the_extractor_records_the_user_agent_and_not_the_address_by_default() {
     let addr = serve(&h).await;
     let mut b = Browser::default();
     let first = sign_in(&mut b, addr, "/login", "TestBrowser/1.0 (X11)").await;
+    // Listings are in creation order; the harness clock stands still.
+    h.advance(std::time::Duration::from_secs(1));
     let second = sign_in(&mut b, addr, "/login-labelled", "TestBrowser/2.0").await;
     let listed = listing(&mut b, addr).await;
     assert_eq!(listed.len(), 2, "{listed:?}");

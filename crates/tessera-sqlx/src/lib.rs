@@ -89,8 +89,13 @@
 //!
 //! * `tessera_sessions`: `session_handle` (primary key), `user_id`,
 //!   `refresh_token_hash_2`, `session_info`, `jwt_payload`, `created_at`,
-//!   `expires_at` (both milliseconds since the Unix epoch); indexes on
-//!   `(user_id, created_at)` and `(expires_at)`.
+//!   `expires_at` (both milliseconds since the Unix epoch); the promotion
+//!   history `committed_hash_1`, `previous_hash_2`, `superseded_at`
+//!   (migration 0005); the device columns `user_agent`, `client_address`,
+//!   `device_label` (migration 0006, nullable, written only at creation);
+//!   indexes on `(user_id, created_at)` and `(expires_at)`. Migrations 0005
+//!   and 0006 only add nullable columns, so a database made by an earlier
+//!   release upgrades in place when [`connect`] runs them.
 //! * `tessera_keys`: `key_name` (primary key), `key_value` (the key bytes in
 //!   standard base64 with padding), `created_at` (ms). The access-token
 //!   signing keys are the rows `access_token_signing_key` (current) and

@@ -727,8 +727,9 @@ async fn a_0005_database_upgrades_and_its_sessions_still_refresh() {
         .unwrap();
         let listed = m.list_sessions_for_user(&user).await.unwrap();
         assert_eq!(listed.len(), 2, "{backend}");
-        assert_eq!(listed[1].user_agent.as_deref(), Some("upgrade-test/1"));
-        assert_eq!(listed[1].device_label.as_deref(), Some("laptop"));
+        let new = listed.iter().find(|s| s.session_handle != handle).unwrap();
+        assert_eq!(new.user_agent.as_deref(), Some("upgrade-test/1"));
+        assert_eq!(new.device_label.as_deref(), Some("laptop"));
         store.close().await;
     })
     .await;

@@ -1042,6 +1042,16 @@ mod tests {
     }
 
     #[test]
+    fn client_addresses_are_not_recorded_by_default() {
+        assert!(!Config::default().record_client_address());
+        let c = Config::builder()
+            .with_record_client_address(true)
+            .build()
+            .unwrap();
+        assert!(c.record_client_address());
+    }
+
+    #[test]
     fn idle_timeout_must_outlast_the_access_token() {
         assert_eq!(Config::default().idle_timeout(), None);
         let b = || Config::builder().with_access_token_validity(Duration::from_secs(600));

@@ -24,6 +24,15 @@
 //!   decisions stay here. See [`Store`] and the `tessera-sqlx` crate.
 //! * **Keys** come from the OS CSPRNG, live in the database, and rotate by
 //!   agreement through a database row lock. Time comes from a [`Clock`].
+//! * **Devices**: a session can record the client it was created for, a
+//!   [`SessionDevice`] (user agent, an application label, and the client
+//!   address only with [`ConfigBuilder::with_record_client_address`], off by
+//!   default because an address is personal data). Values are cleaned and
+//!   cut to [`MAX_USER_AGENT_LEN`] / [`MAX_DEVICE_LABEL_LEN`], never refused.
+//!   [`SessionManager::list_sessions_for_user`] returns them with each
+//!   session's creation and last refresh ([`SessionSummary`]); the last
+//!   refresh is the last promotion, so it costs no write, and `get_session`
+//!   never writes.
 //!
 //! ## Example
 //!
