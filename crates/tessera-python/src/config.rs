@@ -282,6 +282,14 @@ pub(crate) fn build(
         builder =
             builder.with_access_token_audience(optional_text(config, "ACCESS_TOKEN_AUDIENCE")?);
     }
+    if config
+        .get_item("RECORD_CLIENT_ADDRESS")
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        builder = builder.with_record_client_address(boolean(config, "RECORD_CLIENT_ADDRESS")?);
+    }
     if let Some(clock) = clock {
         builder = builder.with_clock(clock);
     }

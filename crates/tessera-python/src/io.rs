@@ -37,6 +37,12 @@ pub(crate) struct RequestValues {
     /// `st-auth-mode` (`META["HTTP_ST_AUTH_MODE"]`), read only when the
     /// configuration allows the current SDK.
     auth_mode: Option<String>,
+    /// `User-Agent` (`META["HTTP_USER_AGENT"]`), read only for a sign-in
+    /// request (the session's device, docs/PROTOCOL.md §3.1).
+    user_agent: Option<String>,
+    /// `META["REMOTE_ADDR"]`, read only for a sign-in request and only with
+    /// `RECORD_CLIENT_ADDRESS` on (personal data).
+    remote_addr: Option<String>,
 }
 
 /// `value` as text if it is a `str` (anything else counts as absent).
@@ -112,9 +118,13 @@ impl RequestValues {
         let header_mode = config.allows_transport(Transport::CurrentHeader);
         let current = header_mode || config.allows_transport(Transport::CurrentCookie);
         if let Wanted::AuthMode = wanted {
-            if current {
-                if let Ok(meta) = request.getattr(intern!(py, "META")) {
+            if let Ok(meta) = request.getattr(intern!(py, "META")) {
+                if current {
                     values.auth_mode = text_of(lookup(&meta, intern!(py, AUTH_MODE_META))?)?;
+                }
+                values.user_agent = text_of(lookup(&meta, intern!(py, USER_AGENT_META))?)?;
+                if config.record_client_address() {
+                    values.remote_addr = text_of(lookup(&meta, intern!(py, REMOTE_ADDR_META))?)?;
                 }
             }
             return Ok(values);
@@ -189,6 +199,15 @@ impl RequestValues {
     }
 }
 
+impl RequestValues {
+    /// The sign-in request's `REMOTE_ADDR` as an IP address (read only with
+    /// `RECORD_CLIENT_ADDRESS` on); anything that is not an IP address, such
+    /// as a host name or an address with a port, is ignored, never an error.
+    pub(crate) fn client_address(&self) -> Option<std::net::IpAddr> {
+        self.remote_addr.as_deref()?.trim().parse().ok()
+    }
+}
+
 static PLAIN_REQUEST_TYPES: PyOnceLock<(Py<PyType>, Py<PyType>)> = PyOnceLock::new();
 
 /// Whether `request` is exactly Django's `WSGIRequest` or `ASGIRequest`
@@ -229,6 +248,11 @@ const COOKIE_META: &str = "HTTP_COOKIE";
 const AUTHORIZATION_META: &str = "HTTP_AUTHORIZATION";
 /// The WSGI name of the `st-auth-mode` request header in `request.META`.
 const AUTH_MODE_META: &str = "HTTP_ST_AUTH_MODE";
+/// The WSGI name of the `User-Agent` request header in `request.META`.
+const USER_AGENT_META: &str = "HTTP_USER_AGENT";
+/// Where the request came from, as the WSGI or ASGI server (or a proxy
+/// middleware of the application) set it in `request.META`.
+const REMOTE_ADDR_META: &str = "REMOTE_ADDR";
 /// A `Cookie` header longer than this is not scanned for conflicting
 /// copies, as the core's own `http` implementations ignore such a header
 /// (browsers send at most a few KiB per site).
@@ -263,6 +287,7 @@ impl RequestSource for RequestValues {
             ANTI_CSRF_HEADER => self.anti_csrf.as_deref(),
             "authorization" => self.authorization.as_deref(),
             AUTH_MODE_HEADER => self.auth_mode.as_deref(),
+            "user-agent" => self.user_agent.as_deref(),
             _ => None,
         }
         .map(str::as_bytes)

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict};
 use serde_json::Value;
-use tessera::SessionManager;
+use tessera::{SessionDevice, SessionManager};
 use tessera_sqlx::SqlStore;
 
 use crate::errors::{general, to_py};
@@ -165,7 +166,13 @@ impl PyManager {
     /// request), its `st-auth-mode` preference chooses the transport within
     /// what the configuration allows (docs/PROTOCOL.md §9.2); without, the
     /// default transport (the reference profile when allowed).
-    #[pyo3(signature = (response, user_id, jwt_payload_json, session_info_json, request = None))]
+    ///
+    /// The session records the device (docs/PROTOCOL.md §9.8): the sign-in
+    /// request's `META["HTTP_USER_AGENT"]`, its `META["REMOTE_ADDR"]` when
+    /// `RECORD_CLIENT_ADDRESS` is on (an address that is not an IP is
+    /// ignored), and `device_label`.
+    #[pyo3(signature = (response, user_id, jwt_payload_json, session_info_json, request = None, device_label = None))]
+    #[allow(clippy::too_many_arguments)]
     fn create_new_session(
         &self,
         py: Python<'_>,
@@ -174,17 +181,18 @@ impl PyManager {
         jwt_payload_json: &str,
         session_info_json: &str,
         request: Option<&Bound<'_, PyAny>>,
+        device_label: Option<String>,
     ) -> PyResult<PySession> {
         let target = Target::of(response)?;
         let user_id = user_id_from_py(user_id)?;
         let payload = json_in(py, "jwt_payload", jwt_payload_json)?;
         let info = json_in(py, "session_info", session_info_json)?;
-        let request = sign_in_request(request, self.inner.config())?;
+        let (request, device) = sign_in_request(request, self.inner.config(), device_label)?;
         let manager = self.inner.clone();
         // Always writes to the database: straight to the runtime.
         let (out, result) = run(py, false, async move {
             let mut out = Recorder::default();
-            let result = create(&manager, request, &mut out, user_id, payload, info).await;
+            let result = create(&manager, request, device, &mut out, user_id, payload, info).await;
             (out, result)
         })
         .map_err(|e| to_py(py, e))?;
@@ -286,20 +294,18 @@ impl PyManager {
             .map_err(|e| to_py(py, e))
     }
 
-    /// The user's live sessions as `(handle, created_at_ms, expires_at_ms)`,
-    /// oldest first (the admin and `manage.py tessera_sessions`).
+    /// The user's live sessions, oldest first, each a dict (see
+    /// [`summary_dict`]): `tessera_django.supertokens.get_all_sessions_for_user`,
+    /// the admin and `manage.py tessera_sessions`.
     fn list_sessions_for_user(
         &self,
         py: Python<'_>,
         user_id: &Bound<'_, PyAny>,
-    ) -> PyResult<Vec<(String, i64, i64)>> {
+    ) -> PyResult<Vec<Py<PyDict>>> {
         let user_id = user_id_from_py(user_id)?;
         let rows =
             block_on(py, self.inner.list_sessions_for_user(&user_id)).map_err(|e| to_py(py, e))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.session_handle, r.created_at_ms, r.expires_at_ms))
-            .collect())
+        rows.iter().map(|r| summary_dict(py, r)).collect()
     }
 
     /// Deletes expired sessions in batches; returns how many.
@@ -323,7 +329,8 @@ impl PyManager {
     // (see `runtime::awaitable`). Inputs are read and checked here, before
     // anything is started, exactly as by the blocking methods above.
 
-    #[pyo3(signature = (response, user_id, jwt_payload_json, session_info_json, request = None))]
+    #[pyo3(signature = (response, user_id, jwt_payload_json, session_info_json, request = None, device_label = None))]
+    #[allow(clippy::too_many_arguments)]
     fn acreate_new_session(
         &self,
         py: Python<'_>,
@@ -332,20 +339,22 @@ impl PyManager {
         jwt_payload_json: &str,
         session_info_json: &str,
         request: Option<&Bound<'_, PyAny>>,
+        device_label: Option<String>,
     ) -> PyResult<Py<PyAny>> {
         Target::of(response)?;
         let response = response.clone().unbind();
         let user_id = user_id_from_py(user_id)?;
         let payload = json_in(py, "jwt_payload", jwt_payload_json)?;
         let info = json_in(py, "session_info", session_info_json)?;
-        let request = sign_in_request(request, self.inner.config())?;
+        let (request, device) = sign_in_request(request, self.inner.config(), device_label)?;
         let manager = self.inner.clone();
         awaitable(
             py,
             false,
             async move {
                 let mut out = Recorder::default();
-                let result = create(&manager, request, &mut out, user_id, payload, info).await;
+                let result =
+                    create(&manager, request, device, &mut out, user_id, payload, info).await;
                 (out, result)
             },
             move |py, done| session_out(py, response, done),
@@ -483,6 +492,28 @@ impl PyManager {
         )
     }
 
+    fn alist_sessions_for_user(
+        &self,
+        py: Python<'_>,
+        user_id: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let user_id = user_id_from_py(user_id)?;
+        let manager = self.inner.clone();
+        awaitable(
+            py,
+            false,
+            async move { manager.list_sessions_for_user(&user_id).await },
+            |py, result| {
+                let rows = result.map_err(|e| to_py(py, e))?;
+                let dicts = rows
+                    .iter()
+                    .map(|r| summary_dict(py, r))
+                    .collect::<PyResult<Vec<_>>>()?;
+                Ok(dicts.into_pyobject(py)?.into_any().unbind())
+            },
+        )
+    }
+
     /// Clears the three session cookies on `writer` and sends
     /// `id-refresh-token: remove`.
     fn clear_session_cookies(&self, py: Python<'_>, writer: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -520,6 +551,14 @@ impl PySession {
     #[getter]
     fn access_token_expiry_ms(&self) -> i64 {
         self.0.access_token_expiry_ms()
+    }
+
+    /// Whether this refresh was answered by the refresh grace window: the
+    /// client presented a superseded refresh token (another tab or a retried
+    /// request had refreshed first) and got the committed session's tokens
+    /// instead of a theft report (docs/PROTOCOL.md §3.9).
+    fn refresh_converged_within_grace(&self) -> bool {
+        self.0.refresh_converged_within_grace()
     }
 
     fn revoke_session(&self, py: Python<'_>, writer: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -615,44 +654,70 @@ impl PySession {
     }
 }
 
-/// The end of an async create, get or refresh on the loop's thread: the
-/// recorded cookies and headers written to `response`, then the session or
-/// the error.
-/// The sign-in request's stated transfer method, read before anything is
-/// started (`None` request: none).
+/// The sign-in request's stated transfer method and the device it signs in
+/// from (its user agent, its address when `RECORD_CLIENT_ADDRESS` is on),
+/// read before anything is started (`None` request: none), with the
+/// application's `label`.
 fn sign_in_request(
     request: Option<&Bound<'_, PyAny>>,
     config: &tessera::Config,
-) -> PyResult<Option<RequestValues>> {
-    request
+    label: Option<String>,
+) -> PyResult<(Option<RequestValues>, SessionDevice)> {
+    let request = request
         .filter(|r| !r.is_none())
         .map(|r| RequestValues::from_django(r, Wanted::AuthMode, config))
-        .transpose()
+        .transpose()?;
+    let mut device = request
+        .as_ref()
+        .map(SessionDevice::from_request)
+        .unwrap_or_default();
+    if let Some(address) = request.as_ref().and_then(RequestValues::client_address) {
+        device = device.with_client_address(address);
+    }
+    if let Some(label) = label {
+        device = device.with_label(label);
+    }
+    Ok((request, device))
 }
 
-/// `create_new_session`, for the sign-in `request` when there is one.
+/// `create_new_session`: the transport from the sign-in `request` when
+/// there is one (§9.2), else the default one; `device` recorded.
 async fn create(
     manager: &SessionManager,
     request: Option<RequestValues>,
+    device: SessionDevice,
     out: &mut Recorder,
     user_id: tessera::UserId,
     payload: Value,
     info: Value,
 ) -> tessera::Result<tessera::Session> {
-    match request {
-        Some(request) => {
-            manager
-                .create_new_session_for_request(&request, out, user_id, payload, info)
-                .await
-        }
-        None => {
-            manager
-                .create_new_session(out, user_id, payload, info)
-                .await
-        }
-    }
+    // No request: no `st-auth-mode`, so the default transport.
+    let transport = manager.transport_for_new_session(&request.unwrap_or_default());
+    manager
+        .create_new_session_with_device(transport, out, user_id, payload, info, device)
+        .await
 }
 
+/// A [`tessera::SessionSummary`] as the dict
+/// `tessera_django.supertokens.get_all_sessions_for_user` returns: times in
+/// milliseconds since the epoch (`last_refreshed_at` `None` before the first
+/// refresh), device fields `None` when not recorded.
+fn summary_dict(py: Python<'_>, row: &tessera::SessionSummary) -> PyResult<Py<PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "session_handle"), &row.session_handle)?;
+    d.set_item(intern!(py, "created_at"), row.created_at_ms)?;
+    d.set_item(intern!(py, "last_refreshed_at"), row.last_refreshed_at_ms)?;
+    d.set_item(intern!(py, "last_active_at"), row.last_active_at_ms())?;
+    d.set_item(intern!(py, "expires_at"), row.expires_at_ms)?;
+    d.set_item(intern!(py, "user_agent"), row.user_agent.as_deref())?;
+    d.set_item(intern!(py, "client_address"), row.client_address.as_deref())?;
+    d.set_item(intern!(py, "device_label"), row.device_label.as_deref())?;
+    Ok(d.unbind())
+}
+
+/// The end of an async create, get or refresh on the loop's thread: the
+/// recorded cookies and headers written to `response`, then the session or
+/// the error.
 fn session_out(
     py: Python<'_>,
     response: Py<PyAny>,

@@ -30,8 +30,8 @@ def test_admin_lists_a_users_sessions_with_times(admin_client, user_id, login):
     body = response.content.decode()
     assert sorted(_listed(response)) == sorted(handles)
     assert other[0] not in body
-    # Created and expiry columns, in UTC: one row per session.
-    assert len(re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", body)) == 6
+    # Created, last-active and expiry columns, in UTC: one row per session.
+    assert len(re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", body)) == 9
     # No tokens on the page.
     token = login().jar["sRefreshToken"]
     assert token not in admin_client.get(URL, {"user_id": user_id}).content.decode()

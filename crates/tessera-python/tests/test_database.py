@@ -141,6 +141,7 @@ def test_manage_py_migrate_creates_the_tables(tmp_path):
         shown = _manage("showmigrations", "tessera_django", **env).stdout
         assert "[X] 0001_initial" in shown and "[X] 0003_tessera_schema_update" in shown
         assert "[X] 0004_tessera_session_lifecycle" in shown
+        assert "[X] 0005_tessera_session_devices" in shown
         # Django's tables in the project's file, Tessera's in its own beside it.
         assert "django_migrations" in dbtools.sqlite_tables(path)
         assert not expected & set(dbtools.sqlite_tables(path))
@@ -177,11 +178,23 @@ def _forget_session_lifecycle(run) -> None:
     run("DELETE FROM _sqlx_migrations WHERE version = 5")
 
 
+DEVICE_COLUMNS = ("user_agent", "client_address", "device_label")
+
+
+def _forget_session_devices(run) -> None:
+    """Makes a database look as the release before session devices left it:
+    no device columns, and sqlx's record of them gone."""
+    for column in DEVICE_COLUMNS:
+        run(f"ALTER TABLE tessera_sessions DROP COLUMN {column}")
+    run("DELETE FROM _sqlx_migrations WHERE version = 6")
+
+
 def test_manage_py_migrate_upgrades_a_database_of_the_previous_release(tmp_path):
     """A database migrated before the change log existed (Django migrations
     0001 and 0002 applied, SQL migration 0004 not) gets it from
     ``0003_tessera_schema_update`` on the next ``manage.py migrate``, with
-    its sessions kept."""
+    its sessions kept; likewise the promotion-history columns (SQL 0005,
+    Django 0004) and the device columns (SQL 0006, Django 0005)."""
     if BACKEND.startswith("sqlite"):
         path = str(tmp_path / "project.sqlite3")
         env = {"TESSERA_DJANGO_DB": "sqlite-file", "TESSERA_DJANGO_SQLITE_PATH": path}
@@ -198,6 +211,14 @@ def test_manage_py_migrate_upgrades_a_database_of_the_previous_release(tmp_path)
 
         def sessions():
             return dbtools.sqlite_query(tessera_file, "SELECT COUNT(*) FROM tessera_sessions")[0][0]
+
+        def device_columns():
+            return [
+                tuple(r)
+                for r in dbtools.sqlite_query(
+                    tessera_file, "SELECT user_agent, client_address, device_label FROM tessera_sessions"
+                )
+            ]
     else:
         ctx = dbtools.scratch_database()
         name = ctx.__enter__()
@@ -222,6 +243,15 @@ def test_manage_py_migrate_upgrades_a_database_of_the_previous_release(tmp_path)
             finally:
                 c.close()
 
+        def device_columns():
+            c = dbtools.connect(name)
+            try:
+                cur = c.cursor()
+                cur.execute("SELECT user_agent, client_address, device_label FROM tessera_sessions")
+                return [tuple(r) for r in cur.fetchall()]
+            finally:
+                c.close()
+
     try:
         assert _manage("migrate", **env).returncode == 0
         run(
@@ -231,6 +261,7 @@ def test_manage_py_migrate_upgrades_a_database_of_the_previous_release(tmp_path)
         )
         result = _manage("migrate", "tessera_django", "0002", **env)
         assert result.returncode == 0, result.stderr
+        _forget_session_devices(run)
         _forget_session_lifecycle(run)
         _forget_change_log(run)
         assert "tessera_changes" not in tables()
@@ -245,11 +276,28 @@ def test_manage_py_migrate_upgrades_a_database_of_the_previous_release(tmp_path)
         # (the change log there), 0005's columns not.
         result = _manage("migrate", "tessera_django", "0003", **env)
         assert result.returncode == 0, result.stderr
+        _forget_session_devices(run)
         _forget_session_lifecycle(run)
         result = _manage("migrate", **env)
         assert result.returncode == 0, result.stderr
         run("SELECT committed_hash_1, previous_hash_2, superseded_at FROM tessera_sessions")
         assert sessions() == 1
+        # The release before session devices: 0004 applied (the lifecycle
+        # columns there), SQL migration 0006 not. 0005_tessera_session_devices
+        # adds the device columns; the live session is kept, with no device.
+        result = _manage("migrate", "tessera_django", "0004", **env)
+        assert result.returncode == 0, result.stderr
+        _forget_session_devices(run)
+        with pytest.raises(Exception):
+            run("SELECT user_agent FROM tessera_sessions")
+        result = _manage("migrate", **env)
+        assert result.returncode == 0, result.stderr
+        assert "[X] 0005_tessera_session_devices" in _manage("showmigrations", "tessera_django", **env).stdout
+        assert sessions() == 1
+        assert device_columns() == [(None, None, None)]
+        listed = _manage("tessera_sessions", "u", **env)
+        assert listed.returncode == 0, listed.stderr
+        assert "kept  created" in listed.stdout and "1 session(s)" in listed.stdout
     finally:
         if not BACKEND.startswith("sqlite"):
             ctx.__exit__(None, None, None)

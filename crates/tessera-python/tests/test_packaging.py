@@ -54,6 +54,7 @@ def test_public_modules_import():
         "revoke_session",
         "revoke_all_sessions_for_user",
         "get_all_session_handles_for_user",
+        "get_all_sessions_for_user",
         "set_headers_for_options_api",
     } | {
         "a" + name
@@ -66,6 +67,7 @@ def test_public_modules_import():
             "revoke_session",
             "revoke_all_sessions_for_user",
             "get_all_session_handles_for_user",
+            "get_all_sessions_for_user",
         )
     }
 

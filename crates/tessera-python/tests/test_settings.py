@@ -52,6 +52,7 @@ def test_defaults_are_the_reference_librarys():
         "REFRESH_TOKEN_GRACE_PERIOD": 0,
         "IDLE_TIMEOUT": None,
         "ABSOLUTE_LIFETIME": None,
+        "RECORD_CLIENT_ADDRESS": False,
     }
 
 

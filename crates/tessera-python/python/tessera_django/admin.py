@@ -1,5 +1,6 @@
-"""The sessions admin: a user's live sessions (handle, created, refresh
-expiry) and a revoke action, at ``/admin/tessera_django/tesserasession/``.
+"""The sessions admin: a user's live sessions (handle, created, last active,
+refresh expiry, device label and user agent, and the client address when
+``RECORD_CLIENT_ADDRESS`` recorded it) and a revoke action, at ``/admin/tessera_django/tesserasession/``.
 
 Sessions are looked up by user (the id given to ``create_new_session``;
 tick "integer id" for an int): the core has no query over every user's
@@ -64,8 +65,17 @@ class TesseraSessionAdmin(admin.ModelAdmin):
         if user_id is not None:
             try:
                 rows = [
-                    {"handle": handle, "created": _when(created), "expires": _when(expires)}
-                    for handle, created, expires in _state.get().list_sessions_for_user(user_id)
+                    {
+                        "handle": row["session_handle"],
+                        "created": _when(row["created_at"]),
+                        "last_active": _when(row["last_active_at"]),
+                        "expires": _when(row["expires_at"]),
+                        "device": " / ".join(
+                            v for v in (row["device_label"], row["user_agent"]) if v
+                        ),
+                        "client_address": row["client_address"] or "",
+                    }
+                    for row in _state.get().list_sessions_for_user(user_id)
                 ]
             except SuperTokensException as e:
                 messages.error(request, f"Could not list the sessions: {e}")

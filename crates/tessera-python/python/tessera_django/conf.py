@@ -67,6 +67,14 @@ key                                           default        notes
 ``ABSOLUTE_LIFETIME``                         ``None``       new; seconds: a session older than this ends at
                                                              its next refresh, whatever its refreshes
                                                              (``SuperTokensUnauthorizedException("absolute_lifetime")``)
+``RECORD_CLIENT_ADDRESS``                     ``False``      new; ``True``: a session created with
+                                                             ``create_new_session(..., request=request)``
+                                                             keeps ``request.META["REMOTE_ADDR"]``
+                                                             (listed by ``get_all_sessions_for_user``).
+                                                             Personal data: off unless you need it and
+                                                             say so to your users. Behind a proxy,
+                                                             ``REMOTE_ADDR`` is the proxy's: set it to
+                                                             the client's in a middleware of yours
 ============================================  =============  ==============================================
 
 The validities and the key interval accept any positive number, as the
@@ -132,6 +140,7 @@ EXTRA_DEFAULTS: Dict[str, Any] = {
     "REFRESH_TOKEN_GRACE_PERIOD": 0,
     "IDLE_TIMEOUT": None,
     "ABSOLUTE_LIFETIME": None,
+    "RECORD_CLIENT_ADDRESS": False,
 }
 
 #: The keys of ``CURRENT_SDK`` and their defaults (the SDK's own default

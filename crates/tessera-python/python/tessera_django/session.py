@@ -40,6 +40,16 @@ class Session:
         """The session handle (stable for the session's life)."""
         return self._native.handle
 
+    def refresh_converged_within_grace(self) -> bool:
+        """Tessera's addition: ``True`` when this session comes from a
+        ``refresh_session`` that ``REFRESH_TOKEN_GRACE_PERIOD`` answered:
+        the client sent a refresh token that another refresh (another tab, a
+        retried request) had already replaced, and got fresh tokens instead
+        of a theft report. ``False`` otherwise, and always without a grace
+        period (the reference library's behaviour). Worth a log line; no
+        action is needed."""
+        return self._native.refresh_converged_within_grace()
+
     def revoke_session(self) -> None:
         """Deletes the session from the database and clears the cookies."""
         self._native.revoke_session(writer_for(self._response))

@@ -20,7 +20,7 @@ a cleared cookie looks like to clients that ignore its expiry).
 """
 
 import json
-from typing import Any, List, Union
+from typing import Any, Dict, List, Optional, Union
 
 from . import _native, _state
 from ._json import dumps
@@ -37,6 +37,7 @@ __all__ = [
     "revoke_session",
     "revoke_all_sessions_for_user",
     "get_all_session_handles_for_user",
+    "get_all_sessions_for_user",
     "set_headers_for_options_api",
     "acreate_new_session",
     "aget_session",
@@ -46,6 +47,7 @@ __all__ = [
     "arevoke_session",
     "arevoke_all_sessions_for_user",
     "aget_all_session_handles_for_user",
+    "aget_all_sessions_for_user",
 ]
 
 def _handle(session_handle: Any) -> str:
@@ -57,6 +59,15 @@ def _handle(session_handle: Any) -> str:
     return session_handle
 
 
+def _label(device_label: Any) -> Optional[str]:
+    if device_label is not None and not isinstance(device_label, str):
+        raise SuperTokensGeneralException(
+            f"device_label must be a str or None, not {type(device_label).__name__}",
+            kind="invalid_argument",
+        )
+    return device_label
+
+
 def create_new_session(
     response: Any,
     user_id: Union[str, int],
@@ -64,6 +75,7 @@ def create_new_session(
     session_info: Any = None,
     *,
     request: Any = None,
+    device_label: Optional[str] = None,
 ) -> Session:
     """Starts a session for ``user_id``: a database row, the ``sAccessToken``,
     ``sRefreshToken`` and ``sIdRefreshToken`` cookies, the
@@ -76,13 +88,25 @@ def create_new_session(
     travel (the current SDK's cookies, or ``st-access-token``,
     ``st-refresh-token`` and ``front-token`` headers), within what the
     settings allow; without it the reference library's cookies are used
-    when ``REFERENCE_PROFILE`` is on."""
+    when ``REFERENCE_PROFILE`` is on.
+
+    The request also gives the session's device, listed by
+    ``get_all_sessions_for_user``: its user agent
+    (``request.META["HTTP_USER_AGENT"]``, cut to 256 bytes) and, only with
+    ``SUPER_TOKENS["RECORD_CLIENT_ADDRESS"]`` on (personal data, off by
+    default), ``request.META["REMOTE_ADDR"]`` (ignored if it is not an IP
+    address; behind a proxy, set ``REMOTE_ADDR`` to the client's address in
+    a middleware). ``device_label`` (keyword only, Tessera's addition): a
+    name your application gives the session, such as "Alice's phone" (cut to
+    128 bytes). Neither is checked or trusted, and neither changes how the
+    session works."""
     native = _state.get().create_new_session(
         response,
         user_id,
         dumps(jwt_payload, "jwt_payload"),
         dumps(session_info, "session_info"),
         request,
+        _label(device_label),
     )
     return Session(native, response)
 
@@ -138,6 +162,38 @@ def get_all_session_handles_for_user(user_id: Union[str, int]) -> List[str]:
     return _state.get().get_all_session_handles_for_user(user_id)
 
 
+def get_all_sessions_for_user(user_id: Union[str, int]) -> List[Dict[str, Any]]:
+    """Every live session of ``user_id``, oldest first (Tessera's addition,
+    beside ``get_all_session_handles_for_user``), each a dict:
+
+    ``session_handle``
+        as ``get_all_session_handles_for_user`` gives it
+    ``created_at``
+        when the session was created
+    ``last_refreshed_at``
+        when it was last refreshed, ``None`` before its first refresh. A
+        refresh counts once the client uses the tokens it issued (a refresh
+        whose answer never reached the client does not)
+    ``last_active_at``
+        ``last_refreshed_at``, or ``created_at`` before the first refresh
+        (what ``IDLE_TIMEOUT`` counts from)
+    ``expires_at``
+        when the refresh token expires
+    ``user_agent``
+        the sign-in request's ``User-Agent`` (at most 256 bytes), or ``None``
+    ``client_address``
+        the sign-in request's ``REMOTE_ADDR``, only with
+        ``RECORD_CLIENT_ADDRESS`` on; else ``None``
+    ``device_label``
+        the ``device_label`` given to ``create_new_session``, or ``None``
+
+    Times are ``int`` milliseconds since the epoch (UTC), as the reference
+    library's times are. The user agent and label are whatever the client
+    and the application sent: escape them when you show them. Reading the
+    list writes nothing."""
+    return _state.get().list_sessions_for_user(user_id)
+
+
 def set_headers_for_options_api(response: Any) -> None:
     """For the CORS preflight (OPTIONS) response: adds ``anti-csrf``,
     ``supertokens-sdk-name`` and ``supertokens-sdk-version`` to
@@ -177,8 +233,10 @@ async def acreate_new_session(
     session_info: Any = None,
     *,
     request: Any = None,
+    device_label: Optional[str] = None,
 ) -> Session:
     """``create_new_session`` for async views."""
+    label = _label(device_label)
     manager = await _state.aget()
     native = await manager.acreate_new_session(
         response,
@@ -186,6 +244,7 @@ async def acreate_new_session(
         dumps(jwt_payload, "jwt_payload"),
         dumps(session_info, "session_info"),
         request,
+        label,
     )
     return Session(native, response)
 
@@ -235,3 +294,9 @@ async def aget_all_session_handles_for_user(user_id: Union[str, int]) -> List[st
     """``get_all_session_handles_for_user`` for async code."""
     manager = await _state.aget()
     return await manager.aget_all_session_handles_for_user(user_id)
+
+
+async def aget_all_sessions_for_user(user_id: Union[str, int]) -> List[Dict[str, Any]]:
+    """``get_all_sessions_for_user`` for async code."""
+    manager = await _state.aget()
+    return await manager.alist_sessions_for_user(user_id)

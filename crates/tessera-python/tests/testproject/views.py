@@ -38,6 +38,42 @@ def login(request):
     return _json(response, {"handle": session.get_handle(), "user_id": session.get_user_id()})
 
 
+def device_login(request):
+    """A sign-in that records the device: the request's user agent (and
+    address with RECORD_CLIENT_ADDRESS), and the label the body gives."""
+    data = _body(request)
+    response = HttpResponse()
+    session = supertokens.create_new_session(
+        response, data["user_id"], request=request, device_label=data.get("label")
+    )
+    return _json(response, {"handle": session.get_handle()})
+
+
+def device_list(request, user_id):
+    """The user's sessions with their devices (get_all_sessions_for_user)."""
+    return JsonResponse({"sessions": supertokens.get_all_sessions_for_user(user_id)})
+
+
+async def adevice_login(request):
+    data = _body(request)
+    response = HttpResponse()
+    session = await supertokens.acreate_new_session(
+        response, data["user_id"], request=request, device_label=data.get("label")
+    )
+    return _json(response, {"handle": session.get_handle()})
+
+
+async def adevice_list(request, user_id):
+    return JsonResponse({"sessions": await supertokens.aget_all_sessions_for_user(user_id)})
+
+
+def refresh_converged(request):
+    """The refresh API, answering whether the grace window converged it."""
+    response = HttpResponse()
+    session = supertokens.refresh_session(request, response)
+    return _json(response, {"converged": session.refresh_converged_within_grace()})
+
+
 def login_cached(request):
     """A view that sets a weaker Cache-Control after Tessera set no-store
     (the middleware puts no-store back)."""

@@ -1,5 +1,7 @@
 """``manage.py tessera_sessions USER_ID``: lists a user's live sessions
-(handle, created, refresh expiry; UTC). Prints no tokens or session data."""
+(handle, created, last active, refresh expiry in UTC; the device label and
+user agent when recorded). Prints no tokens, session data or client
+address."""
 
 from typing import Any
 
@@ -23,6 +25,14 @@ class Command(BaseCommand):
             rows = _state.get().list_sessions_for_user(user_id)
         except SuperTokensException as e:
             raise CommandError(str(e)) from e
-        for handle, created, expires in rows:
-            self.stdout.write(f"{handle}  created {when(created)}  expires {when(expires)}")
+        for row in rows:
+            line = (
+                f"{row['session_handle']}  created {when(row['created_at'])}"
+                f"  last active {when(row['last_active_at'])}  expires {when(row['expires_at'])}"
+            )
+            if row["device_label"]:
+                line += f"  label {row['device_label']!r}"
+            if row["user_agent"]:
+                line += f"  user agent {row['user_agent']!r}"
+            self.stdout.write(line)
         self.stdout.write(f"{len(rows)} session(s) for user {user_id!r}")
