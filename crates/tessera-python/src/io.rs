@@ -56,6 +56,18 @@ fn text_of(value: Option<Bound<'_, PyAny>>) -> PyResult<Option<String>> {
     }
 }
 
+/// [`text_of`] for values that describe a client and are never a reason to
+/// refuse it (the user agent, the address): a string that is not valid
+/// Unicode (lone surrogates, which a Python caller can put in `META`) has
+/// them replaced by U+FFFD instead of raising.
+fn lossy_text_of(value: Option<Bound<'_, PyAny>>) -> Option<String> {
+    value.and_then(|v| {
+        v.cast::<PyString>()
+            .ok()
+            .map(|s| s.to_string_lossy().into_owned())
+    })
+}
+
 /// `mapping.get(key)`: a direct lookup for a `dict` (what Django uses for
 /// `COOKIES` and `META`), the `get` method for anything else.
 fn lookup<'py>(
@@ -122,9 +134,10 @@ impl RequestValues {
                 if current {
                     values.auth_mode = text_of(lookup(&meta, intern!(py, AUTH_MODE_META))?)?;
                 }
-                values.user_agent = text_of(lookup(&meta, intern!(py, USER_AGENT_META))?)?;
+                values.user_agent = lossy_text_of(lookup(&meta, intern!(py, USER_AGENT_META))?);
                 if config.record_client_address() {
-                    values.remote_addr = text_of(lookup(&meta, intern!(py, REMOTE_ADDR_META))?)?;
+                    values.remote_addr =
+                        lossy_text_of(lookup(&meta, intern!(py, REMOTE_ADDR_META))?);
                 }
             }
             return Ok(values);

@@ -108,6 +108,17 @@ def test_long_values_are_cut_to_their_caps(client, user_id):
     assert label == "é" * 64 and len(label.encode()) == 128
 
 
+def test_a_user_agent_that_is_not_valid_unicode_is_kept_lossily(client, user_id, settings):
+    # Django's servers decode headers as latin-1, but a caller can put any
+    # str in META: lone surrogates describe a client, they never refuse it.
+    settings.SUPER_TOKENS = {"RECORD_CLIENT_ADDRESS": True}
+    sign_in(client, user_id, HTTP_USER_AGENT="bad \udcff agent", REMOTE_ADDR="\ud800")
+    [row] = listed(client, user_id)
+    # Each surrogate's bytes become replacement characters.
+    assert row["user_agent"].startswith("bad \ufffd") and row["user_agent"].endswith("\ufffd agent")
+    assert row["client_address"] is None
+
+
 def test_a_bad_device_label_is_refused_before_anything_is_written(user_id):
     with pytest.raises(SuperTokensGeneralException, match="device_label must be a str"):
         supertokens.create_new_session(HttpResponse(), user_id, device_label=42)
