@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import { binary, freshSqliteUrl, launchBrowser, screenshot, sleep, startServer } from './helpers.mjs';
+import { openDemoPage, reload, waitForApp } from './demo-page.mjs';
 
 const ACCESS_TOKEN_SECS = 2;
 const EXPIRE_MS = ACCESS_TOKEN_SECS * 1000 + 700;
@@ -22,26 +23,7 @@ let second; // a context holding a copy of the first one's cookies
 let page;
 let copy;
 
-async function openPage(context) {
-  const p = await context.newPage();
-  p.setDefaultTimeout(10_000);
-  p.on('pageerror', (e) => console.error('page error:', e));
-  await p.goto(`${server.url}/`);
-  await p.waitForSelector('body[data-ready="true"]');
-  return p;
-}
-
-async function waitForApp(p) {
-  await p.waitForSelector('#app-view:not([hidden])');
-  await p.waitForFunction(() => document.querySelectorAll('#sessions-table tbody tr').length > 0);
-}
-
-/** Clicks Reload and waits until the page has loaded everything again. */
-async function reload(p) {
-  const n = Number(await p.evaluate(() => document.body.dataset.loads || '0'));
-  await p.click('#reload');
-  await p.waitForFunction((m) => Number(document.body.dataset.loads || '0') > m, n);
-}
+const openPage = (context) => openDemoPage(context, server.url);
 
 const activity = (p) => p.$$eval('#activity li', (items) => items.map((li) => ({ kind: li.className, text: li.textContent })));
 

@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import {
   binary, freshSqliteUrl, launchBrowser, recordResponses, screenshot, setCookies, sleep, startServer,
 } from './helpers.mjs';
+import { openDemoPage, reload, waitForApp } from './demo-page.mjs';
 
 const ACCESS_TOKEN_SECS = 2;
 const EXPIRE_MS = ACCESS_TOKEN_SECS * 1000 + 700;
@@ -20,14 +21,7 @@ let page;
 let phonePage;
 let responses;
 
-async function openPage(context) {
-  const p = await context.newPage();
-  p.setDefaultTimeout(10_000);
-  p.on('pageerror', (e) => console.error('page error:', e));
-  await p.goto(`${server.url}/`);
-  await p.waitForSelector('body[data-ready="true"]');
-  return p;
-}
+const openPage = (context) => openDemoPage(context, server.url);
 
 before(async () => {
   server = await startServer(
@@ -59,18 +53,6 @@ async function signIn(p, kind, username, password) {
   await p.fill(`#${kind}-username`, username);
   await p.fill(`#${kind}-password`, password);
   await p.click(`#${kind}-form button[type=submit]`);
-}
-
-async function waitForApp(p) {
-  await p.waitForSelector('#app-view:not([hidden])');
-  await p.waitForFunction(() => document.querySelectorAll('#sessions-table tbody tr').length > 0);
-}
-
-/** Clicks Reload and waits until the page has loaded everything again. */
-async function reload(p) {
-  const n = Number(await p.evaluate(() => document.body.dataset.loads || '0'));
-  await p.click('#reload');
-  await p.waitForFunction((m) => Number(document.body.dataset.loads || '0') > m, n);
 }
 
 const sessionRows = (p) => p.$$eval('#sessions-table tbody tr', (rows) => rows.map((r) => ({
