@@ -485,6 +485,65 @@ async fn key_pairs_are_stored_as_text_and_shared_by_every_instance() {
     .await;
 }
 
+/// A store on `url` whose schema is what the embedded migrations `files`
+/// alone make (applied by sqlx from a copy of those files): a database of
+/// an earlier release, for the upgrade tests. Its store runs no migrations.
+async fn old_schema_store(backend: Backend, url: &str, files: &[&str]) -> SqlStore {
+    let dir_name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+        _ => "mysql",
+    };
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dir_name);
+    let old = std::env::temp_dir().join(format!(
+        "tessera-upgrade-{}-{dir_name}-{}",
+        files.len(),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&old).unwrap();
+    for f in files {
+        std::fs::copy(source.join(f), old.join(f)).unwrap();
+    }
+    let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+    assert_eq!(migrator.iter().count(), files.len());
+    let store = connect_with(url, StoreOptions::new().run_migrations(false))
+        .await
+        .unwrap();
+    if backend == Backend::Galera {
+        // The Galera test database arrives migrated (see
+        // `tessera_sqlx::testing::fresh_url`): back to an empty one, so
+        // that the old schema is made here as on the other backends.
+        for table in [
+            "tessera_sessions",
+            "tessera_keys",
+            "tessera_changes",
+            "_sqlx_migrations",
+        ] {
+            raw(&store, &format!("DROP TABLE IF EXISTS {table}")).await;
+        }
+    }
+    match &store {
+        SqlStore::Sqlite(s) => migrator.run(s.pool()).await.unwrap(),
+        SqlStore::Postgres(s) => migrator.run(s.pool()).await.unwrap(),
+        SqlStore::MySql(s) => migrator.run(s.pool()).await.unwrap(),
+        _ => unreachable!(),
+    }
+    std::fs::remove_dir_all(&old).unwrap();
+    store
+}
+
+/// Whether `query` fails on `store` (a column the schema does not have).
+async fn fails(store: &SqlStore, query: &str) -> bool {
+    match store {
+        SqlStore::Sqlite(s) => sqlx::query(query).fetch_all(s.pool()).await.is_err(),
+        SqlStore::Postgres(s) => sqlx::query(query).fetch_all(s.pool()).await.is_err(),
+        SqlStore::MySql(s) => sqlx::query(query).fetch_all(s.pool()).await.is_err(),
+        _ => unreachable!(),
+    }
+}
+
 /// A database made by the schema before migration 0005 (migrations 0001 and
 /// 0004 only, applied by sqlx from a copy of those two files) with a live
 /// session in it: the embedded migrations bring it up to date without losing
@@ -494,57 +553,15 @@ async fn key_pairs_are_stored_as_text_and_shared_by_every_instance() {
 async fn a_0004_database_upgrades_and_its_sessions_still_refresh() {
     use tessera_testkit::flow::{login, refresh, verify};
     on_every_backend("upgrade from 0004", |backend, url| async move {
-        let dir_name = match backend {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-            _ => "mysql",
-        };
-        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("migrations")
-            .join(dir_name);
-        let old = std::env::temp_dir().join(format!(
-            "tessera-upgrade-0004-{dir_name}-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&old).unwrap();
-        for f in ["0001_tessera_tables.sql", "0004_change_log.sql"] {
-            std::fs::copy(source.join(f), old.join(f)).unwrap();
-        }
-        let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
-        assert_eq!(migrator.iter().count(), 2);
-        let store = connect_with(&url, StoreOptions::new().run_migrations(false))
-            .await
-            .unwrap();
-        if backend == Backend::Galera {
-            // The Galera test database arrives migrated (see
-            // `tessera_sqlx::testing::fresh_url`): back to an empty one, so
-            // that the old schema is made here as on the other backends.
-            for table in [
-                "tessera_sessions",
-                "tessera_keys",
-                "tessera_changes",
-                "_sqlx_migrations",
-            ] {
-                raw(&store, &format!("DROP TABLE IF EXISTS {table}")).await;
-            }
-        }
-        match &store {
-            SqlStore::Sqlite(s) => migrator.run(s.pool()).await.unwrap(),
-            SqlStore::Postgres(s) => migrator.run(s.pool()).await.unwrap(),
-            SqlStore::MySql(s) => migrator.run(s.pool()).await.unwrap(),
-            _ => unreachable!(),
-        }
-        std::fs::remove_dir_all(&old).unwrap();
+        let store = old_schema_store(
+            backend,
+            &url,
+            &["0001_tessera_tables.sql", "0004_change_log.sql"],
+        )
+        .await;
         // The old schema has no history columns.
-        let columns = "SELECT committed_hash_1 FROM tessera_sessions";
-        let missing = match &store {
-            SqlStore::Sqlite(s) => sqlx::query(columns).fetch_all(s.pool()).await.is_err(),
-            SqlStore::Postgres(s) => sqlx::query(columns).fetch_all(s.pool()).await.is_err(),
-            SqlStore::MySql(s) => sqlx::query(columns).fetch_all(s.pool()).await.is_err(),
-            _ => unreachable!(),
-        };
         assert!(
-            missing,
+            fails(&store, "SELECT committed_hash_1 FROM tessera_sessions").await,
             "{backend}: the 0004 schema already has 0005's columns"
         );
         // A session made on it (creating one touches no new column).
@@ -606,59 +623,22 @@ async fn a_0004_database_upgrades_and_its_sessions_still_refresh() {
 async fn a_0005_database_upgrades_and_its_sessions_still_refresh() {
     use tessera_testkit::flow::{login, refresh, verify};
     on_every_backend("upgrade from 0005", |backend, url| async move {
-        let dir_name = match backend {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-            _ => "mysql",
-        };
-        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("migrations")
-            .join(dir_name);
-        let old = std::env::temp_dir().join(format!(
-            "tessera-upgrade-0005-{dir_name}-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&old).unwrap();
-        for f in [
-            "0001_tessera_tables.sql",
-            "0004_change_log.sql",
-            "0005_session_lifecycle.sql",
-        ] {
-            std::fs::copy(source.join(f), old.join(f)).unwrap();
-        }
-        let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
-        assert_eq!(migrator.iter().count(), 3);
-        let store = connect_with(&url, StoreOptions::new().run_migrations(false))
-            .await
-            .unwrap();
-        if backend == Backend::Galera {
-            // As in the 0004 upgrade test: the Galera database arrives
-            // migrated; start from an empty one.
-            for table in [
-                "tessera_sessions",
-                "tessera_keys",
-                "tessera_changes",
-                "_sqlx_migrations",
-            ] {
-                raw(&store, &format!("DROP TABLE IF EXISTS {table}")).await;
-            }
-        }
-        match &store {
-            SqlStore::Sqlite(s) => migrator.run(s.pool()).await.unwrap(),
-            SqlStore::Postgres(s) => migrator.run(s.pool()).await.unwrap(),
-            SqlStore::MySql(s) => migrator.run(s.pool()).await.unwrap(),
-            _ => unreachable!(),
-        }
-        std::fs::remove_dir_all(&old).unwrap();
-        let probe = "SELECT user_agent, client_address, device_label FROM tessera_sessions";
-        let missing = match &store {
-            SqlStore::Sqlite(s) => sqlx::query(probe).fetch_all(s.pool()).await.is_err(),
-            SqlStore::Postgres(s) => sqlx::query(probe).fetch_all(s.pool()).await.is_err(),
-            SqlStore::MySql(s) => sqlx::query(probe).fetch_all(s.pool()).await.is_err(),
-            _ => unreachable!(),
-        };
+        let store = old_schema_store(
+            backend,
+            &url,
+            &[
+                "0001_tessera_tables.sql",
+                "0004_change_log.sql",
+                "0005_session_lifecycle.sql",
+            ],
+        )
+        .await;
         assert!(
-            missing,
+            fails(
+                &store,
+                "SELECT user_agent, client_address, device_label FROM tessera_sessions"
+            )
+            .await,
             "{backend}: the 0005 schema already has 0006's columns"
         );
         let config = || {
