@@ -31,6 +31,10 @@ pub(crate) struct RequestValues {
     /// keeps one value per name, so two cookies of one name (cookie tossing
     /// from a sibling subdomain) can only be seen here.
     cookie_header: Option<String>,
+    /// Whether the header carries two different copies of one of these two
+    /// cookies, when the Django-parsing fast path read them (it judges that
+    /// in the same pass); `None` when the values came from `COOKIES`.
+    fast_conflict: Option<([&'static str; 2], bool)>,
     /// `Authorization` (`META["HTTP_AUTHORIZATION"]`), read only when the
     /// configuration allows the current SDK's header mode (a bearer token).
     authorization: Option<String>,
@@ -163,7 +167,10 @@ impl RequestValues {
                 cookie_header.as_deref().unwrap_or(""),
                 [names[0], names[second]],
             )
-            .map(|found| found.map(|v| v.map(str::to_owned))),
+            .map(|found| {
+                values.fast_conflict = Some(([names[0], names[second]], found.conflict));
+                found.values.map(|v| v.map(str::to_owned))
+            }),
             _ => None,
         };
         let [id_refresh, other] = match fast {
@@ -310,6 +317,17 @@ impl RequestSource for RequestValues {
     /// `Cookie` header (Django's `COOKIES` would silently keep one of them).
     /// Values are still read from `COOKIES`; this is only an extra scan.
     fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
+        if let Some((parsed, conflict)) = self.fast_conflict {
+            if names == parsed {
+                // The same cap as the scan below: the answer must not depend
+                // on which path read the cookies.
+                return conflict
+                    && self
+                        .cookie_header
+                        .as_deref()
+                        .is_some_and(|h| h.len() <= MAX_COOKIE_HEADER_LEN);
+            }
+        }
         self.cookie_header.as_deref().is_some_and(|header| {
             header.len() <= MAX_COOKIE_HEADER_LEN
                 && tessera::cookie_headers_conflict([header.as_bytes()], names)

@@ -67,6 +67,7 @@ fn tessera_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stores::close_stores, m)?)?;
     m.add_function(wrap_pyfunction!(manager::_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(cookies::_cookie_values, m)?)?;
+    m.add_function(wrap_pyfunction!(cookies::_cookie_conflict, m)?)?;
     m.add("MAX_JSON_DEPTH", manager::MAX_JSON_DEPTH)?;
     m.add("ACCESS_TOKEN_COOKIE", tessera::ACCESS_TOKEN_COOKIE)?;
     m.add("REFRESH_TOKEN_COOKIE", tessera::REFRESH_TOKEN_COOKIE)?;

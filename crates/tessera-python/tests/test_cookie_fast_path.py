@@ -14,6 +14,7 @@ from django.http.cookie import parse_cookie
 from django.test import RequestFactory
 
 from tessera_django import _native, supertokens
+from tessera_django.exceptions import SuperTokensUnauthorizedException
 
 NAMES = ["sAccessToken", "sIdRefreshToken", "sRefreshToken", "__Host-sAccessToken", ""]
 
@@ -61,6 +62,29 @@ HOSTILE = [
 ]
 
 
+def django_pairs(header):
+    """The (name, value) pairs Django's ``parse_cookie`` reads, in order,
+    before its dict keeps the last of each name (the same splitting and
+    stripping; the fast path declines the quoted values ``_unquote``
+    rewrites)."""
+    for chunk in header.split(";"):
+        name, value = chunk.split("=", 1) if "=" in chunk else ("", chunk)
+        name, value = name.strip(), value.strip()
+        if name or value:
+            yield name, value
+
+
+def django_conflict(header, names):
+    """Two copies of one of ``names`` with different values, as Django
+    splits them: what the binding refuses as cookie tossing."""
+    seen = {}
+    for name, value in django_pairs(header):
+        if name in names:
+            if seen.setdefault(name, value) != value:
+                return True
+    return False
+
+
 def django_values(header):
     parsed = parse_cookie(header)
     return [parsed.get(name) for name in NAMES]
@@ -92,7 +116,35 @@ def test_random_headers_from_hostile_pieces():
             continue
         checked += 1
         assert fast == django_values(header), repr(header)
+        for first, second in (("sIdRefreshToken", "sAccessToken"), ("sIdRefreshToken", "sRefreshToken")):
+            assert _native._cookie_conflict(header, first, second) == django_conflict(
+                header, (first, second)
+            ), repr(header)
     assert checked > 10000 and declined > 0
+
+
+@pytest.mark.parametrize("header", HOSTILE)
+def test_the_fast_path_finds_conflicting_copies_as_django_splits_them(header):
+    conflict = _native._cookie_conflict(header, "sIdRefreshToken", "sAccessToken")
+    if conflict is not None:
+        assert conflict == django_conflict(header, ("sIdRefreshToken", "sAccessToken")), header
+
+
+def test_pair_splitting_edge_cases():
+    """What src/cookies.rs splits: at the first ``=`` only, a chunk without
+    ``=`` is a value of the empty name, Python's whitespace (``\x1c`` and
+    ``\x0b`` too) is stripped, the last copy wins."""
+    assert _native._cookie_values("sAccessToken==a=b=", ["sAccessToken"]) == ["=a=b="]
+    assert _native._cookie_values("sAccessToken=", ["sAccessToken"]) == [""]
+    header = " a=1 ; sAccessToken = x.y.z ;b; sAccessToken=second;\x1csIdRefreshToken=\x1f id \t"
+    assert _native._cookie_values(header, ["sAccessToken", "sIdRefreshToken", "c", ""]) == [
+        "second", "id", None, "b",
+    ]
+    assert _native._cookie_values('sAccessToken="x"', ["sAccessToken"]) is None
+    assert _native._cookie_values("sAccessToken=\x7f", ["sAccessToken"]) is None
+    assert _native._cookie_conflict("sAccessToken=a; sAccessToken=a", "sIdRefreshToken", "sAccessToken") is False
+    assert _native._cookie_conflict("sAccessToken=a; \x1csAccessToken=b", "sIdRefreshToken", "sAccessToken") is True
+    assert _native._cookie_conflict("sAccessToken=a; sAccessToken=a\x1f", "sIdRefreshToken", "sAccessToken") is False
 
 
 def _session_cookie_header(user_id):
@@ -123,6 +175,21 @@ def test_a_session_verifies_through_either_path(shape, user_id):
     assert session.get_user_id() == user_id
     # Django's cookie dict was not built for it.
     if shape in ("plain", "spaces", "duplicate"):
+        assert "COOKIES" not in request.__dict__
+
+
+@pytest.mark.parametrize("prefix", ["", " ", "\x1c", "\x0b"])
+def test_a_tossed_copy_is_refused_on_the_fast_path(prefix, user_id):
+    """A second access-token cookie with another value (planted by a
+    sibling subdomain) is refused, also when its name only differs by
+    characters Django strips: Django's COOKIES would have let it win."""
+    jar, anti_csrf = _session_cookie_header(user_id)
+    access, id_refresh = jar["sAccessToken"], jar["sIdRefreshToken"]
+    for planted in (access[:-2] + "xx", "x"):
+        header = f"sAccessToken={access}; sIdRefreshToken={id_refresh}; {prefix}sAccessToken={planted}"
+        request = RequestFactory().get("/", HTTP_COOKIE=header)
+        with pytest.raises(SuperTokensUnauthorizedException):
+            supertokens.get_session(request, HttpResponse(), False)
         assert "COOKIES" not in request.__dict__
 
 
