@@ -417,8 +417,10 @@ pub fn parse_claims_fast(text: &str) -> Option<ClaimsIn<'_>> {
 /// Splits trailing decimal digits off `s` (1 to 18 of them, no superfluous
 /// leading zero), so the value fits an `i64` exactly as serde_json reads it.
 fn strip_uint_suffix(s: &str) -> Option<(&str, i64)> {
-    let rest = s.trim_end_matches(|c: char| c.is_ascii_digit());
-    Some((rest, parse_uint(&s[rest.len()..])?))
+    // Bytes, not chars: digits are ASCII, so the split is a char boundary.
+    let digits = s.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let (rest, num) = s.split_at(s.len() - digits);
+    Some((rest, parse_uint(num)?))
 }
 
 /// `1..=18` ASCII digits, no leading zero unless the number is `0`.
@@ -476,8 +478,8 @@ impl<'a> Reader<'a> {
     fn int(&mut self) -> Option<i64> {
         let unsigned = self.s.strip_prefix('-');
         let digits_from = unsigned.unwrap_or(self.s);
-        let rest = digits_from.trim_start_matches(|c: char| c.is_ascii_digit());
-        let num = &digits_from[..digits_from.len() - rest.len()];
+        let digits = digits_from.bytes().take_while(u8::is_ascii_digit).count();
+        let (num, rest) = digits_from.split_at(digits);
         if unsigned.is_some() && num.starts_with('0') {
             return None;
         }
