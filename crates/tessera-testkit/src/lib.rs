@@ -23,6 +23,7 @@
 pub mod flow;
 pub mod forge;
 pub mod fuzzing;
+pub mod intercept;
 pub mod jar;
 mod memory;
 pub mod store_suite;

@@ -14,14 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use http::header::{HeaderMap, HeaderValue};
 use serde_json::json;
 use tessera::{
-    Change, Clock, ExpiryCutoff, NewSession, Promotion, RotationDecision, SessionDevice,
-    SessionManager, SessionRow, SessionSummary, SigningKeys, Store, StoreResult, StoredKey,
-    Transport, UserId, MAX_DEVICE_LABEL_LEN, MAX_USER_AGENT_LEN,
+    Clock, SessionDevice, SessionManager, SessionSummary, Transport, UserId, MAX_DEVICE_LABEL_LEN,
+    MAX_USER_AGENT_LEN,
 };
+use tessera_testkit::intercept::Intercepted;
 
 use crate::support::*;
 
@@ -172,84 +171,6 @@ async fn the_last_refresh_is_the_last_promotion(h: Harness) {
     assert_eq!(s.created_at_ms, created.created_at_ms);
 }
 
-/// Counts the store calls that write session rows (change-log pruning is
-/// the feed's housekeeping, not counted).
-struct CountWrites {
-    inner: Arc<dyn Store>,
-    writes: Arc<AtomicUsize>,
-}
-
-impl CountWrites {
-    fn wrote(&self) {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl Store for CountWrites {
-    async fn insert_session(&self, s: &NewSession<'_>) -> StoreResult<()> {
-        self.wrote();
-        self.inner.insert_session(s).await
-    }
-    async fn load_session(&self, h: &str) -> StoreResult<Option<SessionRow>> {
-        self.inner.load_session(h).await
-    }
-    async fn session_is_live(&self, h: &str, now: i64) -> StoreResult<bool> {
-        self.inner.session_is_live(h, now).await
-    }
-    async fn compare_and_set_refresh_hash(&self, p: &Promotion<'_>, now: i64) -> StoreResult<bool> {
-        self.wrote();
-        self.inner.compare_and_set_refresh_hash(p, now).await
-    }
-    async fn delete_session(&self, h: &str) -> StoreResult<bool> {
-        self.wrote();
-        self.inner.delete_session(h).await
-    }
-    async fn delete_sessions_for_user(&self, u: &UserId) -> StoreResult<u64> {
-        self.wrote();
-        self.inner.delete_sessions_for_user(u).await
-    }
-    async fn session_handles_for_user(&self, u: &UserId) -> StoreResult<Vec<String>> {
-        self.inner.session_handles_for_user(u).await
-    }
-    async fn sessions_for_user(&self, u: &UserId, now: i64) -> StoreResult<Vec<SessionSummary>> {
-        self.inner.sessions_for_user(u, now).await
-    }
-    async fn get_session_info(&self, h: &str, now: i64) -> StoreResult<Option<String>> {
-        self.inner.get_session_info(h, now).await
-    }
-    async fn update_session_info(&self, h: &str, info: &str, now: i64) -> StoreResult<bool> {
-        self.wrote();
-        self.inner.update_session_info(h, info, now).await
-    }
-    async fn delete_expired_sessions(&self, c: ExpiryCutoff, batch: u32) -> StoreResult<u64> {
-        self.wrote();
-        self.inner.delete_expired_sessions(c, batch).await
-    }
-    async fn count_expired_sessions(&self, c: ExpiryCutoff) -> StoreResult<u64> {
-        self.inner.count_expired_sessions(c).await
-    }
-    async fn refresh_token_key(&self, c: &StoredKey) -> StoreResult<StoredKey> {
-        self.inner.refresh_token_key(c).await
-    }
-    async fn signing_keys(
-        &self,
-        c: &StoredKey,
-        decide: RotationDecision<'_>,
-    ) -> StoreResult<SigningKeys> {
-        self.inner.signing_keys(c, decide).await
-    }
-    fn keeps_change_log(&self) -> bool {
-        self.inner.keeps_change_log()
-    }
-    async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Change>> {
-        self.inner.changes_after(after, limit).await
-    }
-    async fn prune_changes(&self, older_than: Duration) -> StoreResult<u64> {
-        self.inner.prune_changes(older_than).await
-    }
-}
-
 /// "Last refreshed" costs no write: `get_session` on a committed token (with
 /// blacklisting, so it reads the row) and the listing write nothing, and the
 /// refresh's one write is the promotion it already made.
@@ -261,7 +182,15 @@ async fn get_session_and_listing_write_nothing(h: Harness) {
             // Blacklisting without a change feed: every `get_session` reads
             // the row.
             |b| b.with_blacklisting(true).with_change_feed(None),
-            move |inner| Arc::new(CountWrites { inner, writes: w }),
+            // Counts the calls that write session rows.
+            move |inner| {
+                Intercepted::wrap(inner, move |call| {
+                    if call.writes_sessions() {
+                        w.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(())
+                })
+            },
         )
         .await;
     let mut b = login_with(

@@ -16,13 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use serde_json::json;
-use tessera::{
-    Change, ChangeFeedSettings, Error, ExpiryCutoff, NewSession, Promotion, RotationDecision,
-    SessionManager, SessionRow, SessionSummary, SigningKeys, Store, StoreError, StoreResult,
-    StoredKey, UserId,
-};
+use tessera::{ChangeFeedSettings, Error, SessionManager, StoreError, UserId};
+use tessera_testkit::intercept::{Intercepted, StoreCall};
 
 use crate::support::*;
 
@@ -135,83 +131,6 @@ async fn revoke_all_reaches_every_instance_within_the_bound(h: Harness) {
     verify(&b, &mut dave).await.unwrap();
 }
 
-/// A store that forwards everything to a real one, except that reading the
-/// change log fails while `log_down` is set, and that counts the database's
-/// blacklisting answers (`session_is_live`).
-struct Switched {
-    inner: Arc<dyn Store>,
-    log_down: Arc<AtomicBool>,
-    liveness_asked: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl Store for Switched {
-    async fn insert_session(&self, s: &NewSession<'_>) -> StoreResult<()> {
-        self.inner.insert_session(s).await
-    }
-    async fn load_session(&self, h: &str) -> StoreResult<Option<SessionRow>> {
-        self.inner.load_session(h).await
-    }
-    async fn session_is_live(&self, h: &str, now: i64) -> StoreResult<bool> {
-        self.liveness_asked.fetch_add(1, Ordering::SeqCst);
-        self.inner.session_is_live(h, now).await
-    }
-    async fn compare_and_set_refresh_hash(&self, p: &Promotion<'_>, now: i64) -> StoreResult<bool> {
-        self.inner.compare_and_set_refresh_hash(p, now).await
-    }
-    async fn delete_session(&self, h: &str) -> StoreResult<bool> {
-        self.inner.delete_session(h).await
-    }
-    async fn delete_sessions_for_user(&self, u: &UserId) -> StoreResult<u64> {
-        self.inner.delete_sessions_for_user(u).await
-    }
-    async fn session_handles_for_user(&self, u: &UserId) -> StoreResult<Vec<String>> {
-        self.inner.session_handles_for_user(u).await
-    }
-    async fn sessions_for_user(&self, u: &UserId, now: i64) -> StoreResult<Vec<SessionSummary>> {
-        self.inner.sessions_for_user(u, now).await
-    }
-    async fn get_session_info(&self, h: &str, now: i64) -> StoreResult<Option<String>> {
-        self.inner.get_session_info(h, now).await
-    }
-    async fn update_session_info(&self, h: &str, info: &str, now: i64) -> StoreResult<bool> {
-        self.inner.update_session_info(h, info, now).await
-    }
-    async fn delete_expired_sessions(&self, c: ExpiryCutoff, batch: u32) -> StoreResult<u64> {
-        self.inner.delete_expired_sessions(c, batch).await
-    }
-    async fn count_expired_sessions(&self, c: ExpiryCutoff) -> StoreResult<u64> {
-        self.inner.count_expired_sessions(c).await
-    }
-    async fn refresh_token_key(&self, c: &StoredKey) -> StoreResult<StoredKey> {
-        self.inner.refresh_token_key(c).await
-    }
-    async fn signing_keys(
-        &self,
-        c: &StoredKey,
-        decide: RotationDecision<'_>,
-    ) -> StoreResult<SigningKeys> {
-        self.inner.signing_keys(c, decide).await
-    }
-    fn keeps_change_log(&self) -> bool {
-        self.inner.keeps_change_log()
-    }
-    async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Change>> {
-        if self.log_down.load(Ordering::SeqCst) {
-            return Err(StoreError::new(
-                "the change log is switched off by the test",
-            ));
-        }
-        self.inner.changes_after(after, limit).await
-    }
-    async fn prune_changes(&self, older_than: Duration) -> StoreResult<u64> {
-        self.inner.prune_changes(older_than).await
-    }
-    fn change_hint(&self) -> Option<Arc<tokio::sync::Notify>> {
-        self.inner.change_hint()
-    }
-}
-
 struct Switches {
     log_down: Arc<AtomicBool>,
     liveness_asked: Arc<AtomicUsize>,
@@ -229,11 +148,18 @@ async fn switched_manager_with(
     let liveness_asked = Arc::new(AtomicUsize::new(0));
     let (d, l) = (log_down.clone(), liveness_asked.clone());
     let m = h
+        // Reading the change log fails while `log_down` is set; the
+        // database's blacklisting answers (`session_is_live`) are counted.
         .wrapped_manager(config, move |inner| {
-            Arc::new(Switched {
-                inner,
-                log_down: d,
-                liveness_asked: l,
+            Intercepted::wrap(inner, move |call| match call {
+                StoreCall::ChangesAfter if d.load(Ordering::SeqCst) => Err(StoreError::new(
+                    "the change log is switched off by the test",
+                )),
+                StoreCall::SessionIsLive => {
+                    l.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+                _ => Ok(()),
             })
         })
         .await;

@@ -13,14 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use http::header::HeaderMap;
 use serde_json::json;
-use tessera::{
-    Change, ConfigBuilder, Error, ExpiryCutoff, NewSession, Promotion, RotationDecision,
-    SessionEnd, SessionManager, SessionRow, SessionSummary, SigningKeys, Store, StoreError,
-    StoreResult, StoredKey, UserId,
-};
+use tessera::{ConfigBuilder, Error, SessionEnd, SessionManager, StoreError};
+use tessera_testkit::intercept::{Intercepted, StoreCall};
 
 use crate::support::*;
 
@@ -190,74 +186,6 @@ async fn absolute_lifetime_is_reported_first(h: Harness) {
     assert_ended(&m, &b, &handle, SessionEnd::AbsoluteLifetime).await;
 }
 
-/// A store whose `delete_session` fails while `down` is set.
-struct DeleteDown {
-    inner: Arc<dyn Store>,
-    down: Arc<AtomicBool>,
-}
-
-#[async_trait]
-impl Store for DeleteDown {
-    async fn insert_session(&self, s: &NewSession<'_>) -> StoreResult<()> {
-        self.inner.insert_session(s).await
-    }
-    async fn load_session(&self, h: &str) -> StoreResult<Option<SessionRow>> {
-        self.inner.load_session(h).await
-    }
-    async fn session_is_live(&self, h: &str, now: i64) -> StoreResult<bool> {
-        self.inner.session_is_live(h, now).await
-    }
-    async fn compare_and_set_refresh_hash(&self, p: &Promotion<'_>, now: i64) -> StoreResult<bool> {
-        self.inner.compare_and_set_refresh_hash(p, now).await
-    }
-    async fn delete_session(&self, h: &str) -> StoreResult<bool> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::new("delete switched off by the test"));
-        }
-        self.inner.delete_session(h).await
-    }
-    async fn delete_sessions_for_user(&self, u: &UserId) -> StoreResult<u64> {
-        self.inner.delete_sessions_for_user(u).await
-    }
-    async fn session_handles_for_user(&self, u: &UserId) -> StoreResult<Vec<String>> {
-        self.inner.session_handles_for_user(u).await
-    }
-    async fn sessions_for_user(&self, u: &UserId, now: i64) -> StoreResult<Vec<SessionSummary>> {
-        self.inner.sessions_for_user(u, now).await
-    }
-    async fn get_session_info(&self, h: &str, now: i64) -> StoreResult<Option<String>> {
-        self.inner.get_session_info(h, now).await
-    }
-    async fn update_session_info(&self, h: &str, info: &str, now: i64) -> StoreResult<bool> {
-        self.inner.update_session_info(h, info, now).await
-    }
-    async fn delete_expired_sessions(&self, c: ExpiryCutoff, batch: u32) -> StoreResult<u64> {
-        self.inner.delete_expired_sessions(c, batch).await
-    }
-    async fn count_expired_sessions(&self, c: ExpiryCutoff) -> StoreResult<u64> {
-        self.inner.count_expired_sessions(c).await
-    }
-    async fn refresh_token_key(&self, c: &StoredKey) -> StoreResult<StoredKey> {
-        self.inner.refresh_token_key(c).await
-    }
-    async fn signing_keys(
-        &self,
-        c: &StoredKey,
-        decide: RotationDecision<'_>,
-    ) -> StoreResult<SigningKeys> {
-        self.inner.signing_keys(c, decide).await
-    }
-    fn keeps_change_log(&self) -> bool {
-        self.inner.keeps_change_log()
-    }
-    async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Change>> {
-        self.inner.changes_after(after, limit).await
-    }
-    async fn prune_changes(&self, older_than: Duration) -> StoreResult<u64> {
-        self.inner.prune_changes(older_than).await
-    }
-}
-
 /// The row cannot be deleted (the database fails): a retryable General
 /// error, the response untouched (no cleared cookies, no new tokens), the
 /// row still there; once the database is back the same refresh ends it.
@@ -265,7 +193,15 @@ async fn a_failing_delete_changes_nothing(h: Harness) {
     let down = Arc::new(AtomicBool::new(false));
     let d = down.clone();
     let m = h
-        .wrapped_manager(idle, move |inner| Arc::new(DeleteDown { inner, down: d }))
+        // `delete_session` fails while `down` is set.
+        .wrapped_manager(idle, move |inner| {
+            Intercepted::wrap(inner, move |call| match call {
+                StoreCall::DeleteSession if d.load(Ordering::SeqCst) => {
+                    Err(StoreError::new("delete switched off by the test"))
+                }
+                _ => Ok(()),
+            })
+        })
         .await;
     let mut b = login(&m, "fault1", json!(null)).await;
     let handle = handle_of(&m, &mut b).await;
