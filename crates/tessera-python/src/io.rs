@@ -31,9 +31,11 @@ pub(crate) struct RequestValues {
     /// keeps one value per name, so two cookies of one name (cookie tossing
     /// from a sibling subdomain) can only be seen here.
     cookie_header: Option<String>,
-    /// Whether the header carries two different copies of one of these two
-    /// cookies, when the Django-parsing fast path read them (it judges that
-    /// in the same pass); `None` when the values came from `COOKIES`.
+    /// When the Django-parsing fast path read the cookies: the two names it
+    /// read and whether the header carries two different copies of one of
+    /// them (judged in the same pass, under the same size cap as the scan in
+    /// `has_conflicting_cookies`); `None` when the values came from
+    /// `COOKIES`.
     fast_conflict: Option<([&'static str; 2], bool)>,
     /// `Authorization` (`META["HTTP_AUTHORIZATION"]`), read only when the
     /// configuration allows the current SDK's header mode (a bearer token).
@@ -315,17 +317,12 @@ impl RequestSource for RequestValues {
 
     /// Two cookies of one of `names` with different values in the raw
     /// `Cookie` header (Django's `COOKIES` would silently keep one of them).
-    /// Values are still read from `COOKIES`; this is only an extra scan.
+    /// The fast path has answered this while reading the values; otherwise
+    /// (values from `COOKIES`) it is an extra scan.
     fn has_conflicting_cookies(&self, names: &[&str]) -> bool {
         if let Some((parsed, conflict)) = self.fast_conflict {
             if names == parsed {
-                // The same cap as the scan below: the answer must not depend
-                // on which path read the cookies.
-                return conflict
-                    && self
-                        .cookie_header
-                        .as_deref()
-                        .is_some_and(|h| h.len() <= MAX_COOKIE_HEADER_LEN);
+                return conflict;
             }
         }
         self.cookie_header.as_deref().is_some_and(|header| {
